@@ -1,0 +1,32 @@
+//! Decode errors of the protocol layer.
+
+use thiserror::Error;
+
+/// Why a frame, payload or packet could not be decoded.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("empty packet")]
+    Empty,
+    #[error("unknown engine.io packet type {0:?}")]
+    UnknownEngineType(char),
+    #[error("unknown socket.io packet type {0:?}")]
+    UnknownSocketType(char),
+    #[error("invalid base64 in binary packet")]
+    Base64,
+    #[error("packet is not valid UTF-8")]
+    Utf8,
+    #[error("illegal attachments")]
+    IllegalAttachments,
+    #[error("invalid namespace")]
+    InvalidNamespace,
+    #[error("invalid ack id")]
+    InvalidAckId,
+    #[error("invalid JSON payload: {0}")]
+    Json(String),
+    #[error("invalid payload for packet type")]
+    InvalidPayload,
+    #[error("unexpected binary attachment")]
+    UnexpectedBinary,
+    #[error("too many attachments")]
+    TooManyAttachments,
+}

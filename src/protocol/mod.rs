@@ -1,0 +1,11 @@
+//! Pure protocol layer: Engine.IO v4 and Socket.IO v5 packet codecs.
+//!
+//! Nothing here performs I/O or knows about actix; every function takes bytes or strings
+//! and returns typed packets (or a typed [`DecodeError`]). This keeps the decoders fuzzable
+//! and unit-testable against the examples of the official protocol documents.
+
+pub mod engine;
+pub mod error;
+pub mod socket;
+
+pub use error::DecodeError;

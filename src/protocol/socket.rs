@@ -1,0 +1,426 @@
+//! Socket.IO v5 packets: `<type>[<attachments>-][<nsp>,][<ack id>][JSON]`.
+//!
+//! Decoding follows the reference parser's rules (packet types 0-6, payload shape per type,
+//! reserved event names refused); binary packets are reassembled from the binary messages
+//! that follow them by [`Reassembler`]. Binary arguments stay *deconstructed*: the JSON keeps
+//! its `{"_placeholder":true,"num":N}` objects and the buffers travel beside it, so a binary
+//! event can be re-emitted without rebuilding anything.
+//! Pure: no I/O, no actix.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
+
+use super::engine::{kind as eio, Frame};
+use super::DecodeError;
+
+/// Upper bound on attachments announced by one packet.
+pub const MAX_ATTACHMENTS: usize = 10_000;
+
+/// Event names a client may not emit.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    Connect = 0,
+    Disconnect = 1,
+    Event = 2,
+    Ack = 3,
+    ConnectError = 4,
+    BinaryEvent = 5,
+    BinaryAck = 6,
+}
+
+impl PacketKind {
+    fn from_char(c: char) -> Result<PacketKind, DecodeError> {
+        Ok(match c {
+            '0' => PacketKind::Connect,
+            '1' => PacketKind::Disconnect,
+            '2' => PacketKind::Event,
+            '3' => PacketKind::Ack,
+            '4' => PacketKind::ConnectError,
+            '5' => PacketKind::BinaryEvent,
+            '6' => PacketKind::BinaryAck,
+            other => return Err(DecodeError::UnknownSocketType(other)),
+        })
+    }
+
+    fn digit(self) -> u8 {
+        b'0' + self as u8
+    }
+
+    fn is_binary(self) -> bool {
+        matches!(self, PacketKind::BinaryEvent | PacketKind::BinaryAck)
+    }
+}
+
+/// A decoded Socket.IO packet. `data` keeps placeholders for binary attachments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub kind: PacketKind,
+    pub nsp: String,
+    pub id: Option<u64>,
+    pub data: Option<Value>,
+    pub attachments: usize,
+}
+
+/// Decodes the text of one Socket.IO packet (the data of an Engine.IO message).
+pub fn decode(s: &str) -> Result<Packet, DecodeError> {
+    let mut rest = s;
+    let first = rest.chars().next().ok_or(DecodeError::Empty)?;
+    let kind = PacketKind::from_char(first)?;
+    rest = &rest[1..];
+
+    let mut attachments = 0usize;
+    if kind.is_binary() {
+        let dash = rest.find('-').ok_or(DecodeError::IllegalAttachments)?;
+        let num = &rest[..dash];
+        if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DecodeError::IllegalAttachments);
+        }
+        attachments = num.parse().map_err(|_| DecodeError::TooManyAttachments)?;
+        if attachments > MAX_ATTACHMENTS {
+            return Err(DecodeError::TooManyAttachments);
+        }
+        rest = &rest[dash + 1..];
+    }
+
+    let mut nsp = String::from("/");
+    if rest.starts_with('/') {
+        match rest.find(',') {
+            Some(comma) => {
+                nsp = rest[..comma].to_owned();
+                rest = &rest[comma + 1..];
+            }
+            None => {
+                nsp = rest.to_owned();
+                rest = "";
+            }
+        }
+    }
+
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let id = if digits > 0 {
+        let id = rest[..digits]
+            .parse::<u64>()
+            .map_err(|_| DecodeError::InvalidAckId)?;
+        rest = &rest[digits..];
+        Some(id)
+    } else {
+        None
+    };
+
+    let data = if rest.is_empty() {
+        None
+    } else {
+        let v: Value = serde_json::from_str(rest).map_err(|e| DecodeError::Json(e.to_string()))?;
+        Some(v)
+    };
+
+    if !payload_valid(kind, data.as_ref()) {
+        return Err(DecodeError::InvalidPayload);
+    }
+    Ok(Packet {
+        kind,
+        nsp,
+        id,
+        data,
+        attachments,
+    })
+}
+
+fn payload_valid(kind: PacketKind, data: Option<&Value>) -> bool {
+    match kind {
+        PacketKind::Connect => matches!(data, None | Some(Value::Object(_))),
+        PacketKind::Disconnect => data.is_none(),
+        PacketKind::ConnectError => matches!(data, Some(Value::String(_) | Value::Object(_))),
+        PacketKind::Event | PacketKind::BinaryEvent => match data {
+            Some(Value::Array(a)) => match a.first() {
+                Some(Value::Number(_)) => true,
+                Some(Value::String(name)) => !RESERVED_EVENTS.contains(&name.as_str()),
+                _ => false,
+            },
+            _ => false,
+        },
+        PacketKind::Ack | PacketKind::BinaryAck => matches!(data, Some(Value::Array(_))),
+    }
+}
+
+/// Checks that every placeholder in `v` points at one of `count` attachments.
+pub fn placeholders_valid(v: &Value, count: usize) -> bool {
+    match v {
+        Value::Array(a) => a.iter().all(|x| placeholders_valid(x, count)),
+        Value::Object(o) => {
+            if o.get("_placeholder") == Some(&Value::Bool(true)) {
+                return match o.get("num").and_then(Value::as_u64) {
+                    Some(n) => (n as usize) < count,
+                    None => false,
+                };
+            }
+            o.values().all(|x| placeholders_valid(x, count))
+        }
+        _ => true,
+    }
+}
+
+/// The JSON placeholder for attachment `num`.
+pub fn placeholder(num: usize) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("_placeholder".into(), Value::Bool(true));
+    m.insert("num".into(), Value::from(num));
+    Value::Object(m)
+}
+
+/// A packet with its binary attachments gathered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Complete {
+    pub packet: Packet,
+    pub attachments: Vec<Bytes>,
+}
+
+/// Gathers a binary packet and the binary messages that follow it.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    pending: Option<Complete>,
+}
+
+impl Reassembler {
+    /// True while binary attachments are awaited.
+    pub fn is_waiting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Feeds a text message. A binary packet with attachments returns `None` until they came.
+    pub fn push_text(&mut self, s: &str) -> Result<Option<Complete>, DecodeError> {
+        if self.pending.is_some() {
+            self.pending = None;
+            return Err(DecodeError::IllegalAttachments);
+        }
+        let packet = decode(s)?;
+        if packet.attachments > 0 {
+            self.pending = Some(Complete {
+                attachments: Vec::with_capacity(packet.attachments.min(16)),
+                packet,
+            });
+            return Ok(None);
+        }
+        Ok(Some(Complete {
+            packet,
+            attachments: Vec::new(),
+        }))
+    }
+
+    /// Feeds a binary message.
+    pub fn push_binary(&mut self, b: Bytes) -> Result<Option<Complete>, DecodeError> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(DecodeError::UnexpectedBinary);
+        };
+        p.attachments.push(b);
+        if p.attachments.len() < p.packet.attachments {
+            return Ok(None);
+        }
+        let done = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
+        let valid = done
+            .packet
+            .data
+            .as_ref()
+            .is_none_or(|d| placeholders_valid(d, done.attachments.len()));
+        if !valid {
+            return Err(DecodeError::IllegalAttachments);
+        }
+        Ok(Some(done))
+    }
+}
+
+/// Writes the packet header (`4` engine digit included) into `out`.
+fn header(
+    out: &mut BytesMut,
+    kind: PacketKind,
+    nsp: &str,
+    id: Option<u64>,
+    attachments: usize,
+) {
+    out.put_u8(eio::MESSAGE);
+    let kind = match (kind, attachments > 0) {
+        (PacketKind::Event, true) => PacketKind::BinaryEvent,
+        (PacketKind::Ack, true) => PacketKind::BinaryAck,
+        (k, _) => k,
+    };
+    out.put_u8(kind.digit());
+    if kind.is_binary() {
+        out.put_slice(attachments.to_string().as_bytes());
+        out.put_u8(b'-');
+    }
+    if nsp != "/" {
+        out.put_slice(nsp.as_bytes());
+        out.put_u8(b',');
+    }
+    if let Some(id) = id {
+        out.put_slice(id.to_string().as_bytes());
+    }
+}
+
+/// Appends the JSON of `v` to `out`.
+fn json_into(out: &mut BytesMut, v: &impl serde::Serialize) {
+    let mut w = out.writer();
+    // Serializing a `Value` or a string to memory cannot fail.
+    let _ = serde_json::to_writer(&mut w, v);
+}
+
+/// Encodes an EVENT (or BINARY_EVENT when `attachments > 0`) as an Engine.IO text frame:
+/// `[event, ...args, offset?]`.
+pub fn encode_event(
+    nsp: &str,
+    event: &str,
+    args: &[Value],
+    id: Option<u64>,
+    attachments: usize,
+    offset: Option<&str>,
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + event.len() + args.len() * 16);
+    header(&mut out, PacketKind::Event, nsp, id, attachments);
+    out.put_u8(b'[');
+    json_into(&mut out, &event);
+    for a in args {
+        out.put_u8(b',');
+        json_into(&mut out, a);
+    }
+    if let Some(o) = offset {
+        out.put_u8(b',');
+        json_into(&mut out, &o);
+    }
+    out.put_u8(b']');
+    out.freeze()
+}
+
+/// Encodes an ACK (or BINARY_ACK) as an Engine.IO text frame.
+pub fn encode_ack(nsp: &str, id: u64, args: &[Value], attachments: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(16 + args.len() * 16);
+    header(&mut out, PacketKind::Ack, nsp, Some(id), attachments);
+    json_into(&mut out, &args);
+    out.freeze()
+}
+
+/// Encodes a CONNECT answer, a CONNECT_ERROR or a DISCONNECT as an Engine.IO text frame.
+pub fn encode_control(kind: PacketKind, nsp: &str, data: Option<&Value>) -> Frame {
+    let mut out = BytesMut::with_capacity(64);
+    header(&mut out, kind, nsp, None, 0);
+    if let Some(d) = data {
+        json_into(&mut out, d);
+    }
+    Frame::Text(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // Examples from the Socket.IO v5 protocol document.
+    #[test]
+    fn decodes_spec_examples() {
+        let p = decode("0").unwrap();
+        assert_eq!((p.kind, p.nsp.as_str(), p.data), (PacketKind::Connect, "/", None));
+
+        let p = decode("0/admin,{\"token\":\"123\"}").unwrap();
+        assert_eq!(p.nsp, "/admin");
+        assert_eq!(p.data, Some(json!({"token":"123"})));
+
+        let p = decode("1/admin,").unwrap();
+        assert_eq!((p.kind, p.nsp.as_str()), (PacketKind::Disconnect, "/admin"));
+
+        let p = decode("2[\"foo\"]").unwrap();
+        assert_eq!((p.kind, p.id), (PacketKind::Event, None));
+
+        let p = decode("2/admin,12[\"bar\"]").unwrap();
+        assert_eq!((p.nsp.as_str(), p.id), ("/admin", Some(12)));
+
+        let p = decode("3/admin,13[\"bar\"]").unwrap();
+        assert_eq!((p.kind, p.id), (PacketKind::Ack, Some(13)));
+
+        let p = decode("51-[\"baz\",{\"_placeholder\":true,\"num\":0}]").unwrap();
+        assert_eq!((p.kind, p.attachments), (PacketKind::BinaryEvent, 1));
+
+        let p = decode("61-/admin,15[{\"_placeholder\":true,\"num\":0}]").unwrap();
+        assert_eq!((p.kind, p.id, p.attachments), (PacketKind::BinaryAck, Some(15), 1));
+
+        let p = decode("4{\"message\":\"Not authorized\"}").unwrap();
+        assert_eq!(p.kind, PacketKind::ConnectError);
+
+        let p = decode("0/admin").unwrap();
+        assert_eq!((p.nsp.as_str(), p.data), ("/admin", None));
+    }
+
+    #[test]
+    fn rejects_bad_packets() {
+        assert_eq!(decode(""), Err(DecodeError::Empty));
+        assert_eq!(decode("7"), Err(DecodeError::UnknownSocketType('7')));
+        assert!(matches!(decode("2[\"a\""), Err(DecodeError::Json(_))));
+        assert_eq!(decode("2{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2[]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2[\"connect\"]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2[null]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("0[]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("1{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("3{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("4"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("5x-[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("5[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("599999999-[\"a\"]"), Err(DecodeError::TooManyAttachments));
+        assert_eq!(decode("299999999999999999999999[\"a\"]"), Err(DecodeError::InvalidAckId));
+        // numbers are allowed as event names by the reference parser
+        assert!(decode("2[1,2]").is_ok());
+    }
+
+    #[test]
+    fn reassembles_binary() {
+        let mut r = Reassembler::default();
+        assert_eq!(
+            r.push_text("52-[\"hello\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]"),
+            Ok(None)
+        );
+        assert!(r.is_waiting());
+        assert_eq!(r.push_binary(Bytes::from_static(b"a")), Ok(None));
+        let c = r.push_binary(Bytes::from_static(b"b")).unwrap().unwrap();
+        assert_eq!(c.attachments.len(), 2);
+        assert!(!r.is_waiting());
+        assert_eq!(
+            r.push_binary(Bytes::from_static(b"c")),
+            Err(DecodeError::UnexpectedBinary)
+        );
+        // placeholder pointing past the attachments
+        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":3}]").unwrap();
+        assert_eq!(
+            r.push_binary(Bytes::from_static(b"a")),
+            Err(DecodeError::IllegalAttachments)
+        );
+        // text while waiting for attachments
+        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":0}]").unwrap();
+        assert_eq!(r.push_text("2[\"y\"]"), Err(DecodeError::IllegalAttachments));
+    }
+
+    #[test]
+    fn encodes_packets() {
+        let f = encode_event("/", "hello", &[json!(1), json!({"b":2,"a":1})], None, 0, None);
+        assert_eq!(&f[..], b"42[\"hello\",1,{\"b\":2,\"a\":1}]");
+        let f = encode_event("/admin", "x", &[], Some(7), 0, Some("o1"));
+        assert_eq!(&f[..], b"42/admin,7[\"x\",\"o1\"]");
+        let f = encode_event("/", "bin", &[placeholder(0)], None, 1, None);
+        assert_eq!(&f[..], b"451-[\"bin\",{\"_placeholder\":true,\"num\":0}]");
+        assert_eq!(&encode_ack("/", 3, &[json!("ok")], 0)[..], b"433[\"ok\"]");
+        assert_eq!(
+            encode_control(PacketKind::Connect, "/", Some(&json!({"sid":"abc"}))),
+            Frame::Text(Bytes::from_static(b"40{\"sid\":\"abc\"}"))
+        );
+        assert_eq!(
+            encode_control(PacketKind::Disconnect, "/admin", None),
+            Frame::Text(Bytes::from_static(b"41/admin,"))
+        );
+    }
+}
