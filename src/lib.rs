@@ -1,1 +1,163 @@
+//! A Socket.IO v4-compatible realtime server on actix.
+//!
+//! Module map, from the wire up:
+//! - [`protocol`]: pure Engine.IO / Socket.IO codecs (no I/O).
+//! - [`transport`]: HTTP long-polling and WebSocket on actix-web.
+//! - [`actors`]: `WsSession` per connection, `RoomActor` per room, the `ServerActor` registry.
+//! - [`socketio`]: the API applications build on (namespaces, handlers, broadcasts).
+//! - [`config`]: layered configuration.
+//!
+//! [`Server::run`] takes an already-bound listener, so tests and benchmarks start the real
+//! server on port 0.
+
+pub mod actors;
+pub mod config;
 pub mod protocol;
+pub mod socketio;
+pub mod transport;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+pub use actors::session::{EngineHandler, EngineMessage};
+pub use config::Config;
+pub use socketio::SocketIo;
+
+use actors::messages::{GetStats, Shutdown};
+use actors::ServerActor;
+
+/// What a mount point serves.
+#[derive(Clone)]
+pub enum Service {
+    /// Socket.IO over Engine.IO.
+    SocketIo(Arc<SocketIo>),
+    /// A bare Engine.IO server.
+    Engine(Arc<dyn EngineHandler>),
+}
+
+/// One Engine.IO endpoint (a path) and what it serves.
+pub struct Mount {
+    pub(crate) id: u32,
+    pub(crate) path: String,
+    pub(crate) config: Arc<Config>,
+    pub(crate) server: Addr<ServerActor>,
+    pub(crate) service: Service,
+}
+
+/// The server: configuration plus its mount points.
+pub struct Server {
+    config: Config,
+    mounts: Vec<(String, Service)>,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            mounts: Vec::new(),
+        }
+    }
+
+    /// Serves Socket.IO at `path` (usually `/socket.io/`).
+    pub fn socket_io(mut self, path: &str, io: SocketIo) -> Self {
+        self.mounts
+            .push((path.to_owned(), Service::SocketIo(Arc::new(io))));
+        self
+    }
+
+    /// Serves a bare Engine.IO application at `path`.
+    pub fn engine_io(mut self, path: &str, handler: impl EngineHandler) -> Self {
+        self.mounts
+            .push((path.to_owned(), Service::Engine(Arc::new(handler))));
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then closes every session with
+    /// `server shutting down` and stops. Must run inside an actix system.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let config = Arc::new(self.config);
+        let server = ServerActor::new(config.recovery.clone()).start();
+        let mounts: Vec<Arc<Mount>> = self
+            .mounts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (path, service))| {
+                Arc::new(Mount {
+                    id: i as u32,
+                    path,
+                    config: config.clone(),
+                    server: server.clone(),
+                    service,
+                })
+            })
+            .collect();
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let cfg = config.clone();
+        let stats_server = server.clone();
+        let http = HttpServer::new(move || {
+            let mut app = App::new()
+                .wrap(cors(&cfg))
+                .app_data(web::Data::new(stats_server.clone()))
+                .route("/healthz", web::get().to(healthz));
+            for m in &mounts {
+                let data = web::Data::from(m.clone());
+                app = app.service(
+                    web::resource(m.path.as_str())
+                        .app_data(data)
+                        .default_service(web::to(transport::endpoint)),
+                );
+            }
+            app
+        })
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+        let handle = http.handle();
+        let http = actix_web::rt::spawn(http);
+        shutdown.await;
+        log::info!("shutting down");
+        let _ = server.send(Shutdown).await;
+        // Let the close packets reach the clients.
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        handle.stop(true).await;
+        let _ = http.await;
+        Ok(())
+    }
+}
+
+fn cors(cfg: &Config) -> actix_cors::Cors {
+    let mut c = actix_cors::Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .supports_credentials()
+        .max_age(3600);
+    if cfg.cors.origins.iter().any(|o| o == "*") {
+        c = c.allow_any_origin();
+    } else {
+        for o in &cfg.cors.origins {
+            c = c.allowed_origin(o);
+        }
+    }
+    c
+}
+
+async fn healthz(server: web::Data<Addr<ServerActor>>) -> HttpResponse {
+    match server.send(GetStats).await {
+        Ok(stats) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "stats": stats})),
+        Err(_) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "down"})),
+    }
+}

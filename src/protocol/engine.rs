@@ -166,7 +166,10 @@ mod tests {
     // Examples from the Engine.IO v4 protocol document.
     #[test]
     fn decodes_spec_packets() {
-        assert_eq!(decode_text("4hello").unwrap(), Packet::Message("hello".into()));
+        assert_eq!(
+            decode_text("4hello").unwrap(),
+            Packet::Message("hello".into())
+        );
         assert_eq!(decode_text("2probe").unwrap(), Packet::Ping("probe".into()));
         assert_eq!(decode_text("3probe").unwrap(), Packet::Pong("probe".into()));
         assert_eq!(decode_text("2").unwrap(), Packet::Ping(String::new()));
@@ -204,13 +207,22 @@ mod tests {
             Frame::bare(kind::PING),
             Frame::Binary(Bytes::from_static(&[1, 2, 3, 4])),
         ];
-        assert_eq!(&encode_payload(frames.iter())[..], b"4hello\x1e2\x1ebAQIDBA==");
+        assert_eq!(
+            &encode_payload(frames.iter())[..],
+            b"4hello\x1e2\x1ebAQIDBA=="
+        );
     }
 
     #[test]
     fn open_packet_has_node_key_order() {
         assert_eq!(
-            open_json("lv_VI97HAXpY6yYWAAAC", &["websocket"], 25000, 20000, 1000000),
+            open_json(
+                "lv_VI97HAXpY6yYWAAAC",
+                &["websocket"],
+                25000,
+                20000,
+                1000000
+            ),
             r#"{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
         );
     }

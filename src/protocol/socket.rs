@@ -239,13 +239,7 @@ impl Reassembler {
 }
 
 /// Writes the packet header (`4` engine digit included) into `out`.
-fn header(
-    out: &mut BytesMut,
-    kind: PacketKind,
-    nsp: &str,
-    id: Option<u64>,
-    attachments: usize,
-) {
+fn header(out: &mut BytesMut, kind: PacketKind, nsp: &str, id: Option<u64>, attachments: usize) {
     out.put_u8(eio::MESSAGE);
     let kind = match (kind, attachments > 0) {
         (PacketKind::Event, true) => PacketKind::BinaryEvent,
@@ -326,7 +320,10 @@ mod tests {
     #[test]
     fn decodes_spec_examples() {
         let p = decode("0").unwrap();
-        assert_eq!((p.kind, p.nsp.as_str(), p.data), (PacketKind::Connect, "/", None));
+        assert_eq!(
+            (p.kind, p.nsp.as_str(), p.data),
+            (PacketKind::Connect, "/", None)
+        );
 
         let p = decode("0/admin,{\"token\":\"123\"}").unwrap();
         assert_eq!(p.nsp, "/admin");
@@ -348,7 +345,10 @@ mod tests {
         assert_eq!((p.kind, p.attachments), (PacketKind::BinaryEvent, 1));
 
         let p = decode("61-/admin,15[{\"_placeholder\":true,\"num\":0}]").unwrap();
-        assert_eq!((p.kind, p.id, p.attachments), (PacketKind::BinaryAck, Some(15), 1));
+        assert_eq!(
+            (p.kind, p.id, p.attachments),
+            (PacketKind::BinaryAck, Some(15), 1)
+        );
 
         let p = decode("4{\"message\":\"Not authorized\"}").unwrap();
         assert_eq!(p.kind, PacketKind::ConnectError);
@@ -372,8 +372,14 @@ mod tests {
         assert_eq!(decode("4"), Err(DecodeError::InvalidPayload));
         assert_eq!(decode("5x-[\"a\"]"), Err(DecodeError::IllegalAttachments));
         assert_eq!(decode("5[\"a\"]"), Err(DecodeError::IllegalAttachments));
-        assert_eq!(decode("599999999-[\"a\"]"), Err(DecodeError::TooManyAttachments));
-        assert_eq!(decode("299999999999999999999999[\"a\"]"), Err(DecodeError::InvalidAckId));
+        assert_eq!(
+            decode("599999999-[\"a\"]"),
+            Err(DecodeError::TooManyAttachments)
+        );
+        assert_eq!(
+            decode("299999999999999999999999[\"a\"]"),
+            Err(DecodeError::InvalidAckId)
+        );
         // numbers are allowed as event names by the reference parser
         assert!(decode("2[1,2]").is_ok());
     }
@@ -395,19 +401,31 @@ mod tests {
             Err(DecodeError::UnexpectedBinary)
         );
         // placeholder pointing past the attachments
-        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":3}]").unwrap();
+        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":3}]")
+            .unwrap();
         assert_eq!(
             r.push_binary(Bytes::from_static(b"a")),
             Err(DecodeError::IllegalAttachments)
         );
         // text while waiting for attachments
-        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":0}]").unwrap();
-        assert_eq!(r.push_text("2[\"y\"]"), Err(DecodeError::IllegalAttachments));
+        r.push_text("51-[\"x\",{\"_placeholder\":true,\"num\":0}]")
+            .unwrap();
+        assert_eq!(
+            r.push_text("2[\"y\"]"),
+            Err(DecodeError::IllegalAttachments)
+        );
     }
 
     #[test]
     fn encodes_packets() {
-        let f = encode_event("/", "hello", &[json!(1), json!({"b":2,"a":1})], None, 0, None);
+        let f = encode_event(
+            "/",
+            "hello",
+            &[json!(1), json!({"b":2,"a":1})],
+            None,
+            0,
+            None,
+        );
         assert_eq!(&f[..], b"42[\"hello\",1,{\"b\":2,\"a\":1}]");
         let f = encode_event("/admin", "x", &[], Some(7), 0, Some("o1"));
         assert_eq!(&f[..], b"42/admin,7[\"x\",\"o1\"]");

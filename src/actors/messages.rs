@@ -1,0 +1,181 @@
+//! Messages between actors. Commands are imperative (`JoinRooms`), reports past tense
+//! (`SessionClosed`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Addr, Message};
+use serde_json::Value;
+
+use super::session::WsSession;
+use crate::protocol::engine::Frame;
+use crate::socketio::SocketData;
+
+/// A room name.
+pub type Room = Arc<str>;
+
+/// An encoded packet shared by every recipient of one broadcast: encoded once, cloned as
+/// reference-counted bytes.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Unique per broadcast; lets a socket reached through several rooms get it once.
+    pub id: u64,
+    pub nsp: Arc<str>,
+    /// The text frame, then its binary attachments.
+    pub frames: Vec<Frame>,
+    /// Sockets in any of these rooms (or with one of these ids) do not get it.
+    pub except_rooms: Vec<Room>,
+    /// True when it targets several rooms, so duplicates must be filtered.
+    pub multi: bool,
+}
+
+/// Hands a broadcast packet to one socket of a session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub key: u64,
+    pub packet: Arc<Outgoing>,
+}
+
+/// An Engine.IO session started.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    pub sid: Arc<str>,
+    pub mount: u32,
+    pub addr: Addr<WsSession>,
+}
+
+/// An Engine.IO session ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub sid: Arc<str>,
+}
+
+/// Finds the session of a polling request or an upgrade.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<WsSession>>")]
+pub struct LookupSession {
+    pub sid: String,
+    pub mount: u32,
+}
+
+/// A socket joined a namespace.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SocketConnected {
+    pub nsp: Arc<str>,
+    pub id: Arc<str>,
+    pub key: u64,
+    pub addr: Addr<WsSession>,
+}
+
+/// A socket left its namespace; `persist` keeps its state for connection state recovery.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SocketDisconnected {
+    pub nsp: Arc<str>,
+    pub id: Arc<str>,
+    pub key: u64,
+    pub rooms: Vec<Room>,
+    pub persist: Option<PersistedSocket>,
+}
+
+/// What recovery keeps of a disconnected socket.
+pub struct PersistedSocket {
+    pub pid: Arc<str>,
+    pub id: Arc<str>,
+    pub rooms: Vec<Room>,
+    pub data: SocketData,
+    pub at: Instant,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct JoinRooms {
+    pub nsp: Arc<str>,
+    pub key: u64,
+    pub addr: Addr<WsSession>,
+    pub rooms: Vec<Room>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaveRooms {
+    pub nsp: Arc<str>,
+    pub key: u64,
+    pub rooms: Vec<Room>,
+}
+
+/// Sends a packet to rooms (none: the whole namespace). `offset` is set when the packet is
+/// kept for recovery.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Broadcast {
+    pub rooms: Vec<Room>,
+    pub packet: Arc<Outgoing>,
+    pub offset: Option<Arc<str>>,
+}
+
+/// Looks up a persisted socket for a reconnecting client (`pid`, `offset` from its auth).
+#[derive(Message)]
+#[rtype(result = "Option<Restored>")]
+pub struct RestoreSession {
+    pub nsp: Arc<str>,
+    pub pid: String,
+    pub offset: String,
+}
+
+/// A recovered socket: its id, rooms, data and the packets it missed.
+pub struct Restored {
+    pub pid: Arc<str>,
+    pub id: Arc<str>,
+    pub rooms: Vec<Room>,
+    pub data: SocketData,
+    pub missed: Vec<Vec<Frame>>,
+}
+
+/// Asks every session to close (server shutting down); answers when all were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Shutdown;
+
+/// Counts for stats and tests.
+#[derive(Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub sessions: usize,
+    pub rooms: usize,
+    pub sockets: Value,
+}
+
+/// Room actor: add a member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddMember {
+    pub key: u64,
+    pub addr: Addr<WsSession>,
+}
+
+/// Room actor: remove a member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveMember {
+    pub key: u64,
+}
+
+/// Room actor: deliver to every member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Fanout {
+    pub packet: Arc<Outgoing>,
+}
+
+/// Room actor: no members are left; stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRoom;

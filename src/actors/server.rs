@@ -1,0 +1,299 @@
+//! `ServerActor`: the registry and supervisor. It knows every session (for polling and
+//! upgrade look-ups), every connected socket per namespace, every live room (starting and
+//! stopping `RoomActor`s), keeps the connection-state-recovery store, and drives graceful
+//! shutdown. It routes broadcasts to room actors but never encodes or inspects a packet.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult};
+use serde_json::Value;
+
+use super::messages::*;
+use super::room::RoomActor;
+use super::session::{CloseSession, WsSession};
+use crate::config::RecoveryConfig;
+use crate::protocol::engine::Frame;
+use crate::socketio::reason;
+
+struct RoomEntry {
+    addr: Addr<RoomActor>,
+    members: usize,
+}
+
+/// A broadcast kept for replay to recovering sockets.
+struct StoredPacket {
+    offset: Arc<str>,
+    at: Instant,
+    rooms: Vec<Room>,
+    except_rooms: Vec<Room>,
+    frames: Vec<Frame>,
+}
+
+#[derive(Default)]
+struct NsState {
+    all: Option<Addr<RoomActor>>,
+    sockets: HashMap<Arc<str>, (u64, Addr<WsSession>)>,
+    rooms: HashMap<Room, RoomEntry>,
+    packets: VecDeque<StoredPacket>,
+    persisted: HashMap<Arc<str>, PersistedSocket>,
+}
+
+pub struct ServerActor {
+    sessions: HashMap<Arc<str>, (u32, Addr<WsSession>)>,
+    namespaces: HashMap<Arc<str>, NsState>,
+    recovery: RecoveryConfig,
+}
+
+impl ServerActor {
+    pub fn new(recovery: RecoveryConfig) -> Self {
+        ServerActor {
+            sessions: HashMap::new(),
+            namespaces: HashMap::new(),
+            recovery,
+        }
+    }
+
+    fn ns(&mut self, nsp: &Arc<str>) -> &mut NsState {
+        self.namespaces.entry(nsp.clone()).or_default()
+    }
+
+    fn max_age(&self) -> Duration {
+        Duration::from_millis(self.recovery.max_disconnection_ms)
+    }
+
+    fn prune(&mut self) {
+        let max_age = self.max_age();
+        for ns in self.namespaces.values_mut() {
+            while ns.packets.front().is_some_and(|p| p.at.elapsed() > max_age) {
+                ns.packets.pop_front();
+            }
+            ns.persisted.retain(|_, s| s.at.elapsed() <= max_age);
+        }
+    }
+
+    fn leave(ns: &mut NsState, key: u64, rooms: &[Room]) {
+        for r in rooms {
+            let empty = match ns.rooms.get_mut(r) {
+                Some(e) => {
+                    e.addr.do_send(RemoveMember { key });
+                    e.members = e.members.saturating_sub(1);
+                    e.members == 0
+                }
+                None => false,
+            };
+            if empty {
+                if let Some(e) = ns.rooms.remove(r) {
+                    e.addr.do_send(StopRoom);
+                }
+            }
+        }
+    }
+}
+
+impl Actor for ServerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1 << 16);
+        if self.recovery.enabled {
+            ctx.run_interval(Duration::from_secs(5), |act, _| act.prune());
+        }
+    }
+}
+
+impl Handler<RegisterSession> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: RegisterSession, _: &mut Self::Context) {
+        self.sessions.insert(msg.sid, (msg.mount, msg.addr));
+    }
+}
+
+impl Handler<SessionClosed> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SessionClosed, _: &mut Self::Context) {
+        self.sessions.remove(&msg.sid);
+    }
+}
+
+impl Handler<LookupSession> for ServerActor {
+    type Result = Option<Addr<WsSession>>;
+    fn handle(&mut self, msg: LookupSession, _: &mut Self::Context) -> Self::Result {
+        match self.sessions.get(msg.sid.as_str()) {
+            Some((mount, addr)) if *mount == msg.mount => Some(addr.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Handler<SocketConnected> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SocketConnected, _: &mut Self::Context) {
+        let (nsp, key) = (msg.nsp.clone(), msg.key);
+        let ns = self.ns(&msg.nsp);
+        let all = ns
+            .all
+            .get_or_insert_with(|| RoomActor::new(nsp, Arc::from("")).start());
+        all.do_send(AddMember {
+            key,
+            addr: msg.addr.clone(),
+        });
+        ns.sockets.insert(msg.id, (key, msg.addr));
+    }
+}
+
+impl Handler<SocketDisconnected> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SocketDisconnected, _: &mut Self::Context) {
+        let recovery = self.recovery.enabled;
+        let ns = self.ns(&msg.nsp);
+        if let Some(all) = &ns.all {
+            all.do_send(RemoveMember { key: msg.key });
+        }
+        if ns.sockets.get(&msg.id).is_some_and(|(k, _)| *k == msg.key) {
+            ns.sockets.remove(&msg.id);
+        }
+        Self::leave(ns, msg.key, &msg.rooms);
+        if let (true, Some(p)) = (recovery, msg.persist) {
+            ns.persisted.insert(p.pid.clone(), p);
+        }
+    }
+}
+
+impl Handler<JoinRooms> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: JoinRooms, _: &mut Self::Context) {
+        let nsp = msg.nsp.clone();
+        let ns = self.ns(&msg.nsp);
+        for r in msg.rooms {
+            let e = ns.rooms.entry(r.clone()).or_insert_with(|| RoomEntry {
+                addr: RoomActor::new(nsp.clone(), r).start(),
+                members: 0,
+            });
+            e.members += 1;
+            e.addr.do_send(AddMember {
+                key: msg.key,
+                addr: msg.addr.clone(),
+            });
+        }
+    }
+}
+
+impl Handler<LeaveRooms> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: LeaveRooms, _: &mut Self::Context) {
+        let ns = self.ns(&msg.nsp);
+        Self::leave(ns, msg.key, &msg.rooms);
+    }
+}
+
+impl Handler<Broadcast> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) {
+        let max_packets = self.recovery.max_packets;
+        let max_age = self.max_age();
+        let ns = self.ns(&msg.packet.nsp);
+        if let Some(offset) = msg.offset {
+            ns.packets.push_back(StoredPacket {
+                offset,
+                at: Instant::now(),
+                rooms: msg.rooms.clone(),
+                except_rooms: msg.packet.except_rooms.clone(),
+                frames: msg.packet.frames.clone(),
+            });
+            while ns.packets.len() > max_packets
+                || ns.packets.front().is_some_and(|p| p.at.elapsed() > max_age)
+            {
+                ns.packets.pop_front();
+            }
+        }
+        if msg.rooms.is_empty() {
+            if let Some(all) = &ns.all {
+                all.do_send(Fanout { packet: msg.packet });
+            }
+            return;
+        }
+        for r in &msg.rooms {
+            if let Some(e) = ns.rooms.get(r) {
+                e.addr.do_send(Fanout {
+                    packet: msg.packet.clone(),
+                });
+            } else if let Some((key, addr)) = ns.sockets.get(r) {
+                // every socket is implicitly in the room named by its own id
+                addr.do_send(Deliver {
+                    key: *key,
+                    packet: msg.packet.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<RestoreSession> for ServerActor {
+    type Result = MessageResult<RestoreSession>;
+    fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Self::Result {
+        if !self.recovery.enabled {
+            return MessageResult(None);
+        }
+        let max_age = self.max_age();
+        let ns = self.ns(&msg.nsp);
+        let Some(session) = ns.persisted.remove(msg.pid.as_str()) else {
+            return MessageResult(None);
+        };
+        if session.at.elapsed() > max_age {
+            return MessageResult(None);
+        }
+        let Some(index) = ns.packets.iter().position(|p| *p.offset == *msg.offset) else {
+            // Unknown offset: like Node, the session stays and the socket starts anew.
+            ns.persisted.insert(session.pid.clone(), session);
+            return MessageResult(None);
+        };
+        let in_rooms = |r: &Room| *r == session.id || session.rooms.contains(r);
+        let missed = ns
+            .packets
+            .iter()
+            .skip(index + 1)
+            .filter(|p| {
+                (p.rooms.is_empty() || p.rooms.iter().any(in_rooms))
+                    && !p.except_rooms.iter().any(in_rooms)
+            })
+            .map(|p| p.frames.clone())
+            .collect();
+        MessageResult(Some(Restored {
+            pid: session.pid,
+            id: session.id,
+            rooms: session.rooms,
+            data: session.data,
+            missed,
+        }))
+    }
+}
+
+impl Handler<Shutdown> for ServerActor {
+    type Result = usize;
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> usize {
+        for (_, addr) in self.sessions.values() {
+            addr.do_send(CloseSession {
+                reason: reason::SERVER_SHUTTING_DOWN,
+            });
+        }
+        self.sessions.len()
+    }
+}
+
+impl Handler<GetStats> for ServerActor {
+    type Result = MessageResult<GetStats>;
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let sockets = self
+            .namespaces
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v.sockets.len())))
+            .collect::<serde_json::Map<_, _>>();
+        MessageResult(Stats {
+            sessions: self.sessions.len(),
+            rooms: self.namespaces.values().map(|n| n.rooms.len()).sum(),
+            sockets: Value::Object(sockets),
+        })
+    }
+}

@@ -1,0 +1,555 @@
+//! `WsSession`: one actor per Engine.IO connection, whatever its transport.
+//!
+//! It owns the heartbeat (server ping `2`, client pong `3`), the transport (a polling queue
+//! answered by GET requests, or a WebSocket writer queue), the polling→WebSocket upgrade, the
+//! bound on outbound frames, and, above the engine, the Socket.IO sockets of the connection
+//! (`sio.rs`). Packets are decoded by `crate::protocol`; nothing here parses bytes itself.
+
+mod sio;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, SpawnHandle, StreamHandler,
+};
+use actix_http::ws::CloseCode;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::messages::{RegisterSession, SessionClosed};
+use crate::protocol::engine::{self, kind, Frame, Packet};
+use crate::socketio::reason;
+use crate::transport::ws::{OutMsg, WsIn};
+use crate::Mount;
+
+pub use sio::{random_id, ForSocket, SioClient, SocketCommand};
+
+/// A message of a bare Engine.IO server (no Socket.IO layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineMessage {
+    Text(String),
+    Binary(Bytes),
+}
+
+/// The application of a bare Engine.IO server: answers each message with messages.
+pub trait EngineHandler: Send + Sync + 'static {
+    fn on_message(&self, msg: EngineMessage) -> Vec<EngineMessage>;
+}
+
+/// The writer end of a WebSocket, tagged with the generation of that socket so frames of
+/// a replaced or abandoned socket are told apart.
+pub struct WsOut {
+    pub tx: mpsc::Sender<OutMsg>,
+    pub gen: u32,
+}
+
+enum Transport {
+    Polling {
+        queue: VecDeque<Frame>,
+        pending: Option<oneshot::Sender<Bytes>>,
+    },
+    WebSocket(WsOut),
+}
+
+/// Request data the connect middleware may look at.
+pub struct RequestInfo {
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub remote_addr: Option<std::net::SocketAddr>,
+}
+
+pub struct WsSession {
+    sid: Arc<str>,
+    mount: Arc<Mount>,
+    transport: Transport,
+    /// The WebSocket being probed during an upgrade.
+    probe: Option<WsOut>,
+    /// Generation of the last WebSocket attached by an upgrade.
+    last_gen: u32,
+    /// After a server-side close on polling: the close packet waits for the next GET.
+    closing: bool,
+    closed: bool,
+    pong_timer: Option<SpawnHandle>,
+    request: Arc<RequestInfo>,
+    client: Option<SioClient>,
+}
+
+/// The first WebSocket of a session has generation 0; upgrades count up from 1.
+const DIRECT_WS_GEN: u32 = 0;
+
+impl WsSession {
+    /// A session on polling; the open packet is queued for the first GET.
+    pub fn polling(sid: Arc<str>, mount: Arc<Mount>, request: RequestInfo) -> Self {
+        Self::new(
+            sid,
+            mount,
+            Transport::Polling {
+                queue: VecDeque::new(),
+                pending: None,
+            },
+            request,
+        )
+    }
+
+    /// A session born on a WebSocket.
+    pub fn websocket(
+        sid: Arc<str>,
+        mount: Arc<Mount>,
+        tx: mpsc::Sender<OutMsg>,
+        request: RequestInfo,
+    ) -> Self {
+        let out = WsOut {
+            tx,
+            gen: DIRECT_WS_GEN,
+        };
+        Self::new(sid, mount, Transport::WebSocket(out), request)
+    }
+
+    fn new(sid: Arc<str>, mount: Arc<Mount>, transport: Transport, req: RequestInfo) -> Self {
+        let client = match &mount.service {
+            crate::Service::SocketIo(io) => Some(SioClient::new(io.clone())),
+            crate::Service::Engine(_) => None,
+        };
+        WsSession {
+            sid,
+            mount,
+            transport,
+            probe: None,
+            last_gen: DIRECT_WS_GEN,
+            closing: false,
+            closed: false,
+            pong_timer: None,
+            request: Arc::new(req),
+            client,
+        }
+    }
+
+    fn is_websocket(&self) -> bool {
+        matches!(self.transport, Transport::WebSocket(_))
+    }
+
+    /// Queues a frame on the current transport. A full queue means a slow consumer: the
+    /// connection is closed rather than allowed to grow.
+    pub(crate) fn send_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        let max = self.mount.config.engine.max_buffered_frames;
+        let overflow = match &mut self.transport {
+            Transport::WebSocket(out) => match out.tx.try_send(OutMsg::Frame(frame)) {
+                Ok(()) => false,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+            Transport::Polling { queue, .. } => {
+                if queue.len() >= max {
+                    true
+                } else {
+                    queue.push_back(frame);
+                    self.flush_poll();
+                    false
+                }
+            }
+        };
+        if overflow {
+            log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
+            self.close(reason::TRANSPORT_ERROR, ctx);
+        }
+    }
+
+    /// Answers a waiting GET with everything queued.
+    fn flush_poll(&mut self) {
+        if let Transport::Polling { queue, pending } = &mut self.transport {
+            if queue.is_empty() {
+                return;
+            }
+            if let Some(tx) = pending.take() {
+                let body = engine::encode_payload(queue.iter());
+                queue.clear();
+                let _ = tx.send(body);
+            }
+        }
+    }
+
+    fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
+        let interval = self.mount.config.engine.ping_interval();
+        ctx.run_later(interval, |act, ctx| {
+            if act.closed {
+                return;
+            }
+            act.send_frame(Frame::bare(kind::PING), ctx);
+            let timeout = act.mount.config.engine.ping_timeout();
+            act.pong_timer = Some(ctx.run_later(timeout, |act, ctx| {
+                act.close(reason::PING_TIMEOUT, ctx);
+            }));
+        });
+    }
+
+    /// Closes the session once: sockets are told the reason, the transport gets its close.
+    pub(crate) fn close(&mut self, why: &'static str, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        log::debug!("session closing sid={} reason={why}", self.sid);
+        self.sio_closed(why, ctx);
+        self.closed = true;
+        if let Some(p) = self.probe.take() {
+            let _ = p.tx.try_send(OutMsg::Close(CloseCode::Normal));
+        }
+        let client_gone = why == reason::TRANSPORT_CLOSE;
+        match &mut self.transport {
+            Transport::WebSocket(out) => {
+                if !client_gone {
+                    let code = if why == reason::TRANSPORT_ERROR {
+                        CloseCode::Error
+                    } else {
+                        CloseCode::Normal
+                    };
+                    let _ = out.tx.try_send(OutMsg::Close(code));
+                }
+                ctx.stop();
+            }
+            Transport::Polling { queue, pending } => {
+                queue.push_back(Frame::bare(kind::CLOSE));
+                if let Some(tx) = pending.take() {
+                    let _ = tx.send(engine::encode_payload(queue.iter()));
+                    ctx.stop();
+                } else if client_gone {
+                    ctx.stop();
+                } else {
+                    // The client learns of the close on its next GET; give it a while.
+                    self.closing = true;
+                    let wait = self.mount.config.engine.ping_timeout();
+                    ctx.run_later(wait, |_, ctx| ctx.stop());
+                }
+            }
+        }
+    }
+
+    /// An Engine.IO packet from the client on the current transport.
+    fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
+        match packet {
+            Packet::Pong(_) => {
+                if let Some(h) = self.pong_timer.take() {
+                    ctx.cancel_future(h);
+                    self.schedule_ping(ctx);
+                }
+            }
+            Packet::Message(text) => self.on_message(EngineMessage::Text(text), ctx),
+            Packet::Binary(b) => self.on_message(EngineMessage::Binary(b), ctx),
+            Packet::Close => self.close(reason::TRANSPORT_CLOSE, ctx),
+            // A v4 client never pings: Node treats it as a transport error.
+            Packet::Ping(_) => self.close(reason::TRANSPORT_ERROR, ctx),
+            Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    fn on_message(&mut self, msg: EngineMessage, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        match &self.mount.service {
+            crate::Service::Engine(handler) => {
+                let handler = handler.clone();
+                for reply in handler.on_message(msg) {
+                    let frame = match reply {
+                        EngineMessage::Text(t) => Frame::text(kind::MESSAGE, t.as_bytes()),
+                        EngineMessage::Binary(b) => Frame::Binary(b),
+                    };
+                    self.send_frame(frame, ctx);
+                }
+            }
+            crate::Service::SocketIo(_) => self.sio_message(msg, ctx),
+        }
+    }
+
+    /// A WebSocket message from the socket of generation `gen`.
+    fn on_ws(&mut self, gen: u32, item: WsIn, ctx: &mut Context<Self>) {
+        let current = matches!(&self.transport, Transport::WebSocket(o) if o.gen == gen);
+        let probing = self.probe.as_ref().is_some_and(|p| p.gen == gen);
+        if self.closed || !(current || probing) {
+            return;
+        }
+        if probing {
+            return self.on_probe(item, ctx);
+        }
+        match item {
+            WsIn::Text(b) => match engine::decode_text_bytes(&b) {
+                Ok(p) => self.on_packet(p, ctx),
+                Err(e) => {
+                    log::debug!("engine parse error sid={} err={e}", self.sid);
+                    self.close(reason::PARSE_ERROR, ctx);
+                }
+            },
+            WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
+            WsIn::Ping(b) => {
+                if let Transport::WebSocket(out) = &self.transport {
+                    let _ = out.tx.try_send(OutMsg::Pong(b));
+                }
+            }
+            WsIn::Close => self.close(reason::TRANSPORT_CLOSE, ctx),
+            WsIn::Error { too_big } => {
+                if too_big {
+                    if let Transport::WebSocket(out) = &self.transport {
+                        let _ = out.tx.try_send(OutMsg::Close(CloseCode::Size));
+                    }
+                }
+                log::debug!("websocket error sid={} too_big={too_big}", self.sid);
+                self.close(reason::TRANSPORT_ERROR, ctx);
+            }
+        }
+    }
+
+    /// Messages on the probe socket of an upgrade: `2probe` → `3probe`, then `5` switches.
+    fn on_probe(&mut self, item: WsIn, ctx: &mut Context<Self>) {
+        let packet = match item {
+            WsIn::Text(b) => engine::decode_text_bytes(&b).ok(),
+            _ => None,
+        };
+        match packet {
+            Some(Packet::Ping(p)) if p == "probe" => {
+                if let Some(probe) = &self.probe {
+                    let _ = probe
+                        .tx
+                        .try_send(OutMsg::Frame(Frame::text(kind::PONG, b"probe")));
+                }
+                // Release the client's pending GET so it can send the upgrade.
+                self.answer_poll_with_noop();
+            }
+            Some(Packet::Upgrade) => {
+                let Some(probe) = self.probe.take() else {
+                    return;
+                };
+                let old = std::mem::replace(&mut self.transport, Transport::WebSocket(probe));
+                if let Transport::Polling { queue, pending } = old {
+                    if let Some(tx) = pending {
+                        let _ = tx.send(Bytes::from_static(b"6"));
+                    }
+                    for f in queue {
+                        self.send_frame(f, ctx);
+                    }
+                }
+                log::debug!("session upgraded sid={}", self.sid);
+            }
+            Some(Packet::Noop) | Some(Packet::Pong(_)) => {}
+            _ => {
+                // Anything else on the probe: abandon the upgrade, keep polling.
+                if let Some(p) = self.probe.take() {
+                    let _ = p.tx.try_send(OutMsg::Close(CloseCode::Policy));
+                }
+            }
+        }
+    }
+
+    fn answer_poll_with_noop(&mut self) {
+        if let Transport::Polling { queue, pending } = &mut self.transport {
+            if queue.is_empty() {
+                if let Some(tx) = pending.take() {
+                    let _ = tx.send(Bytes::from_static(b"6"));
+                }
+            }
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1 << 16);
+        self.mount.server.do_send(RegisterSession {
+            sid: self.sid.clone(),
+            mount: self.mount.id,
+            addr: ctx.address(),
+        });
+        let cfg = &self.mount.config.engine;
+        let upgrades: &[&str] = if self.is_websocket() {
+            &[]
+        } else {
+            &["websocket"]
+        };
+        let open = engine::open_json(
+            &self.sid,
+            upgrades,
+            cfg.ping_interval_ms,
+            cfg.ping_timeout_ms,
+            cfg.max_payload,
+        );
+        self.send_frame(Frame::text(kind::OPEN, open.as_bytes()), ctx);
+        self.schedule_ping(ctx);
+        self.sio_started(ctx);
+        log::debug!(
+            "session opened sid={} transport={}",
+            self.sid,
+            if self.is_websocket() {
+                "websocket"
+            } else {
+                "polling"
+            }
+        );
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        if !self.closed {
+            self.close(reason::TRANSPORT_CLOSE, ctx);
+        }
+        self.mount.server.do_send(SessionClosed {
+            sid: self.sid.clone(),
+        });
+    }
+}
+
+/// Inbound frames of a session born on a WebSocket (added with `add_stream`).
+impl StreamHandler<WsIn> for WsSession {
+    fn handle(&mut self, item: WsIn, ctx: &mut Self::Context) {
+        self.on_ws(DIRECT_WS_GEN, item, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.on_ws(DIRECT_WS_GEN, WsIn::Close, ctx);
+    }
+}
+
+/// Inbound frames of an upgrade WebSocket, forwarded from the thread that accepted it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForwardWs {
+    pub gen: u32,
+    pub item: WsIn,
+}
+
+impl Handler<ForwardWs> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: ForwardWs, ctx: &mut Self::Context) {
+        self.on_ws(msg.gen, msg.item, ctx);
+    }
+}
+
+/// Why a polling request or upgrade was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The session is gone (or going).
+    UnknownSid,
+    /// The request does not fit the session's transport.
+    BadRequest,
+    /// A second GET while one is pending.
+    Overlap,
+}
+
+/// A polling GET.
+#[derive(Message)]
+#[rtype(result = "Result<PollReply, RequestError>")]
+pub struct Poll;
+
+pub enum PollReply {
+    Ready(Bytes),
+    Wait(oneshot::Receiver<Bytes>),
+}
+
+impl Handler<Poll> for WsSession {
+    type Result = Result<PollReply, RequestError>;
+    fn handle(&mut self, _: Poll, ctx: &mut Self::Context) -> Self::Result {
+        if self.closed && !self.closing {
+            return Err(RequestError::UnknownSid);
+        }
+        let probing = self.probe.is_some();
+        let Transport::Polling { queue, pending } = &mut self.transport else {
+            return Err(RequestError::BadRequest);
+        };
+        if pending.as_ref().is_some_and(|p| !p.is_closed()) {
+            self.close(reason::TRANSPORT_ERROR, ctx);
+            return Err(RequestError::Overlap);
+        }
+        if !queue.is_empty() {
+            let body = engine::encode_payload(queue.iter());
+            queue.clear();
+            if self.closing {
+                ctx.stop();
+            }
+            return Ok(PollReply::Ready(body));
+        }
+        if probing {
+            return Ok(PollReply::Ready(Bytes::from_static(b"6")));
+        }
+        let (tx, rx) = oneshot::channel();
+        *pending = Some(tx);
+        Ok(PollReply::Wait(rx))
+    }
+}
+
+/// A polling POST, already decoded (or the error that stopped decoding).
+#[derive(Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub struct PollData {
+    pub packets: Vec<Packet>,
+    pub error: bool,
+}
+
+impl Handler<PollData> for WsSession {
+    type Result = Result<(), RequestError>;
+    fn handle(&mut self, msg: PollData, ctx: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Err(RequestError::UnknownSid);
+        }
+        if self.is_websocket() {
+            return Err(RequestError::BadRequest);
+        }
+        for p in msg.packets {
+            if self.closed {
+                break;
+            }
+            self.on_packet(p, ctx);
+        }
+        if msg.error {
+            self.close(reason::PARSE_ERROR, ctx);
+        }
+        Ok(())
+    }
+}
+
+/// A WebSocket wants to take over this polling session.
+#[derive(Message)]
+#[rtype(result = "Result<u32, RequestError>")]
+pub struct BeginUpgrade {
+    pub tx: mpsc::Sender<OutMsg>,
+}
+
+impl Handler<BeginUpgrade> for WsSession {
+    type Result = Result<u32, RequestError>;
+    fn handle(&mut self, msg: BeginUpgrade, ctx: &mut Self::Context) -> Self::Result {
+        if self.closed {
+            return Err(RequestError::UnknownSid);
+        }
+        if self.is_websocket() || self.probe.is_some() {
+            return Err(RequestError::BadRequest);
+        }
+        self.last_gen += 1;
+        let gen = self.last_gen;
+        self.probe = Some(WsOut { tx: msg.tx, gen });
+        let timeout = self.mount.config.engine.upgrade_timeout();
+        ctx.run_later(timeout, move |act, _| {
+            if act.probe.as_ref().is_some_and(|p| p.gen == gen) {
+                log::debug!("upgrade timed out sid={}", act.sid);
+                if let Some(p) = act.probe.take() {
+                    let _ = p.tx.try_send(OutMsg::Close(CloseCode::Normal));
+                }
+            }
+        });
+        Ok(gen)
+    }
+}
+
+/// Closes the session from outside (shutdown, admin).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub reason: &'static str,
+}
+
+impl Handler<CloseSession> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
+        self.close(msg.reason, ctx);
+    }
+}

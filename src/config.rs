@@ -1,0 +1,173 @@
+//! Configuration, layered with the `config` crate:
+//! built-in defaults < `config/default.toml` < `config/local.toml` < env `RT__SECTION__KEY`
+//! < the conventional variables (`HOST`, `PORT`, `CLIENT_URL`).
+//!
+//! Only plain data lives here; nothing reads files or the environment outside [`Config::load`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub engine: EngineConfig,
+    pub recovery: RecoveryConfig,
+    pub cors: CorsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+/// Engine.IO settings, named as in Node's server options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    pub path: String,
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    /// Largest message (WebSocket) or POST body (polling) accepted, in bytes.
+    pub max_payload: u64,
+    /// Time a new connection has to join a namespace before it is closed.
+    pub connect_timeout_ms: u64,
+    pub upgrade_timeout_ms: u64,
+    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    pub max_buffered_frames: usize,
+}
+
+/// Connection state recovery (Socket.IO 4.6+), off by default as in Node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecoveryConfig {
+    pub enabled: bool,
+    pub max_disconnection_ms: u64,
+    /// Broadcast packets kept for replay per namespace (oldest dropped first).
+    pub max_packets: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    /// Allowed origins; `*` allows any origin (echoed back, credentials allowed).
+    pub origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            engine: EngineConfig::default(),
+            recovery: RecoveryConfig::default(),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 4000,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            path: "/socket.io/".into(),
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload: 1_000_000,
+            connect_timeout_ms: 45_000,
+            upgrade_timeout_ms: 10_000,
+            max_buffered_frames: 4096,
+        }
+    }
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            enabled: false,
+            max_disconnection_ms: 120_000,
+            max_packets: 10_000,
+        }
+    }
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            origins: vec!["*".into()],
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn upgrade_timeout(&self) -> Duration {
+        Duration::from_millis(self.upgrade_timeout_ms)
+    }
+}
+
+impl Config {
+    /// Loads the layered configuration from `dir` (usually `config/`) and the environment.
+    pub fn load(dir: &Path) -> Result<Config, config::ConfigError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let origins = env("CLIENT_URL").map(|u| {
+            u.split(',')
+                .map(|s| s.trim().to_owned())
+                .collect::<Vec<_>>()
+        });
+        config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(config::File::from(dir.join("local.toml")).required(false))
+            .add_source(
+                config::Environment::with_prefix("RT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("cors.origins")
+                    .try_parsing(true),
+            )
+            .set_override_option("server.host", env("HOST"))?
+            .set_override_option("server.port", env("PORT"))?
+            .set_override_option("cors.origins", origins)?
+            .build()?
+            .try_deserialize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_design() {
+        let c = Config::default();
+        assert_eq!(c.server.port, 4000);
+        assert_eq!(c.engine.ping_interval_ms, 25_000);
+        assert_eq!(c.engine.ping_timeout_ms, 20_000);
+        assert_eq!(c.engine.max_payload, 1_000_000);
+        assert_eq!(c.engine.connect_timeout_ms, 45_000);
+        assert!(!c.recovery.enabled);
+    }
+}

@@ -1,0 +1,88 @@
+//! Handles that outlive a handler call: [`SocketHandle`] for one socket, [`IoHandle`] for
+//! broadcasts. Both are `Send + Clone` and act by messages, never by shared state.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::ctx::BroadcastOp;
+use super::AckId;
+use crate::actors::session::{ForSocket, SocketCommand};
+use crate::actors::{ServerActor, WsSession};
+
+#[derive(Clone)]
+pub struct SocketHandle {
+    addr: Addr<WsSession>,
+    key: u64,
+    id: Arc<str>,
+    nsp: Arc<str>,
+}
+
+impl SocketHandle {
+    pub(crate) fn new(addr: Addr<WsSession>, key: u64, id: Arc<str>, nsp: Arc<str>) -> Self {
+        SocketHandle { addr, key, id, nsp }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn nsp(&self) -> &str {
+        &self.nsp
+    }
+
+    fn send(&self, cmd: SocketCommand) {
+        self.addr.do_send(ForSocket { key: self.key, cmd });
+    }
+
+    pub fn emit(&self, event: &str, args: Vec<Value>) {
+        self.emit_binary(event, args, Vec::new());
+    }
+
+    pub fn emit_binary(&self, event: &str, args: Vec<Value>, binary: Vec<Bytes>) {
+        self.send(SocketCommand::Emit {
+            event: event.to_owned(),
+            args,
+            binary,
+        });
+    }
+
+    pub fn ack(&self, ack: AckId, args: Vec<Value>) {
+        self.send(SocketCommand::Ack {
+            ack,
+            args,
+            binary: Vec::new(),
+        });
+    }
+
+    pub fn join(&self, room: &str) {
+        self.send(SocketCommand::Join(vec![Arc::from(room)]));
+    }
+
+    pub fn leave(&self, room: &str) {
+        self.send(SocketCommand::Leave(vec![Arc::from(room)]));
+    }
+
+    pub fn disconnect(&self) {
+        self.send(SocketCommand::Disconnect);
+    }
+}
+
+/// Broadcasts from anywhere: `io.of("/").to("room").emit(...)`.
+#[derive(Clone)]
+pub struct IoHandle {
+    server: Addr<ServerActor>,
+    recovery: bool,
+}
+
+impl IoHandle {
+    pub(crate) fn new(server: Addr<ServerActor>, recovery: bool) -> Self {
+        IoHandle { server, recovery }
+    }
+
+    pub fn of(&self, nsp: &str) -> BroadcastOp {
+        BroadcastOp::new(self.server.clone(), self.recovery, Arc::from(nsp))
+    }
+}

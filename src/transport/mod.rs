@@ -1,0 +1,265 @@
+//! The HTTP face of Engine.IO: request checks with Node's error bodies, the handshake,
+//! polling GET/POST, and WebSocket connections (new ones and upgrades).
+//!
+//! Transports only move bytes between HTTP and a `WsSession`; decoding is the protocol
+//! layer's, behaviour is the session's.
+
+pub mod ws;
+
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::actors::messages::LookupSession;
+use crate::actors::session::{
+    random_id, BeginUpgrade, ForwardWs, Poll, PollData, PollReply, RequestError, RequestInfo,
+    WsSession,
+};
+use crate::protocol::engine;
+use crate::Mount;
+
+/// Node's Engine.IO error codes and messages.
+#[derive(Debug, Clone, Copy)]
+pub enum EngineError {
+    UnknownTransport,
+    UnknownSid,
+    BadHandshakeMethod,
+    BadRequest,
+    UnsupportedProtocolVersion,
+}
+
+impl EngineError {
+    fn code_message(self) -> (u8, &'static str) {
+        match self {
+            EngineError::UnknownTransport => (0, "Transport unknown"),
+            EngineError::UnknownSid => (1, "Session ID unknown"),
+            EngineError::BadHandshakeMethod => (2, "Bad handshake method"),
+            EngineError::BadRequest => (3, "Bad request"),
+            EngineError::UnsupportedProtocolVersion => (5, "Unsupported protocol version"),
+        }
+    }
+
+    pub fn response(self) -> HttpResponse {
+        #[derive(Serialize)]
+        struct Body {
+            code: u8,
+            message: &'static str,
+        }
+        let (code, message) = self.code_message();
+        HttpResponse::BadRequest().json(Body { code, message })
+    }
+}
+
+/// Outbound frames a WebSocket may have queued before its session counts as slow.
+fn ws_queue_len(mount: &Mount) -> usize {
+    mount.config.engine.max_buffered_frames.max(16)
+}
+
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn request_info(req: &HttpRequest, query: Vec<(String, String)>) -> RequestInfo {
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    RequestInfo {
+        query,
+        headers,
+        remote_addr: req.peer_addr(),
+    }
+}
+
+fn is_ws_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Every Engine.IO request of a mount comes here.
+pub async fn endpoint(
+    req: HttpRequest,
+    body: web::Payload,
+    mount: web::Data<Mount>,
+) -> HttpResponse {
+    let mount = mount.into_inner();
+    let query = query_pairs(&req);
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let websocket = match get("transport") {
+        Some("polling") => false,
+        Some("websocket") => true,
+        _ => return EngineError::UnknownTransport.response(),
+    };
+    if let Some(sid) = get("sid") {
+        let found = mount
+            .server
+            .send(LookupSession {
+                sid: sid.to_owned(),
+                mount: mount.id,
+            })
+            .await
+            .ok()
+            .flatten();
+        let Some(session) = found else {
+            return EngineError::UnknownSid.response();
+        };
+        return if websocket {
+            upgrade(&req, body, session, &mount).await
+        } else {
+            polling(&req, body, session, &mount).await
+        };
+    }
+    // A new session.
+    if req.method() != actix_web::http::Method::GET {
+        return EngineError::BadHandshakeMethod.response();
+    }
+    if get("EIO") != Some("4") {
+        return EngineError::UnsupportedProtocolVersion.response();
+    }
+    let sid = random_id();
+    if websocket {
+        let Ok(mut resp) = actix_web_actors::ws::handshake(&req) else {
+            return EngineError::BadRequest.response();
+        };
+        let (tx, rx) = mpsc::channel(ws_queue_len(&mount));
+        let frames = ws::inbound(body, mount.config.engine.max_payload as usize);
+        let info = request_info(&req, query);
+        WsSession::create(move |ctx| {
+            ctx.add_stream(frames);
+            WsSession::websocket(sid, mount, tx, info)
+        });
+        return resp.streaming(ws::outbound(rx));
+    }
+    let info = request_info(&req, query);
+    let addr = WsSession::polling(sid, mount, info).start();
+    respond_poll(
+        addr.send(Poll)
+            .await
+            .unwrap_or(Err(RequestError::UnknownSid)),
+    )
+    .await
+}
+
+async fn respond_poll(res: Result<PollReply, RequestError>) -> HttpResponse {
+    let body = match res {
+        Ok(PollReply::Ready(b)) => b,
+        Ok(PollReply::Wait(rx)) => match rx.await {
+            Ok(b) => b,
+            // The session ended without answering: tell the client it is closed.
+            Err(_) => bytes::Bytes::from_static(b"1"),
+        },
+        Err(RequestError::UnknownSid) => return EngineError::UnknownSid.response(),
+        Err(RequestError::BadRequest) => return EngineError::BadRequest.response(),
+        Err(RequestError::Overlap) => return HttpResponse::BadRequest().finish(),
+    };
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=UTF-8"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(body)
+}
+
+async fn polling(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    session: actix::Addr<WsSession>,
+    mount: &Arc<Mount>,
+) -> HttpResponse {
+    match *req.method() {
+        actix_web::http::Method::GET => {
+            respond_poll(
+                session
+                    .send(Poll)
+                    .await
+                    .unwrap_or(Err(RequestError::UnknownSid)),
+            )
+            .await
+        }
+        actix_web::http::Method::POST => {
+            let limit = mount.config.engine.max_payload as usize;
+            let mut buf = web::BytesMut::new();
+            while let Some(chunk) = body.next().await {
+                let Ok(chunk) = chunk else {
+                    return EngineError::BadRequest.response();
+                };
+                if buf.len() + chunk.len() > limit {
+                    return HttpResponse::PayloadTooLarge().finish();
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            // Decode what is valid; an error stops there and closes the session.
+            let (packets, error) = match engine::decode_payload(&buf) {
+                Ok(p) => (p, false),
+                Err(_) => (decode_prefix(&buf), true),
+            };
+            let res = session
+                .send(PollData { packets, error })
+                .await
+                .unwrap_or(Err(RequestError::UnknownSid));
+            match res {
+                Ok(()) => HttpResponse::Ok()
+                    .insert_header((header::CONTENT_TYPE, "text/html"))
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .body("ok"),
+                Err(RequestError::BadRequest) => EngineError::BadRequest.response(),
+                Err(_) => EngineError::UnknownSid.response(),
+            }
+        }
+        _ => HttpResponse::BadRequest().finish(),
+    }
+}
+
+/// The packets of a payload before the first undecodable record.
+fn decode_prefix(buf: &[u8]) -> Vec<engine::Packet> {
+    let mut out = Vec::new();
+    for rec in buf.split(|b| *b == engine::SEPARATOR) {
+        match engine::decode_payload(rec) {
+            Ok(mut p) => out.append(&mut p),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+async fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+    session: actix::Addr<WsSession>,
+    mount: &Arc<Mount>,
+) -> HttpResponse {
+    if !is_ws_upgrade(req) {
+        return EngineError::BadRequest.response();
+    }
+    let Ok(mut resp) = actix_web_actors::ws::handshake(req) else {
+        return EngineError::BadRequest.response();
+    };
+    let (tx, rx) = mpsc::channel(ws_queue_len(mount));
+    let gen = match session.send(BeginUpgrade { tx }).await {
+        Ok(Ok(gen)) => gen,
+        Ok(Err(RequestError::UnknownSid)) | Err(_) => return EngineError::UnknownSid.response(),
+        Ok(Err(_)) => return EngineError::BadRequest.response(),
+    };
+    let mut frames = Box::pin(ws::inbound(body, mount.config.engine.max_payload as usize));
+    // The session may live on another thread: forward frames, waiting for each to be
+    // taken so a fast client cannot flood the session's mailbox.
+    actix_web::rt::spawn(async move {
+        while let Some(item) = frames.next().await {
+            if session.send(ForwardWs { gen, item }).await.is_err() {
+                break;
+            }
+        }
+    });
+    resp.streaming(ws::outbound(rx))
+}
