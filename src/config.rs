@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -58,17 +58,6 @@ pub struct RecoveryConfig {
 pub struct CorsConfig {
     /// Allowed origins; `*` allows any origin (echoed back, credentials allowed).
     pub origins: Vec<String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            engine: EngineConfig::default(),
-            recovery: RecoveryConfig::default(),
-            cors: CorsConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

@@ -32,7 +32,9 @@ pub enum WsIn {
 pub enum OutMsg {
     Frame(Frame),
     Pong(Bytes),
-    Close(CloseCode),
+    /// A close frame; with no code (1005 at the client) as Node sends it, or a code such
+    /// as 1009 for an oversize message.
+    Close(Option<CloseCode>),
 }
 
 /// Largest chunk the writer assembles from queued frames before yielding it.
@@ -75,7 +77,7 @@ fn encode(buf: &mut BytesMut, m: OutMsg) -> bool {
         }
         OutMsg::Pong(b) => Parser::write_message(buf, &b, OpCode::Pong, true, false),
         OutMsg::Close(code) => {
-            Parser::write_close(buf, Some(CloseReason::from(code)), false);
+            Parser::write_close(buf, code.map(CloseReason::from), false);
             return true;
         }
     }

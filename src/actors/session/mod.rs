@@ -195,18 +195,13 @@ impl WsSession {
         self.sio_closed(why, ctx);
         self.closed = true;
         if let Some(p) = self.probe.take() {
-            let _ = p.tx.try_send(OutMsg::Close(CloseCode::Normal));
+            let _ = p.tx.try_send(OutMsg::Close(None));
         }
         let client_gone = why == reason::TRANSPORT_CLOSE;
         match &mut self.transport {
             Transport::WebSocket(out) => {
                 if !client_gone {
-                    let code = if why == reason::TRANSPORT_ERROR {
-                        CloseCode::Error
-                    } else {
-                        CloseCode::Normal
-                    };
-                    let _ = out.tx.try_send(OutMsg::Close(code));
+                    let _ = out.tx.try_send(OutMsg::Close(None));
                 }
                 ctx.stop();
             }
@@ -292,7 +287,7 @@ impl WsSession {
             WsIn::Error { too_big } => {
                 if too_big {
                     if let Transport::WebSocket(out) = &self.transport {
-                        let _ = out.tx.try_send(OutMsg::Close(CloseCode::Size));
+                        let _ = out.tx.try_send(OutMsg::Close(Some(CloseCode::Size)));
                     }
                 }
                 log::debug!("websocket error sid={} too_big={too_big}", self.sid);
@@ -336,7 +331,7 @@ impl WsSession {
             _ => {
                 // Anything else on the probe: abandon the upgrade, keep polling.
                 if let Some(p) = self.probe.take() {
-                    let _ = p.tx.try_send(OutMsg::Close(CloseCode::Policy));
+                    let _ = p.tx.try_send(OutMsg::Close(None));
                 }
             }
         }
@@ -532,7 +527,7 @@ impl Handler<BeginUpgrade> for WsSession {
             if act.probe.as_ref().is_some_and(|p| p.gen == gen) {
                 log::debug!("upgrade timed out sid={}", act.sid);
                 if let Some(p) = act.probe.take() {
-                    let _ = p.tx.try_send(OutMsg::Close(CloseCode::Normal));
+                    let _ = p.tx.try_send(OutMsg::Close(None));
                 }
             }
         });

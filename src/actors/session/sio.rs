@@ -82,7 +82,7 @@ impl WsSession {
         let h = ctx.run_later(timeout, |act, ctx| {
             if act.client.as_ref().is_some_and(|c| c.sockets.is_empty()) {
                 log::debug!("no namespace joined in time sid={}", act.sid);
-                act.close(reason::FORCED_SERVER_CLOSE, ctx);
+                act.close(reason::FORCED_CLOSE, ctx);
             }
         });
         if let Some(c) = self.client.as_mut() {
@@ -103,8 +103,9 @@ impl WsSession {
             Ok(Some(c)) => self.sio_packet(c, ctx),
             Ok(None) => {}
             Err(e) => {
-                log::debug!("socket.io parse error sid={} err={e}", self.sid);
-                self.close(reason::PARSE_ERROR, ctx);
+                // Node closes the connection with "forced close" on a bad Socket.IO packet.
+                log::debug!("socket.io decode error sid={} err={e}", self.sid);
+                self.close(reason::FORCED_CLOSE, ctx);
             }
         }
     }
@@ -153,7 +154,7 @@ impl WsSession {
                     packet.kind,
                     packet.nsp
                 );
-                self.close(reason::FORCED_SERVER_CLOSE, ctx);
+                self.close(reason::FORCED_CLOSE, ctx);
             }
         }
     }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, Rust unit tests, then the integration tests that
+# drive the real server binary with the real socket.io-client (installed here from npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need node || ! need npm; then
+  echo "installing node and npm" >&2
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+echo "== cargo fmt / clippy"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+
+echo "== build (release)"
+cargo build --release --bins --examples
+
+echo "== rust tests"
+cargo test --release
+
+echo "== node client tests"
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+export ECHO_BIN="$PWD/target/release/examples/echo"
+(cd tests && node --test --test-concurrency=2 clients/)
