@@ -56,8 +56,9 @@ impl EngineError {
 }
 
 /// Outbound frames a WebSocket may have queued before its session counts as slow.
+/// One more slot than frames allowed: the close frame always fits.
 fn ws_queue_len(mount: &Mount) -> usize {
-    mount.config.engine.max_buffered_frames.max(16)
+    mount.config.engine.max_buffered_frames.max(16) + 1
 }
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {

@@ -137,6 +137,8 @@ impl WsSession {
         }
         let max = self.mount.config.engine.max_buffered_frames;
         let overflow = match &mut self.transport {
+            // The last slot is kept for the close frame.
+            Transport::WebSocket(out) if out.tx.capacity() <= 1 => !out.tx.is_closed(),
             Transport::WebSocket(out) => match out.tx.try_send(OutMsg::Frame(frame)) {
                 Ok(()) => false,
                 Err(mpsc::error::TrySendError::Full(_)) => true,
@@ -165,6 +167,10 @@ impl WsSession {
                 return;
             }
             if let Some(tx) = pending.take() {
+                // A GET whose client went away keeps nothing: the frames wait for the next.
+                if tx.is_closed() {
+                    return;
+                }
                 let body = engine::encode_payload(queue.iter());
                 queue.clear();
                 let _ = tx.send(body);
