@@ -60,11 +60,11 @@ impl<'a> SocketCtx<'a> {
     }
 
     /// Rooms this socket joined (its own id room is implicit).
-    pub fn rooms(&self) -> Vec<String> {
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
         self.session
             .socket(self.key)
-            .map(|s| s.rooms.iter().map(|r| r.to_string()).collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|s| s.rooms.iter().map(|r| &**r))
     }
 
     pub fn emit(&mut self, event: &str, args: &[Value]) {

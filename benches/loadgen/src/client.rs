@@ -1,0 +1,110 @@
+//! A minimal Engine.IO v4 / Socket.IO v5 client over WebSocket (namespace `/`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<TcpStream>;
+pub type Sink = SplitSink<Ws, Message>;
+pub type Stream = SplitStream<Ws>;
+
+pub struct Conn {
+    ws: Ws,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn host_port(url: &str) -> Result<SocketAddr, Error> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .ok_or("url must start with http:// or ws://")?;
+    let hp = rest.split('/').next().unwrap_or(rest);
+    Ok(hp.parse()?)
+}
+
+impl Conn {
+    /// Connects, reads the open packet, joins namespace `/`.
+    pub async fn open(url: &str, local: Option<IpAddr>) -> Result<Conn, Error> {
+        let addr = host_port(url)?;
+        let sock = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let (Some(ip), true) = (local, addr.is_ipv4()) {
+            sock.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = sock.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let ws_url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
+        let mut c = Conn { ws };
+        let open = c.next_text().await?;
+        if !open.starts_with("0{") {
+            return Err(format!("expected open packet, got {open:?}").into());
+        }
+        c.ws.send(Message::Text("40".into())).await?;
+        loop {
+            let t = c.next_text().await?;
+            if t.starts_with("40") {
+                return Ok(c);
+            }
+            if t.starts_with("44") {
+                return Err(format!("connect refused: {t}").into());
+            }
+        }
+    }
+
+    /// The next text message, answering pings on the way.
+    async fn next_text(&mut self) -> Result<String, Error> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if t == "2" {
+                        self.ws.send(Message::Text("3".into())).await?;
+                        continue;
+                    }
+                    return Ok(t);
+                }
+                Some(Ok(Message::Close(_))) | None => return Err("connection closed".into()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Joins `room` with an acknowledgement and waits for it.
+    pub async fn join(&mut self, room: &str) -> Result<(), Error> {
+        let room_json = serde_json::to_string(room)?;
+        self.ws
+            .send(Message::Text(format!("420[\"join\",{room_json}]")))
+            .await?;
+        loop {
+            let t = self.next_text().await?;
+            if t.starts_with("430") {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stays connected, answering pings, until the server closes.
+    pub async fn idle(&mut self) {
+        while self.next_text().await.is_ok() {}
+    }
+
+    pub fn split(self) -> (Sink, Stream) {
+        self.ws.split()
+    }
+}
+
+/// The unsigned integer after `key` in `text` (cheap: no JSON parse on the hot path).
+pub fn field_u64(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(key)? + key.len();
+    let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+    text[at..at + digits].parse().ok()
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds both servers and the load generator, runs every scenario against each server in
+# turn (only on loopback, bounded in time), and writes a Markdown table with ours/Node ratios.
+#
+#   benches/run.sh [--quick]
+#
+# Output: target/bench/results.jsonl (one JSON line per run) and target/bench/report.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+out=target/bench
+mkdir -p "$out"
+: > "$out/results.jsonl"
+
+cargo build --release -p loadgen >&2
+cargo build --release -p realtime-server --example bench_server >&2
+(cd benches/node && npm ci --no-audit --no-fund --loglevel=error >&2)
+LG=target/release/loadgen
+
+conns=10000; rates="20 50 100 200 350 500"; dur=4; echo_dur=5
+if [ $quick = 1 ]; then conns=2000; rates="20 100"; dur=2; echo_dur=2; fi
+
+pid=""
+start_server() { # $1 = rust|node ; sets pid and url
+  local log="$out/$1.log"
+  if [ "$1" = rust ]; then
+    target/release/examples/bench_server --addr 127.0.0.1:0 >"$log" 2>&1 &
+  else
+    node benches/node/server.js 127.0.0.1:0 >"$log" 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 100); do
+    if grep -q "listening on" "$log"; then break; fi
+    sleep 0.1
+  done
+  url="http://$(grep -o 'listening on [0-9.:]*' "$log" | awk '{print $3}')"
+}
+stop_server() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap stop_server EXIT
+
+run() { # label, args...
+  local label=$1; shift
+  "$LG" --url "$url" --pid "$pid" --label "$label" "$@" | tee -a "$out/results.jsonl" >&2
+}
+
+for side in rust node; do
+  echo "== $side" >&2
+  start_server $side
+  run $side connections --n $conns --rate 2000 --hold 3
+  stop_server
+  start_server $side
+  # the highest broadcast rate into a 1000-member room with p99 < 50 ms and no loss
+  for r in $rates; do
+    line=$("$LG" --url "$url" --pid "$pid" --label "$side-search" broadcast --n 1000 --senders 10 --rate "$r" --duration $dur)
+    echo "$line" | tee -a "$out/results.jsonl" >&2
+    ok=$(echo "$line" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(1 if d["latency"]["p99_ms"] < 50 and d["lost"] == 0 else 0)')
+    [ "$ok" = 1 ] || break
+  done
+  # a fixed moderate rate: 50 messages/s x 1000 members = 50k deliveries/s
+  run $side broadcast --n 1000 --senders 10 --rate 50 --duration $dur
+  run $side echo --n 100 --inflight 16 --duration $echo_dur
+  stop_server
+done
+
+python3 - "$out/results.jsonl" > "$out/report.md" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def pick(label, scenario, pred=lambda d: True):
+    return [d for d in rows if d["label"] == label and d["scenario"] == scenario and pred(d)]
+def best_rate(side):
+    ok = [d for d in pick(side + "-search", "broadcast") if d["latency"]["p99_ms"] < 50 and d["lost"] == 0]
+    return max(ok, key=lambda d: d["deliveries_per_s"]) if ok else None
+figs = []
+for side in ("rust", "node"):
+    c = pick(side, "connections")[-1]
+    b = best_rate(side)
+    m = pick(side, "broadcast")[-1]
+    e = pick(side, "echo")[-1]
+    figs.append({
+        "RSS per idle connection (KiB)": (c["server_rss_per_conn_bytes"] or 0) / 1024,
+        "broadcast: best deliveries/s with p99 < 50 ms": b["deliveries_per_s"] if b else 0,
+        "broadcast: server CPU µs per delivery (at best rate)": b["server_cpu_us_per_delivery"] if b else 0,
+        "broadcast 50k deliveries/s: p99 ms": m["latency"]["p99_ms"],
+        "broadcast 50k deliveries/s: p50 ms": m["latency"]["p50_ms"],
+        "broadcast 50k deliveries/s: server CPU µs per delivery": m["server_cpu_us_per_delivery"],
+        "echo 100×16: acks/s": e["acks_per_s"],
+        "echo 100×16: p99 ms": e["latency"]["p99_ms"],
+        "echo: server CPU µs per ack": e["server_cpu_us_per_ack"],
+    })
+print("| figure | ours | Node socket.io | ours/Node |")
+print("|---|---:|---:|---:|")
+for k in figs[0]:
+    a, b = figs[0][k], figs[1][k]
+    ratio = f"{a / b:.2f}" if b else "—"
+    print(f"| {k} | {a:,.1f} | {b:,.1f} | {ratio} |")
+gen = max(d.get("generator_cpu_s", 0) for d in rows)
+print(f"\nLoad generator CPU (largest single run): {gen:.1f} s")
+PY
+cat "$out/report.md"

@@ -1,0 +1,67 @@
+//! The bench contract on the public API (the same server code a product would write):
+//! on `/`, `join` (room, ack?) joins and acks the room name; `bcast` (payload) emits `msg`
+//! with the payload to the sender's room, sender included; `bcast` (room, payload) to that
+//! room; `echo` (payload, ack) acks with the payload.
+//!
+//! `cargo run --release --example bench_server -- --addr 127.0.0.1:PORT`
+
+use std::net::TcpListener;
+
+use clap::Parser;
+use realtime_server::socketio::Namespace;
+use realtime_server::{Config, Server, SocketIo};
+use serde_json::Value;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+fn main() -> std::io::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let a = Args::parse();
+    let mut config = Config::default();
+    config.server.workers = a.workers;
+    let ns = Namespace::new()
+        .on("join", |s, ev| {
+            let Some(room) = ev.args.first().and_then(Value::as_str).map(str::to_owned) else {
+                return;
+            };
+            s.join(&room);
+            if let Some(ack) = ev.ack {
+                s.ack(ack, &[Value::String(room)]);
+            }
+        })
+        .on("bcast", |s, ev| {
+            let (room, payload) = match (ev.args.first(), ev.args.get(1)) {
+                (Some(Value::String(room)), Some(p)) => (Some(room.as_str()), p),
+                (Some(p), _) => (None, p),
+                _ => return,
+            };
+            let Some(room) = room.or_else(|| s.rooms().next()) else {
+                return;
+            };
+            let room = room.to_owned();
+            s.io().to(&room).emit("msg", std::slice::from_ref(payload));
+        })
+        .on("echo", |s, ev| {
+            if let Some(ack) = ev.ack {
+                s.ack(ack, &ev.args[..ev.args.len().min(1)]);
+            }
+        });
+    let io = SocketIo::new().namespace("/", ns);
+    let listener = TcpListener::bind(&a.addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    actix_web::rt::System::new().block_on(async move {
+        Server::new(config)
+            .socket_io("/socket.io/", io)
+            .run(listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    })
+}
