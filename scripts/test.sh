@@ -12,13 +12,13 @@ fi
 
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 echo "== build (release)"
-cargo build --release --bins --examples
+cargo build --release --workspace --bins --examples
 
 echo "== rust tests"
-cargo test --release
+cargo test --release --workspace
 
 echo "== node client tests"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)

@@ -14,6 +14,31 @@ use crate::socketio::SocketData;
 /// A room name.
 pub type Room = Arc<str>;
 
+/// The worker thread a session lives on. Rooms keep one `RoomActor` per worker with local
+/// members, started on that worker's arbiter, so a broadcast crosses threads once per worker
+/// rather than once per member.
+#[derive(Clone)]
+pub struct Shard {
+    pub worker: usize,
+    pub arbiter: actix::dev::ArbiterHandle,
+}
+
+static NEXT_WORKER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    static WORKER: usize = NEXT_WORKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl Shard {
+    /// The shard of the calling thread (which must run an actix arbiter).
+    pub fn current() -> Shard {
+        Shard {
+            worker: WORKER.with(|w| *w),
+            arbiter: actix::Arbiter::current(),
+        }
+    }
+}
+
 /// An encoded packet shared by every recipient of one broadcast: encoded once, cloned as
 /// reference-counted bytes.
 #[derive(Debug)]
@@ -69,6 +94,7 @@ pub struct SocketConnected {
     pub id: Arc<str>,
     pub key: u64,
     pub addr: Addr<WsSession>,
+    pub shard: Shard,
 }
 
 /// A socket left its namespace; `persist` keeps its state for connection state recovery.
@@ -78,6 +104,7 @@ pub struct SocketDisconnected {
     pub nsp: Arc<str>,
     pub id: Arc<str>,
     pub key: u64,
+    pub worker: usize,
     pub rooms: Vec<Room>,
     pub persist: Option<PersistedSocket>,
 }
@@ -97,6 +124,7 @@ pub struct JoinRooms {
     pub nsp: Arc<str>,
     pub key: u64,
     pub addr: Addr<WsSession>,
+    pub shard: Shard,
     pub rooms: Vec<Room>,
 }
 
@@ -105,6 +133,7 @@ pub struct JoinRooms {
 pub struct LeaveRooms {
     pub nsp: Arc<str>,
     pub key: u64,
+    pub worker: usize,
     pub rooms: Vec<Room>,
 }
 

@@ -17,9 +17,67 @@ use crate::config::RecoveryConfig;
 use crate::protocol::engine::Frame;
 use crate::socketio::reason;
 
+/// One room's actors, one per worker that has local members.
+#[derive(Default)]
 struct RoomEntry {
+    shards: Vec<ShardEntry>,
+}
+
+struct ShardEntry {
+    worker: usize,
     addr: Addr<RoomActor>,
     members: usize,
+}
+
+impl RoomEntry {
+    fn join(
+        &mut self,
+        nsp: &Arc<str>,
+        room: &Room,
+        shard: &Shard,
+        key: u64,
+        addr: Addr<WsSession>,
+    ) {
+        let i = match self.shards.iter().position(|e| e.worker == shard.worker) {
+            Some(i) => i,
+            None => {
+                let (nsp, room) = (nsp.clone(), room.clone());
+                let addr =
+                    RoomActor::start_in_arbiter(&shard.arbiter, move |_| RoomActor::new(nsp, room));
+                self.shards.push(ShardEntry {
+                    worker: shard.worker,
+                    addr,
+                    members: 0,
+                });
+                self.shards.len() - 1
+            }
+        };
+        let e = &mut self.shards[i];
+        e.members += 1;
+        e.addr.do_send(AddMember { key, addr });
+    }
+
+    /// Removes a member; true when the room has no members left anywhere.
+    fn leave(&mut self, worker: usize, key: u64) -> bool {
+        if let Some(i) = self.shards.iter().position(|e| e.worker == worker) {
+            let e = &mut self.shards[i];
+            e.addr.do_send(RemoveMember { key });
+            e.members = e.members.saturating_sub(1);
+            if e.members == 0 {
+                e.addr.do_send(StopRoom);
+                self.shards.swap_remove(i);
+            }
+        }
+        self.shards.is_empty()
+    }
+
+    fn fanout(&self, packet: &Arc<Outgoing>) {
+        for e in &self.shards {
+            e.addr.do_send(Fanout {
+                packet: packet.clone(),
+            });
+        }
+    }
 }
 
 /// A broadcast kept for replay to recovering sockets.
@@ -33,7 +91,8 @@ struct StoredPacket {
 
 #[derive(Default)]
 struct NsState {
-    all: Option<Addr<RoomActor>>,
+    /// Every socket of the namespace.
+    all: RoomEntry,
     sockets: HashMap<Arc<str>, (u64, Addr<WsSession>)>,
     rooms: HashMap<Room, RoomEntry>,
     packets: VecDeque<StoredPacket>,
@@ -73,20 +132,10 @@ impl ServerActor {
         }
     }
 
-    fn leave(ns: &mut NsState, key: u64, rooms: &[Room]) {
+    fn leave(ns: &mut NsState, worker: usize, key: u64, rooms: &[Room]) {
         for r in rooms {
-            let empty = match ns.rooms.get_mut(r) {
-                Some(e) => {
-                    e.addr.do_send(RemoveMember { key });
-                    e.members = e.members.saturating_sub(1);
-                    e.members == 0
-                }
-                None => false,
-            };
-            if empty {
-                if let Some(e) = ns.rooms.remove(r) {
-                    e.addr.do_send(StopRoom);
-                }
+            if ns.rooms.get_mut(r).is_some_and(|e| e.leave(worker, key)) {
+                ns.rooms.remove(r);
             }
         }
     }
@@ -130,16 +179,11 @@ impl Handler<LookupSession> for ServerActor {
 impl Handler<SocketConnected> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: SocketConnected, _: &mut Self::Context) {
-        let (nsp, key) = (msg.nsp.clone(), msg.key);
+        let nsp = msg.nsp.clone();
         let ns = self.ns(&msg.nsp);
-        let all = ns
-            .all
-            .get_or_insert_with(|| RoomActor::new(nsp, Arc::from("")).start());
-        all.do_send(AddMember {
-            key,
-            addr: msg.addr.clone(),
-        });
-        ns.sockets.insert(msg.id, (key, msg.addr));
+        ns.all
+            .join(&nsp, &Arc::from(""), &msg.shard, msg.key, msg.addr.clone());
+        ns.sockets.insert(msg.id, (msg.key, msg.addr));
     }
 }
 
@@ -148,13 +192,11 @@ impl Handler<SocketDisconnected> for ServerActor {
     fn handle(&mut self, msg: SocketDisconnected, _: &mut Self::Context) {
         let recovery = self.recovery.enabled;
         let ns = self.ns(&msg.nsp);
-        if let Some(all) = &ns.all {
-            all.do_send(RemoveMember { key: msg.key });
-        }
+        ns.all.leave(msg.worker, msg.key);
         if ns.sockets.get(&msg.id).is_some_and(|(k, _)| *k == msg.key) {
             ns.sockets.remove(&msg.id);
         }
-        Self::leave(ns, msg.key, &msg.rooms);
+        Self::leave(ns, msg.worker, msg.key, &msg.rooms);
         if let (true, Some(p)) = (recovery, msg.persist) {
             ns.persisted.insert(p.pid.clone(), p);
         }
@@ -166,16 +208,14 @@ impl Handler<JoinRooms> for ServerActor {
     fn handle(&mut self, msg: JoinRooms, _: &mut Self::Context) {
         let nsp = msg.nsp.clone();
         let ns = self.ns(&msg.nsp);
-        for r in msg.rooms {
-            let e = ns.rooms.entry(r.clone()).or_insert_with(|| RoomEntry {
-                addr: RoomActor::new(nsp.clone(), r).start(),
-                members: 0,
-            });
-            e.members += 1;
-            e.addr.do_send(AddMember {
-                key: msg.key,
-                addr: msg.addr.clone(),
-            });
+        for r in &msg.rooms {
+            ns.rooms.entry(r.clone()).or_default().join(
+                &nsp,
+                r,
+                &msg.shard,
+                msg.key,
+                msg.addr.clone(),
+            );
         }
     }
 }
@@ -184,7 +224,7 @@ impl Handler<LeaveRooms> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: LeaveRooms, _: &mut Self::Context) {
         let ns = self.ns(&msg.nsp);
-        Self::leave(ns, msg.key, &msg.rooms);
+        Self::leave(ns, msg.worker, msg.key, &msg.rooms);
     }
 }
 
@@ -209,16 +249,12 @@ impl Handler<Broadcast> for ServerActor {
             }
         }
         if msg.rooms.is_empty() {
-            if let Some(all) = &ns.all {
-                all.do_send(Fanout { packet: msg.packet });
-            }
+            ns.all.fanout(&msg.packet);
             return;
         }
         for r in &msg.rooms {
             if let Some(e) = ns.rooms.get(r) {
-                e.addr.do_send(Fanout {
-                    packet: msg.packet.clone(),
-                });
+                e.fanout(&msg.packet);
             } else if let Some((key, addr)) = ns.sockets.get(r) {
                 // every socket is implicitly in the room named by its own id
                 addr.do_send(Deliver {

@@ -73,6 +73,8 @@ pub struct WsSession {
     pong_timer: Option<SpawnHandle>,
     request: Arc<RequestInfo>,
     client: Option<SioClient>,
+    /// The worker this session lives on (for sharded rooms).
+    pub(crate) shard: super::messages::Shard,
 }
 
 /// The first WebSocket of a session has generation 0; upgrades count up from 1.
@@ -122,6 +124,7 @@ impl WsSession {
             pong_timer: None,
             request: Arc::new(req),
             client,
+            shard: super::messages::Shard::current(),
         }
     }
 

@@ -279,12 +279,14 @@ impl WsSession {
             id: id.clone(),
             key,
             addr: addr.clone(),
+            shard: self.shard.clone(),
         });
         if !rooms.is_empty() {
             self.mount.server.do_send(JoinRooms {
                 nsp: nsp.clone(),
                 key,
                 addr,
+                shard: self.shard.clone(),
                 rooms: rooms.clone(),
             });
         }
@@ -408,6 +410,7 @@ impl WsSession {
             nsp: s.nsp.clone(),
             id: s.id.clone(),
             key,
+            worker: self.shard.worker,
             rooms: std::mem::take(&mut s.rooms),
             persist,
         });
@@ -515,6 +518,7 @@ impl WsSession {
             nsp,
             key,
             addr: ctx.address(),
+            shard: self.shard.clone(),
             rooms: new,
         });
     }
@@ -532,6 +536,7 @@ impl WsSession {
         self.mount.server.do_send(LeaveRooms {
             nsp,
             key,
+            worker: self.shard.worker,
             rooms: gone,
         });
     }
