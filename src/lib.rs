@@ -22,7 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_http::HttpService;
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App, HttpResponse};
 
 pub use actors::session::{EngineHandler, EngineMessage};
 pub use config::Config;
@@ -106,26 +109,46 @@ impl Server {
         };
         let cfg = config.clone();
         let stats_server = server.clone();
-        let http = HttpServer::new(move || {
-            let mut app = App::new()
-                .wrap(cors(&cfg))
-                .app_data(web::Data::new(stats_server.clone()))
-                .route("/healthz", web::get().to(healthz));
-            for m in &mounts {
-                let data = web::Data::from(m.clone());
-                app = app.service(
-                    web::resource(m.path.as_str())
-                        .app_data(data)
-                        .default_service(web::to(transport::endpoint)),
-                );
-            }
-            app
-        })
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run();
+        let mounts = Arc::new(mounts);
+        // actix-web's HttpServer cannot hand over upgraded connections, so the HTTP
+        // service is assembled here: the App for every request, plus an upgrade service
+        // that receives WebSocket connections raw (see `transport::upgrade`).
+        let http = actix_server::Server::build()
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(5)
+            .listen("realtime", listener, move || {
+                let mut app = App::new()
+                    .wrap(cors(&cfg))
+                    .app_data(web::Data::new(stats_server.clone()))
+                    .route("/healthz", web::get().to(healthz));
+                for m in mounts.iter() {
+                    let data = web::Data::from(m.clone());
+                    app = app.service(
+                        web::resource(m.path.as_str())
+                            .app_data(data)
+                            .default_service(web::to(transport::endpoint)),
+                    );
+                }
+                let mounts = mounts.clone();
+                let upgrade = fn_factory(move || {
+                    let mounts = mounts.clone();
+                    async move {
+                        Ok::<_, ()>(fn_service(move |(req, framed)| {
+                            let mounts = mounts.clone();
+                            async move {
+                                transport::upgrade::service(req, framed, mounts).await;
+                                Ok::<_, std::convert::Infallible>(())
+                            }
+                        }))
+                    }
+                });
+                HttpService::build()
+                    .upgrade(upgrade)
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })?
+            .run();
         let handle = http.handle();
         let http = actix_web::rt::spawn(http);
         shutdown.await;

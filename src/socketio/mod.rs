@@ -18,30 +18,43 @@ use serde_json::Value;
 pub use ctx::{BroadcastOp, SocketCtx};
 pub use handle::{IoHandle, SocketHandle};
 
+/// The HTTP request that opened the Engine.IO connection (shared by its sockets).
+#[derive(Debug, Default)]
+pub struct RequestInfo {
+    /// The query of the Engine.IO handshake request.
+    pub query: Vec<(String, String)>,
+    /// Headers of the handshake request (lower-case names).
+    pub headers: Vec<(String, String)>,
+    pub remote_addr: Option<std::net::SocketAddr>,
+}
+
 /// What a socket's connect middleware sees.
 #[derive(Debug, Clone)]
 pub struct Handshake {
     /// The CONNECT packet's auth payload (`{}` when none).
     pub auth: Value,
-    /// The query of the Engine.IO handshake request.
-    pub query: Vec<(String, String)>,
-    /// Headers of the Engine.IO handshake request (lower-case names).
-    pub headers: Vec<(String, String)>,
-    pub remote_addr: Option<std::net::SocketAddr>,
+    pub request: Arc<RequestInfo>,
 }
 
 impl Handshake {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.request
+            .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
+        self.request
+            .query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.request.remote_addr
     }
 }
 

@@ -4,21 +4,20 @@
 //! Transports only move bytes between HTTP and a `WsSession`; decoding is the protocol
 //! layer's, behaviour is the session's.
 
+pub mod upgrade;
 pub mod ws;
 
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext};
+use actix::Actor;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::actors::messages::LookupSession;
 use crate::actors::session::{
-    random_id, BeginUpgrade, ForwardWs, Poll, PollData, PollReply, RequestError, RequestInfo,
-    WsSession,
+    random_id, Poll, PollData, PollReply, RequestError, RequestInfo, WsSession,
 };
 use crate::protocol::engine;
 use crate::Mount;
@@ -34,7 +33,7 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    fn code_message(self) -> (u8, &'static str) {
+    pub(crate) fn code_message(self) -> (u8, &'static str) {
         match self {
             EngineError::UnknownTransport => (0, "Transport unknown"),
             EngineError::UnknownSid => (1, "Session ID unknown"),
@@ -44,57 +43,55 @@ impl EngineError {
         }
     }
 
-    pub fn response(self) -> HttpResponse {
+    /// The JSON body Node sends with the 400.
+    pub(crate) fn body(self) -> String {
         #[derive(Serialize)]
         struct Body {
             code: u8,
             message: &'static str,
         }
         let (code, message) = self.code_message();
-        HttpResponse::BadRequest().json(Body { code, message })
+        serde_json::to_string(&Body { code, message }).unwrap_or_default()
+    }
+
+    pub fn response(self) -> HttpResponse {
+        HttpResponse::BadRequest()
+            .content_type("application/json")
+            .body(self.body())
     }
 }
 
-/// Outbound frames a WebSocket may have queued before its session counts as slow.
-/// One more slot than frames allowed: the close frame always fits.
-fn ws_queue_len(mount: &Mount) -> usize {
-    mount.config.engine.max_buffered_frames.max(16) + 1
-}
-
-fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
+    web::Query::<Vec<(String, String)>>::from_query(query)
         .map(|q| q.into_inner())
         .unwrap_or_default()
 }
 
-fn request_info(req: &HttpRequest, query: Vec<(String, String)>) -> RequestInfo {
-    let headers = req
-        .headers()
+pub(crate) fn request_info(
+    headers: &actix_web::http::header::HeaderMap,
+    query: Vec<(String, String)>,
+    remote_addr: Option<std::net::SocketAddr>,
+) -> RequestInfo {
+    let headers = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
     RequestInfo {
         query,
         headers,
-        remote_addr: req.peer_addr(),
+        remote_addr,
     }
 }
 
-fn is_ws_upgrade(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// Every Engine.IO request of a mount comes here.
+/// Every Engine.IO request of a mount comes here, except WebSocket upgrades (the
+/// dispatcher hands those to [`upgrade::service`] with the raw connection).
 pub async fn endpoint(
     req: HttpRequest,
     body: web::Payload,
     mount: web::Data<Mount>,
 ) -> HttpResponse {
     let mount = mount.into_inner();
-    let query = query_pairs(&req);
+    let query = query_pairs(req.query_string());
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let websocket = match get("transport") {
         Some("polling") => false,
@@ -115,7 +112,8 @@ pub async fn endpoint(
             return EngineError::UnknownSid.response();
         };
         return if websocket {
-            upgrade(&req, body, session, &mount).await
+            // A WebSocket request that reached here carried no upgrade.
+            EngineError::BadRequest.response()
         } else {
             polling(&req, body, session, &mount).await
         };
@@ -127,21 +125,11 @@ pub async fn endpoint(
     if get("EIO") != Some("4") {
         return EngineError::UnsupportedProtocolVersion.response();
     }
-    let sid = random_id();
     if websocket {
-        let Ok(mut resp) = actix_web_actors::ws::handshake(&req) else {
-            return EngineError::BadRequest.response();
-        };
-        let (tx, rx) = mpsc::channel(ws_queue_len(&mount));
-        let frames = ws::inbound(body, mount.config.engine.max_payload as usize);
-        let info = request_info(&req, query);
-        WsSession::create(move |ctx| {
-            ctx.add_stream(frames);
-            WsSession::websocket(sid, mount, tx, info)
-        });
-        return resp.streaming(ws::outbound(rx));
+        return EngineError::BadRequest.response();
     }
-    let info = request_info(&req, query);
+    let sid = random_id();
+    let info = request_info(req.headers(), query, req.peer_addr());
     let addr = WsSession::polling(sid, mount, info).start();
     respond_poll(
         addr.send(Poll)
@@ -232,35 +220,4 @@ fn decode_prefix(buf: &[u8]) -> Vec<engine::Packet> {
         }
     }
     out
-}
-
-async fn upgrade(
-    req: &HttpRequest,
-    body: web::Payload,
-    session: actix::Addr<WsSession>,
-    mount: &Arc<Mount>,
-) -> HttpResponse {
-    if !is_ws_upgrade(req) {
-        return EngineError::BadRequest.response();
-    }
-    let Ok(mut resp) = actix_web_actors::ws::handshake(req) else {
-        return EngineError::BadRequest.response();
-    };
-    let (tx, rx) = mpsc::channel(ws_queue_len(mount));
-    let gen = match session.send(BeginUpgrade { tx }).await {
-        Ok(Ok(gen)) => gen,
-        Ok(Err(RequestError::UnknownSid)) | Err(_) => return EngineError::UnknownSid.response(),
-        Ok(Err(_)) => return EngineError::BadRequest.response(),
-    };
-    let mut frames = Box::pin(ws::inbound(body, mount.config.engine.max_payload as usize));
-    // The session may live on another thread: forward frames, waiting for each to be
-    // taken so a fast client cannot flood the session's mailbox.
-    actix_web::rt::spawn(async move {
-        while let Some(item) = frames.next().await {
-            if session.send(ForwardWs { gen, item }).await.is_err() {
-                break;
-            }
-        }
-    });
-    resp.streaming(ws::outbound(rx))
 }

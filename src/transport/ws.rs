@@ -1,16 +1,24 @@
-//! WebSocket framing under a `WsSession`: the inbound side turns the request payload into
-//! whole messages ([`WsIn`]); the outbound side turns a bounded queue of [`OutMsg`] into the
-//! response body, writing every frame that is already queued in one chunk.
+//! WebSocket I/O owned by a `WsSession`, below actix-http's dispatcher.
 //!
-//! The session owns these ends rather than an actix-web-actors `WebsocketContext` so that one
-//! session can move from polling to WebSocket (the upgrade) and live on whichever thread it
-//! started on.
+//! At the upgrade the HTTP layer hands over the raw TCP stream (see `transport::upgrade`);
+//! from then on the session reads and writes it itself:
+//! - [`inbound`]: a stream of whole messages. It waits for readiness without a buffer and
+//!   allocates one only while bytes are being decoded, so an idle connection holds none.
+//! - [`WsWriter`]: frames are encoded into one buffer and written with non-blocking writes
+//!   when the session's current batch of work is done (one syscall for everything queued);
+//!   the buffer is released once drained.
+//!
+//! This replaces the per-connection 8 KiB read and write buffers of the HTTP dispatcher and
+//! the channel + body stream an actix-web-actors context would put between the session and
+//! the socket.
+
+use std::io;
+use std::sync::Arc;
 
 use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
-use actix_web::web::{Bytes, BytesMut};
-use decoder::decode_frames;
-use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::protocol::engine::Frame;
 
@@ -27,95 +35,41 @@ pub enum WsIn {
     },
 }
 
-/// What a session queues for its WebSocket.
-#[derive(Debug)]
-pub enum OutMsg {
-    Frame(Frame),
-    Pong(Bytes),
-    /// A close frame; with no code (1005 at the client) as Node sends it, or a code such
-    /// as 1009 for an oversize message.
-    Close(Option<CloseCode>),
+/// Bytes read per readiness event at most.
+const READ_CHUNK: usize = 4096;
+
+struct ReadState {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+    max: usize,
+    /// A fragmented message being assembled: text?, bytes so far.
+    partial: Option<(bool, BytesMut)>,
+    ended: bool,
 }
 
-/// Largest chunk the writer assembles from queued frames before yielding it.
-const COALESCE_BYTES: usize = 64 * 1024;
-
-/// Decodes the request payload into messages, joining continuation frames.
-pub fn inbound<S, E>(payload: S, max_size: usize) -> impl Stream<Item = WsIn>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-{
-    decode_frames(payload, max_size)
-}
-
-/// The response body: drains the queue, encoding frames; ends after a close frame or when
-/// the session dropped its sender.
-pub fn outbound(rx: mpsc::Receiver<OutMsg>) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
-    futures_util::stream::unfold((rx, false), |(mut rx, done)| async move {
-        if done {
-            return None;
-        }
-        let first = rx.recv().await?;
-        let mut buf = BytesMut::new();
-        let mut closed = encode(&mut buf, first);
-        while !closed && buf.len() < COALESCE_BYTES {
-            match rx.try_recv() {
-                Ok(m) => closed = encode(&mut buf, m),
-                Err(_) => break,
+/// Decodes the client's frames into whole messages. `leftover` holds bytes the HTTP layer
+/// had already read past the upgrade request.
+pub fn inbound(rd: OwnedReadHalf, leftover: BytesMut, max: usize) -> impl Stream<Item = WsIn> {
+    let st = ReadState {
+        rd,
+        buf: leftover,
+        max,
+        partial: None,
+        ended: false,
+    };
+    futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if st.ended {
+                return None;
             }
-        }
-        Some((Ok(buf.freeze()), (rx, closed)))
-    })
-}
-
-/// Encodes one message; true when it was a close frame.
-fn encode(buf: &mut BytesMut, m: OutMsg) -> bool {
-    match m {
-        OutMsg::Frame(Frame::Text(b)) => Parser::write_message(buf, &b, OpCode::Text, true, false),
-        OutMsg::Frame(Frame::Binary(b)) => {
-            Parser::write_message(buf, &b, OpCode::Binary, true, false)
-        }
-        OutMsg::Pong(b) => Parser::write_message(buf, &b, OpCode::Pong, true, false),
-        OutMsg::Close(code) => {
-            Parser::write_close(buf, code.map(CloseReason::from), false);
-            return true;
-        }
-    }
-    false
-}
-
-mod decoder {
-    //! The frame decoder loop: parse what is buffered, read more when a frame is incomplete.
-    use super::*;
-
-    struct State<S> {
-        payload: S,
-        buf: BytesMut,
-        max: usize,
-        /// A fragmented message being assembled: its opcode and bytes so far.
-        partial: Option<(bool, BytesMut)>,
-        ended: bool,
-    }
-
-    pub fn decode_frames<S, E>(payload: S, max: usize) -> impl Stream<Item = WsIn>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-    {
-        let st = State {
-            payload,
-            buf: BytesMut::new(),
-            max,
-            partial: None,
-            ended: false,
-        };
-        futures_util::stream::unfold(st, |mut st| async move {
-            loop {
-                if st.ended {
-                    return None;
-                }
+            if !st.buf.is_empty() {
                 match Parser::parse(&mut st.buf, true, st.max) {
                     Ok(Some((fin, op, data))) => {
                         let data = data.map(BytesMut::freeze).unwrap_or_default();
+                        if st.buf.is_empty() {
+                            // release the read buffer between messages
+                            st.buf = BytesMut::new();
+                        }
                         if let Some(item) = on_frame(&mut st, fin, op, data) {
                             if matches!(item, WsIn::Close | WsIn::Error { .. }) {
                                 st.ended = true;
@@ -131,57 +85,198 @@ mod decoder {
                         return Some((WsIn::Error { too_big }, st));
                     }
                 }
-                match st.payload.next().await {
-                    Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
-                    Some(Err(_)) | None => {
-                        st.ended = true;
-                        return Some((WsIn::Close, st));
+            }
+            if st.buf.is_empty() && st.buf.capacity() > 0 {
+                // nothing buffered: wait without holding memory
+                st.buf = BytesMut::new();
+            }
+            if st.rd.readable().await.is_err() {
+                st.ended = true;
+                return Some((WsIn::Close, st));
+            }
+            st.buf.reserve(READ_CHUNK);
+            match st.rd.try_read_buf(&mut st.buf) {
+                Ok(0) => {
+                    st.ended = true;
+                    return Some((WsIn::Close, st));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    st.ended = true;
+                    return Some((WsIn::Close, st));
+                }
+            }
+        }
+    })
+}
+
+fn on_frame(st: &mut ReadState, fin: bool, op: OpCode, data: Bytes) -> Option<WsIn> {
+    let whole = |text: bool, data: Bytes| {
+        if text {
+            WsIn::Text(data)
+        } else {
+            WsIn::Binary(data)
+        }
+    };
+    match op {
+        OpCode::Text | OpCode::Binary => {
+            if st.partial.is_some() {
+                return Some(WsIn::Error { too_big: false });
+            }
+            let text = op == OpCode::Text;
+            if fin {
+                return Some(whole(text, data));
+            }
+            st.partial = Some((text, BytesMut::from(&data[..])));
+            None
+        }
+        OpCode::Continue => {
+            let Some((text, mut acc)) = st.partial.take() else {
+                return Some(WsIn::Error { too_big: false });
+            };
+            acc.extend_from_slice(&data);
+            if acc.len() > st.max {
+                return Some(WsIn::Error { too_big: true });
+            }
+            if !fin {
+                st.partial = Some((text, acc));
+                return None;
+            }
+            Some(whole(text, acc.freeze()))
+        }
+        OpCode::Ping => Some(WsIn::Ping(data)),
+        OpCode::Pong => None,
+        OpCode::Close => Some(WsIn::Close),
+        OpCode::Bad => Some(WsIn::Error { too_big: false }),
+    }
+}
+
+/// The writing end of a session's WebSocket.
+pub struct WsWriter {
+    half: Arc<OwnedWriteHalf>,
+    buf: BytesMut,
+    /// Frames appended since the buffer was last empty (the slow-consumer bound).
+    pending_frames: usize,
+    /// A close frame was queued: nothing more is accepted.
+    closing: bool,
+    /// The socket failed; everything is dropped.
+    broken: bool,
+    pub gen: u32,
+}
+
+/// What a flush achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything was written.
+    Done,
+    /// The socket is full: wait for it to become writable, then flush again.
+    Blocked,
+    /// The socket failed.
+    Broken,
+}
+
+impl WsWriter {
+    pub fn new(half: OwnedWriteHalf, gen: u32) -> Self {
+        WsWriter {
+            half: Arc::new(half),
+            buf: BytesMut::new(),
+            pending_frames: 0,
+            closing: false,
+            broken: false,
+            gen,
+        }
+    }
+
+    /// Frames queued but not yet written.
+    pub fn queued(&self) -> usize {
+        self.pending_frames
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    pub fn frame(&mut self, f: &Frame) {
+        if self.closing || self.broken {
+            return;
+        }
+        let (op, b) = match f {
+            Frame::Text(b) => (OpCode::Text, b),
+            Frame::Binary(b) => (OpCode::Binary, b),
+        };
+        Parser::write_message(&mut self.buf, b, op, true, false);
+        self.pending_frames += 1;
+    }
+
+    pub fn pong(&mut self, payload: &[u8]) {
+        if !self.closing && !self.broken {
+            Parser::write_message(&mut self.buf, payload, OpCode::Pong, true, false);
+        }
+    }
+
+    /// Queues a close frame: without a code (the client sees 1005) as Node sends it, or
+    /// with one such as 1009 for an oversize message.
+    pub fn close(&mut self, code: Option<CloseCode>) {
+        if !self.closing && !self.broken {
+            Parser::write_close(&mut self.buf, code.map(CloseReason::from), false);
+            self.closing = true;
+        }
+    }
+
+    /// Writes as much as the socket takes without blocking.
+    pub fn flush(&mut self) -> Flushed {
+        if self.broken {
+            return Flushed::Broken;
+        }
+        while !self.buf.is_empty() {
+            match self.half.try_write(&self.buf) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Flushed::Broken;
+                }
+                Ok(n) => {
+                    let _ = self.buf.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.broken = true;
+                    self.buf = BytesMut::new();
+                    return Flushed::Broken;
+                }
+            }
+        }
+        self.pending_frames = 0;
+        // An idle connection keeps no buffer; a busy one allocates a fresh one per batch.
+        self.buf = BytesMut::new();
+        Flushed::Done
+    }
+
+    /// A handle to wait for writability on (outside the session's borrow).
+    pub fn socket(&self) -> Arc<OwnedWriteHalf> {
+        self.half.clone()
+    }
+
+    /// Hands the unwritten bytes to a background task that writes them (bounded in time),
+    /// for a session that stops with data still queued.
+    pub fn finish_in_background(mut self) {
+        if self.broken || self.buf.is_empty() {
+            return;
+        }
+        actix_rt::spawn(async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match self.flush() {
+                    Flushed::Done | Flushed::Broken => break,
+                    Flushed::Blocked => {
+                        let ready = tokio::time::timeout_at(deadline, self.half.writable()).await;
+                        if !matches!(ready, Ok(Ok(()))) {
+                            break;
+                        }
                     }
                 }
             }
-        })
-    }
-
-    fn on_frame<S>(st: &mut State<S>, fin: bool, op: OpCode, data: Bytes) -> Option<WsIn> {
-        match op {
-            OpCode::Text | OpCode::Binary => {
-                if st.partial.is_some() {
-                    return Some(WsIn::Error { too_big: false });
-                }
-                let text = op == OpCode::Text;
-                if fin {
-                    return Some(if text {
-                        WsIn::Text(data)
-                    } else {
-                        WsIn::Binary(data)
-                    });
-                }
-                st.partial = Some((text, BytesMut::from(&data[..])));
-                None
-            }
-            OpCode::Continue => {
-                let Some((text, mut acc)) = st.partial.take() else {
-                    return Some(WsIn::Error { too_big: false });
-                };
-                acc.extend_from_slice(&data);
-                if acc.len() > st.max {
-                    return Some(WsIn::Error { too_big: true });
-                }
-                if !fin {
-                    st.partial = Some((text, acc));
-                    return None;
-                }
-                let data = acc.freeze();
-                Some(if text {
-                    WsIn::Text(data)
-                } else {
-                    WsIn::Binary(data)
-                })
-            }
-            OpCode::Ping => Some(WsIn::Ping(data)),
-            OpCode::Pong => None,
-            OpCode::Close => Some(WsIn::Close),
-            OpCode::Bad => Some(WsIn::Error { too_big: false }),
-        }
+        });
     }
 }

@@ -11,16 +11,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorContext, AsyncContext, Context, Handler, Message, SpawnHandle, StreamHandler,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
+    StreamHandler, WrapFuture,
 };
 use actix_http::ws::CloseCode;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::messages::{RegisterSession, SessionClosed};
 use crate::protocol::engine::{self, kind, Frame, Packet};
 use crate::socketio::reason;
-use crate::transport::ws::{OutMsg, WsIn};
+use crate::transport::ws::{Flushed, WsIn, WsWriter};
 use crate::Mount;
 
 pub use sio::{random_id, ForSocket, SioClient, SocketCommand};
@@ -37,34 +38,26 @@ pub trait EngineHandler: Send + Sync + 'static {
     fn on_message(&self, msg: EngineMessage) -> Vec<EngineMessage>;
 }
 
-/// The writer end of a WebSocket, tagged with the generation of that socket so frames of
-/// a replaced or abandoned socket are told apart.
-pub struct WsOut {
-    pub tx: mpsc::Sender<OutMsg>,
-    pub gen: u32,
-}
-
 enum Transport {
     Polling {
         queue: VecDeque<Frame>,
         pending: Option<oneshot::Sender<Bytes>>,
     },
-    WebSocket(WsOut),
+    WebSocket(WsWriter),
 }
 
-/// Request data the connect middleware may look at.
-pub struct RequestInfo {
-    pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
-    pub remote_addr: Option<std::net::SocketAddr>,
-}
+pub use crate::socketio::RequestInfo;
 
 pub struct WsSession {
     sid: Arc<str>,
     mount: Arc<Mount>,
     transport: Transport,
     /// The WebSocket being probed during an upgrade.
-    probe: Option<WsOut>,
+    probe: Option<WsWriter>,
+    /// A flush of the WebSocket is scheduled for the end of the current batch of work.
+    flush_scheduled: bool,
+    /// The socket is full; a wait for writability is under way.
+    write_blocked: bool,
     /// Generation of the last WebSocket attached by an upgrade.
     last_gen: u32,
     /// After a server-side close on polling: the close packet waits for the next GET.
@@ -98,13 +91,10 @@ impl WsSession {
     pub fn websocket(
         sid: Arc<str>,
         mount: Arc<Mount>,
-        tx: mpsc::Sender<OutMsg>,
+        writer: tokio::net::tcp::OwnedWriteHalf,
         request: RequestInfo,
     ) -> Self {
-        let out = WsOut {
-            tx,
-            gen: DIRECT_WS_GEN,
-        };
+        let out = WsWriter::new(writer, DIRECT_WS_GEN);
         Self::new(sid, mount, Transport::WebSocket(out), request)
     }
 
@@ -118,6 +108,8 @@ impl WsSession {
             mount,
             transport,
             probe: None,
+            flush_scheduled: false,
+            write_blocked: false,
             last_gen: DIRECT_WS_GEN,
             closing: false,
             closed: false,
@@ -140,13 +132,15 @@ impl WsSession {
         }
         let max = self.mount.config.engine.max_buffered_frames;
         let overflow = match &mut self.transport {
-            // The last slot is kept for the close frame.
-            Transport::WebSocket(out) if out.tx.capacity() <= 1 => !out.tx.is_closed(),
-            Transport::WebSocket(out) => match out.tx.try_send(OutMsg::Frame(frame)) {
-                Ok(()) => false,
-                Err(mpsc::error::TrySendError::Full(_)) => true,
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            },
+            Transport::WebSocket(out) => {
+                if out.queued() >= max {
+                    true
+                } else {
+                    out.frame(&frame);
+                    self.schedule_flush(ctx);
+                    false
+                }
+            }
             Transport::Polling { queue, .. } => {
                 if queue.len() >= max {
                     true
@@ -160,6 +154,42 @@ impl WsSession {
         if overflow {
             log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
             self.close(reason::TRANSPORT_ERROR, ctx);
+        }
+    }
+
+    /// Writes the WebSocket buffer once the current batch of messages is handled, so all
+    /// frames queued by it leave in one write.
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_scheduled || self.write_blocked {
+            return;
+        }
+        self.flush_scheduled = true;
+        ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, ctx| {
+            act.flush_scheduled = false;
+            act.flush_ws(ctx);
+        }));
+    }
+
+    fn flush_ws(&mut self, ctx: &mut Context<Self>) {
+        let Transport::WebSocket(out) = &mut self.transport else {
+            return;
+        };
+        match out.flush() {
+            Flushed::Done => {}
+            Flushed::Blocked => {
+                self.write_blocked = true;
+                let sock = out.socket();
+                ctx.spawn(async move { sock.writable().await }.into_actor(self).map(
+                    |res, act, ctx| {
+                        act.write_blocked = false;
+                        match res {
+                            Ok(()) => act.flush_ws(ctx),
+                            Err(_) => act.close(reason::TRANSPORT_CLOSE, ctx),
+                        }
+                    },
+                ));
+            }
+            Flushed::Broken => self.close(reason::TRANSPORT_CLOSE, ctx),
         }
     }
 
@@ -203,14 +233,16 @@ impl WsSession {
         log::debug!("session closing sid={} reason={why}", self.sid);
         self.sio_closed(why, ctx);
         self.closed = true;
-        if let Some(p) = self.probe.take() {
-            let _ = p.tx.try_send(OutMsg::Close(None));
+        if let Some(mut p) = self.probe.take() {
+            p.close(None);
+            p.finish_in_background();
         }
         let client_gone = why == reason::TRANSPORT_CLOSE;
         match &mut self.transport {
             Transport::WebSocket(out) => {
                 if !client_gone {
-                    let _ = out.tx.try_send(OutMsg::Close(None));
+                    out.close(None);
+                    out.flush();
                 }
                 ctx.stop();
             }
@@ -288,15 +320,16 @@ impl WsSession {
             },
             WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
             WsIn::Ping(b) => {
-                if let Transport::WebSocket(out) = &self.transport {
-                    let _ = out.tx.try_send(OutMsg::Pong(b));
+                if let Transport::WebSocket(out) = &mut self.transport {
+                    out.pong(&b);
+                    self.schedule_flush(ctx);
                 }
             }
             WsIn::Close => self.close(reason::TRANSPORT_CLOSE, ctx),
             WsIn::Error { too_big } => {
                 if too_big {
-                    if let Transport::WebSocket(out) = &self.transport {
-                        let _ = out.tx.try_send(OutMsg::Close(Some(CloseCode::Size)));
+                    if let Transport::WebSocket(out) = &mut self.transport {
+                        out.close(Some(CloseCode::Size));
                     }
                 }
                 log::debug!("websocket error sid={} too_big={too_big}", self.sid);
@@ -313,10 +346,14 @@ impl WsSession {
         };
         match packet {
             Some(Packet::Ping(p)) if p == "probe" => {
-                if let Some(probe) = &self.probe {
-                    let _ = probe
-                        .tx
-                        .try_send(OutMsg::Frame(Frame::text(kind::PONG, b"probe")));
+                if let Some(probe) = &mut self.probe {
+                    probe.frame(&Frame::text(kind::PONG, b"probe"));
+                    if probe.flush() == Flushed::Blocked {
+                        // a fresh socket that cannot take 8 bytes: give up the probe
+                        if let Some(p) = self.probe.take() {
+                            p.finish_in_background();
+                        }
+                    }
                 }
                 // Release the client's pending GET so it can send the upgrade.
                 self.answer_poll_with_noop();
@@ -339,8 +376,9 @@ impl WsSession {
             Some(Packet::Noop) | Some(Packet::Pong(_)) => {}
             _ => {
                 // Anything else on the probe: abandon the upgrade, keep polling.
-                if let Some(p) = self.probe.take() {
-                    let _ = p.tx.try_send(OutMsg::Close(None));
+                if let Some(mut p) = self.probe.take() {
+                    p.close(None);
+                    p.finish_in_background();
                 }
             }
         }
@@ -397,6 +435,18 @@ impl Actor for WsSession {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         if !self.closed {
             self.close(reason::TRANSPORT_CLOSE, ctx);
+        }
+        // Whatever is still queued (the close frame, last packets) is written in the
+        // background; dropping the writer then closes the socket.
+        let transport = std::mem::replace(
+            &mut self.transport,
+            Transport::Polling {
+                queue: VecDeque::new(),
+                pending: None,
+            },
+        );
+        if let Transport::WebSocket(out) = transport {
+            out.finish_in_background();
         }
         self.mount.server.do_send(SessionClosed {
             sid: self.sid.clone(),
@@ -516,7 +566,7 @@ impl Handler<PollData> for WsSession {
 #[derive(Message)]
 #[rtype(result = "Result<u32, RequestError>")]
 pub struct BeginUpgrade {
-    pub tx: mpsc::Sender<OutMsg>,
+    pub writer: tokio::net::tcp::OwnedWriteHalf,
 }
 
 impl Handler<BeginUpgrade> for WsSession {
@@ -530,13 +580,14 @@ impl Handler<BeginUpgrade> for WsSession {
         }
         self.last_gen += 1;
         let gen = self.last_gen;
-        self.probe = Some(WsOut { tx: msg.tx, gen });
+        self.probe = Some(WsWriter::new(msg.writer, gen));
         let timeout = self.mount.config.engine.upgrade_timeout();
         ctx.run_later(timeout, move |act, _| {
             if act.probe.as_ref().is_some_and(|p| p.gen == gen) {
                 log::debug!("upgrade timed out sid={}", act.sid);
-                if let Some(p) = act.probe.take() {
-                    let _ = p.tx.try_send(OutMsg::Close(None));
+                if let Some(mut p) = act.probe.take() {
+                    p.close(None);
+                    p.finish_in_background();
                 }
             }
         });

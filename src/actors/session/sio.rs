@@ -172,9 +172,7 @@ impl WsSession {
         let auth = auth.unwrap_or_else(|| Value::Object(Map::new()));
         let handshake = Arc::new(Handshake {
             auth: auth.clone(),
-            query: self.request.query.clone(),
-            headers: self.request.headers.clone(),
-            remote_addr: self.request.remote_addr,
+            request: self.request.clone(),
         });
         let nsp: Arc<str> = Arc::from(nsp);
         let recovery = client.io.recovery && self.mount.config.recovery.enabled;

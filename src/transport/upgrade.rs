@@ -1,0 +1,128 @@
+//! WebSocket connections: the HTTP dispatcher hands every `Connection: Upgrade` request here
+//! together with the raw connection. After the checks (Node's error bodies) and the 101
+//! answer, the TCP stream is split between a `WsSession`'s reader and writer; the HTTP
+//! dispatcher and its buffers are gone.
+
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext};
+use actix_codec::Framed;
+use actix_http::body::BodySize;
+use actix_http::{h1, ws, HttpMessage, Request, Response, StatusCode};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+
+use super::{query_pairs, request_info, EngineError};
+use crate::actors::messages::LookupSession;
+use crate::actors::session::{random_id, BeginUpgrade, ForwardWs, RequestError, WsSession};
+use crate::Mount;
+
+type Conn = Framed<TcpStream, h1::Codec>;
+
+/// Answers with a status and a body, then the connection ends.
+async fn reply(mut framed: Conn, status: StatusCode, content_type: &str, body: String) {
+    let mut res = Response::with_body(status, ());
+    if let Ok(v) = actix_http::header::HeaderValue::from_str(content_type) {
+        res.headers_mut()
+            .insert(actix_http::header::CONTENT_TYPE, v);
+    }
+    let body = Bytes::from(body);
+    let size = BodySize::Sized(body.len() as u64);
+    let _ = framed.send(h1::Message::Item((res, size))).await;
+    let _ = framed.send(h1::Message::Chunk(Some(body))).await;
+    let _ = framed.send(h1::Message::Chunk(None)).await;
+}
+
+async fn refuse(framed: Conn, e: EngineError) {
+    reply(
+        framed,
+        StatusCode::BAD_REQUEST,
+        "application/json",
+        e.body(),
+    )
+    .await;
+}
+
+/// The upgrade service: one call per upgrade request.
+pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<Mount>>>) {
+    let Some(mount) = mounts.iter().find(|m| m.path == req.path()).cloned() else {
+        let body = r#"{"code":404,"message":"Not found"}"#.to_owned();
+        return reply(framed, StatusCode::NOT_FOUND, "application/json", body).await;
+    };
+    let query = query_pairs(req.uri().query().unwrap_or(""));
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match get("transport") {
+        Some("websocket") => {}
+        Some("polling") => return refuse(framed, EngineError::BadRequest).await,
+        _ => return refuse(framed, EngineError::UnknownTransport).await,
+    }
+    let sid = get("sid").map(str::to_owned);
+    if sid.is_none() && get("EIO") != Some("4") {
+        return refuse(framed, EngineError::UnsupportedProtocolVersion).await;
+    }
+    if ws::verify_handshake(req.head()).is_err() {
+        return refuse(framed, EngineError::BadRequest).await;
+    }
+    let session = match &sid {
+        Some(sid) => {
+            let found = mount
+                .server
+                .send(LookupSession {
+                    sid: sid.clone(),
+                    mount: mount.id,
+                })
+                .await
+                .ok()
+                .flatten();
+            match found {
+                Some(s) => Some(s),
+                None => return refuse(framed, EngineError::UnknownSid).await,
+            }
+        }
+        None => None,
+    };
+    let info = request_info(req.headers(), query, req.peer_addr());
+    let max = mount.config.engine.max_payload as usize;
+
+    let mut framed = framed;
+    let res = ws::handshake_response(req.head()).finish().drop_body();
+    if framed
+        .send(h1::Message::Item((res, BodySize::None)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let parts = framed.into_parts();
+    let leftover = parts.read_buf;
+    let (rd, wr) = parts.io.into_split();
+
+    match session {
+        None => {
+            let frames = super::ws::inbound(rd, leftover, max);
+            let sid = random_id();
+            WsSession::create(move |ctx| {
+                ctx.add_stream(frames);
+                WsSession::websocket(sid, mount, wr, info)
+            });
+        }
+        Some(session) => {
+            let gen = match session.send(BeginUpgrade { writer: wr }).await {
+                Ok(Ok(gen)) => gen,
+                // The 101 is already out: closing the socket is all that is left.
+                Ok(Err(RequestError::UnknownSid | RequestError::BadRequest))
+                | Ok(Err(RequestError::Overlap))
+                | Err(_) => return,
+            };
+            // The session may live on another thread: forward frames, waiting for each
+            // to be taken so a fast client cannot flood the session's mailbox.
+            let mut frames = Box::pin(super::ws::inbound(rd, leftover, max));
+            while let Some(item) = frames.next().await {
+                if session.send(ForwardWs { gen, item }).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
