@@ -50,6 +50,12 @@ for side in rust node; do
   start_server $side
   run $side connections --n $conns --rate 2000 --hold 3
   stop_server
+  if [ $side = rust ] && [ $quick = 0 ]; then
+    # the memory target is read at 19k connections (the fd limit here is 20000)
+    start_server $side
+    run $side-19k connections --n 19000 --rate 2000 --hold 3
+    stop_server
+  fi
   start_server $side
   # the highest broadcast rate into a 1000-member room with p99 < 50 ms and no loss
   for r in $rates; do
@@ -97,5 +103,10 @@ for k in figs[0]:
     print(f"| {k} | {a:,.1f} | {b:,.1f} | {ratio} |")
 gen = max(d.get("generator_cpu_s", 0) for d in rows)
 print(f"\nLoad generator CPU (largest single run): {gen:.1f} s")
+big = pick("rust-19k", "connections")
+if big:
+    b = big[-1]
+    print(f"\nOurs at {b['connected']} idle connections: "
+          f"{(b['server_rss_per_conn_bytes'] or 0) / 1024:.1f} KiB RSS per connection")
 PY
 cat "$out/report.md"

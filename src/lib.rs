@@ -52,6 +52,20 @@ pub struct Mount {
     pub(crate) service: Service,
 }
 
+impl Mount {
+    /// The live session `sid` of this mount, if any.
+    pub(crate) async fn session(&self, sid: &str) -> Option<Addr<actors::WsSession>> {
+        self.server
+            .send(actors::messages::LookupSession {
+                sid: sid.to_owned(),
+                mount: self.id,
+            })
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 /// The server: configuration plus its mount points.
 pub struct Server {
     config: Config,

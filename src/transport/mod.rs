@@ -15,7 +15,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::actors::messages::LookupSession;
 use crate::actors::session::{
     random_id, Poll, PollData, PollReply, RequestError, RequestInfo, WsSession,
 };
@@ -99,16 +98,7 @@ pub async fn endpoint(
         _ => return EngineError::UnknownTransport.response(),
     };
     if let Some(sid) = get("sid") {
-        let found = mount
-            .server
-            .send(LookupSession {
-                sid: sid.to_owned(),
-                mount: mount.id,
-            })
-            .await
-            .ok()
-            .flatten();
-        let Some(session) = found else {
+        let Some(session) = mount.session(sid).await else {
             return EngineError::UnknownSid.response();
         };
         return if websocket {

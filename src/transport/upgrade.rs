@@ -14,7 +14,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 
 use super::{query_pairs, request_info, EngineError};
-use crate::actors::messages::LookupSession;
 use crate::actors::session::{random_id, BeginUpgrade, ForwardWs, RequestError, WsSession};
 use crate::Mount;
 
@@ -65,21 +64,10 @@ pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<Mount>>>) {
         return refuse(framed, EngineError::BadRequest).await;
     }
     let session = match &sid {
-        Some(sid) => {
-            let found = mount
-                .server
-                .send(LookupSession {
-                    sid: sid.clone(),
-                    mount: mount.id,
-                })
-                .await
-                .ok()
-                .flatten();
-            match found {
-                Some(s) => Some(s),
-                None => return refuse(framed, EngineError::UnknownSid).await,
-            }
-        }
+        Some(sid) => match mount.session(sid).await {
+            Some(s) => Some(s),
+            None => return refuse(framed, EngineError::UnknownSid).await,
+        },
         None => None,
     };
     let info = request_info(req.headers(), query, req.peer_addr());

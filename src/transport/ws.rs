@@ -152,10 +152,16 @@ fn on_frame(st: &mut ReadState, fin: bool, op: OpCode, data: Bytes) -> Option<Ws
     }
 }
 
+/// A drained write buffer up to this size is kept for the next batch (less allocator
+/// churn); a larger one is freed so idle connections stay small.
+const KEEP_CAPACITY: usize = 512;
+
 /// The writing end of a session's WebSocket.
 pub struct WsWriter {
     half: Arc<OwnedWriteHalf>,
     buf: BytesMut,
+    /// Bytes of `buf` already written.
+    written: usize,
     /// Frames appended since the buffer was last empty (the slow-consumer bound).
     pending_frames: usize,
     /// A close frame was queued: nothing more is accepted.
@@ -181,6 +187,7 @@ impl WsWriter {
         WsWriter {
             half: Arc::new(half),
             buf: BytesMut::new(),
+            written: 0,
             pending_frames: 0,
             closing: false,
             broken: false,
@@ -194,7 +201,7 @@ impl WsWriter {
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.buf.is_empty()
+        self.written < self.buf.len()
     }
 
     pub fn frame(&mut self, f: &Frame) {
@@ -229,27 +236,31 @@ impl WsWriter {
         if self.broken {
             return Flushed::Broken;
         }
-        while !self.buf.is_empty() {
-            match self.half.try_write(&self.buf) {
+        while self.written < self.buf.len() {
+            match self.half.try_write(&self.buf[self.written..]) {
                 Ok(0) => {
                     self.broken = true;
                     return Flushed::Broken;
                 }
-                Ok(n) => {
-                    let _ = self.buf.split_to(n);
-                }
+                Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.broken = true;
                     self.buf = BytesMut::new();
+                    self.written = 0;
                     return Flushed::Broken;
                 }
             }
         }
         self.pending_frames = 0;
-        // An idle connection keeps no buffer; a busy one allocates a fresh one per batch.
-        self.buf = BytesMut::new();
+        self.written = 0;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            // a burst grew it: let an idle connection hold only a small buffer
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.clear();
+        }
         Flushed::Done
     }
 
@@ -261,7 +272,7 @@ impl WsWriter {
     /// Hands the unwritten bytes to a background task that writes them (bounded in time),
     /// for a session that stops with data still queued.
     pub fn finish_in_background(mut self) {
-        if self.broken || self.buf.is_empty() {
+        if self.broken || !self.has_pending() {
             return;
         }
         actix_rt::spawn(async move {
