@@ -1,18 +1,35 @@
-//! `RoomActor`: the local members of one room of one namespace, and the fan-out of a
-//! broadcast to them. It only forwards the shared packet; it never encodes anything.
+//! `RoomActor`: the members of one room of one namespace that live on one worker thread,
+//! and the fan-out of a broadcast to them.
+//!
+//! It runs on the same thread as its members, so it queues the shared packet straight into
+//! each member's outbox and writes every touched socket once when its current batch of
+//! broadcasts is done. It never encodes anything: the packet arrives encoded.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Addr, Context, Handler};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler};
 
 use super::messages::{AddMember, Deliver, Fanout, RemoveMember, StopRoom};
-use super::session::WsSession;
+use super::session::{self, OutboxTrouble, Queued, SharedOutbox, WsSession};
+use crate::transport::ws::Flushed;
+
+struct Member {
+    addr: Addr<WsSession>,
+    /// The member's outbox when it lives on this thread (always, but for a socket gone
+    /// before its join arrived): broadcasts then skip the session's mailbox.
+    outbox: Option<SharedOutbox>,
+    /// Queued into since the last flush.
+    dirty: bool,
+}
 
 pub struct RoomActor {
     nsp: Arc<str>,
     name: Arc<str>,
-    members: HashMap<u64, Addr<WsSession>>,
+    members: HashMap<u64, Member>,
+    /// Members with bytes to write at the end of this batch.
+    to_flush: Vec<u64>,
+    flush_scheduled: bool,
 }
 
 impl RoomActor {
@@ -21,6 +38,30 @@ impl RoomActor {
             nsp,
             name,
             members: HashMap::new(),
+            to_flush: Vec::new(),
+            flush_scheduled: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        for key in self.to_flush.drain(..) {
+            let Some(m) = self.members.get_mut(&key) else {
+                continue;
+            };
+            m.dirty = false;
+            let Some(ob) = &m.outbox else { continue };
+            let Ok(mut o) = ob.try_borrow_mut() else {
+                continue;
+            };
+            if o.blocked || o.closed {
+                continue;
+            }
+            let flushed = o.flush();
+            if flushed != Flushed::Done {
+                o.blocked = flushed == Flushed::Blocked;
+                drop(o);
+                m.addr.do_send(OutboxTrouble { flushed });
+            }
         }
     }
 }
@@ -42,7 +83,15 @@ impl Actor for RoomActor {
 impl Handler<AddMember> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: AddMember, _: &mut Self::Context) {
-        self.members.insert(msg.key, msg.addr);
+        let outbox = session::local_outbox(msg.key);
+        self.members.insert(
+            msg.key,
+            Member {
+                addr: msg.addr,
+                outbox,
+                dirty: false,
+            },
+        );
     }
 }
 
@@ -55,12 +104,37 @@ impl Handler<RemoveMember> for RoomActor {
 
 impl Handler<Fanout> for RoomActor {
     type Result = ();
-    fn handle(&mut self, msg: Fanout, _: &mut Self::Context) {
-        for (key, addr) in &self.members {
-            addr.do_send(Deliver {
-                key: *key,
-                packet: msg.packet.clone(),
-            });
+    fn handle(&mut self, msg: Fanout, ctx: &mut Self::Context) {
+        for (key, m) in self.members.iter_mut() {
+            let queued = match m.outbox.as_ref().map(|o| o.try_borrow_mut()) {
+                Some(Ok(mut o)) => o.deliver(*key, &msg.packet),
+                _ => {
+                    m.addr.do_send(Deliver {
+                        key: *key,
+                        packet: msg.packet.clone(),
+                    });
+                    continue;
+                }
+            };
+            match queued {
+                Queued::Yes if !m.dirty => {
+                    m.dirty = true;
+                    self.to_flush.push(*key);
+                }
+                Queued::Overflow => m.addr.do_send(OutboxTrouble {
+                    flushed: Flushed::Done,
+                }),
+                _ => {}
+            }
+        }
+        if !self.flush_scheduled && !self.to_flush.is_empty() {
+            // Write once this batch of broadcasts is handled: several queued for one socket
+            // leave in one write.
+            self.flush_scheduled = true;
+            ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| {
+                act.flush_scheduled = false;
+                act.flush();
+            }));
         }
     }
 }

@@ -5,9 +5,12 @@
 //! bound on outbound frames, and, above the engine, the Socket.IO sockets of the connection
 //! (`sio.rs`). Packets are decoded by `crate::protocol`; nothing here parses bytes itself.
 
+mod outbox;
 mod sio;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::{
@@ -26,6 +29,23 @@ use crate::Mount;
 
 pub use sio::{random_id, ForSocket, SioClient, SocketCommand};
 
+/// A room actor found this session's socket full or a frame over the bound.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct OutboxTrouble {
+    pub(crate) flushed: Flushed,
+}
+
+impl Handler<OutboxTrouble> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: OutboxTrouble, ctx: &mut Self::Context) {
+        if self.outbox.borrow().overflowed {
+            return self.slow_consumer(ctx);
+        }
+        self.after_flush(msg.flushed, ctx);
+    }
+}
+
 /// A message of a bare Engine.IO server (no Socket.IO layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineMessage {
@@ -38,26 +58,21 @@ pub trait EngineHandler: Send + Sync + 'static {
     fn on_message(&self, msg: EngineMessage) -> Vec<EngineMessage>;
 }
 
-enum Transport {
-    Polling {
-        queue: VecDeque<Frame>,
-        pending: Option<oneshot::Sender<Bytes>>,
-    },
-    WebSocket(WsWriter),
-}
+pub(crate) use outbox::{local as local_outbox, Outbox, Queued, SharedOutbox, Transport};
 
 pub use crate::socketio::RequestInfo;
 
 pub struct WsSession {
     sid: Arc<str>,
     mount: Arc<Mount>,
-    transport: Transport,
+    /// The transport, shared with this worker's room actors.
+    pub(crate) outbox: SharedOutbox,
     /// The WebSocket being probed during an upgrade.
     probe: Option<WsWriter>,
     /// A flush of the WebSocket is scheduled for the end of the current batch of work.
     flush_scheduled: bool,
-    /// The socket is full; a wait for writability is under way.
-    write_blocked: bool,
+    /// A wait for the full socket to become writable is under way.
+    flush_waiting: bool,
     /// Generation of the last WebSocket attached by an upgrade.
     last_gen: u32,
     /// After a server-side close on polling: the close packet waits for the next GET.
@@ -103,13 +118,14 @@ impl WsSession {
             crate::Service::SocketIo(io) => Some(SioClient::new(io.clone())),
             crate::Service::Engine(_) => None,
         };
+        let max = mount.config.engine.max_buffered_frames;
         WsSession {
             sid,
             mount,
-            transport,
+            outbox: Rc::new(RefCell::new(Outbox::new(transport, max))),
             probe: None,
             flush_scheduled: false,
-            write_blocked: false,
+            flush_waiting: false,
             last_gen: DIRECT_WS_GEN,
             closing: false,
             closed: false,
@@ -121,7 +137,7 @@ impl WsSession {
     }
 
     fn is_websocket(&self) -> bool {
-        matches!(self.transport, Transport::WebSocket(_))
+        self.outbox.borrow().is_websocket()
     }
 
     /// Queues a frame on the current transport. A full queue means a slow consumer: the
@@ -130,37 +146,28 @@ impl WsSession {
         if self.closed {
             return;
         }
-        let max = self.mount.config.engine.max_buffered_frames;
-        let overflow = match &mut self.transport {
-            Transport::WebSocket(out) => {
-                if out.queued() >= max {
-                    true
-                } else {
-                    out.frame(&frame);
-                    self.schedule_flush(ctx);
-                    false
-                }
-            }
-            Transport::Polling { queue, .. } => {
-                if queue.len() >= max {
-                    true
-                } else {
-                    queue.push_back(frame);
-                    self.flush_poll();
-                    false
-                }
-            }
+        let (queued, ws) = {
+            let mut ob = self.outbox.borrow_mut();
+            (ob.push(&frame), ob.is_websocket())
         };
-        if overflow {
-            log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
-            self.close(reason::TRANSPORT_ERROR, ctx);
+        match queued {
+            Queued::Yes if ws => self.schedule_flush(ctx),
+            Queued::Overflow => self.slow_consumer(ctx),
+            _ => {}
         }
+    }
+
+    /// The outbound bound was hit: close rather than grow.
+    pub(crate) fn slow_consumer(&mut self, ctx: &mut Context<Self>) {
+        let max = self.mount.config.engine.max_buffered_frames;
+        log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
+        self.close(reason::TRANSPORT_ERROR, ctx);
     }
 
     /// Writes the WebSocket buffer once the current batch of messages is handled, so all
     /// frames queued by it leave in one write.
-    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flush_scheduled || self.write_blocked {
+    pub(crate) fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_scheduled {
             return;
         }
         self.flush_scheduled = true;
@@ -171,44 +178,45 @@ impl WsSession {
     }
 
     fn flush_ws(&mut self, ctx: &mut Context<Self>) {
-        let Transport::WebSocket(out) = &mut self.transport else {
-            return;
-        };
-        match out.flush() {
+        let flushed = self.outbox.borrow_mut().flush();
+        self.after_flush(flushed, ctx);
+    }
+
+    /// A full socket parks the writes until it is writable again; a broken one ends it.
+    fn after_flush(&mut self, flushed: Flushed, ctx: &mut Context<Self>) {
+        match flushed {
             Flushed::Done => {}
-            Flushed::Blocked => {
-                self.write_blocked = true;
-                let sock = out.socket();
-                ctx.spawn(async move { sock.writable().await }.into_actor(self).map(
-                    |res, act, ctx| {
-                        act.write_blocked = false;
-                        match res {
-                            Ok(()) => act.flush_ws(ctx),
-                            Err(_) => act.close(reason::TRANSPORT_CLOSE, ctx),
-                        }
-                    },
-                ));
-            }
+            Flushed::Blocked => self.wait_writable(ctx),
             Flushed::Broken => self.close(reason::TRANSPORT_CLOSE, ctx),
         }
     }
 
-    /// Answers a waiting GET with everything queued.
-    fn flush_poll(&mut self) {
-        if let Transport::Polling { queue, pending } = &mut self.transport {
-            if queue.is_empty() {
+    fn wait_writable(&mut self, ctx: &mut Context<Self>) {
+        let sock = {
+            let mut ob = self.outbox.borrow_mut();
+            let Transport::WebSocket(w) = &ob.transport else {
+                return;
+            };
+            if ob.blocked && self.flush_waiting {
                 return;
             }
-            if let Some(tx) = pending.take() {
-                // A GET whose client went away keeps nothing: the frames wait for the next.
-                if tx.is_closed() {
-                    return;
-                }
-                let body = engine::encode_payload(queue.iter());
-                queue.clear();
-                let _ = tx.send(body);
-            }
-        }
+            let sock = w.socket();
+            ob.blocked = true;
+            sock
+        };
+        self.flush_waiting = true;
+        ctx.spawn(
+            async move { sock.writable().await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.flush_waiting = false;
+                    act.outbox.borrow_mut().blocked = false;
+                    match res {
+                        Ok(()) => act.flush_ws(ctx),
+                        Err(_) => act.close(reason::TRANSPORT_CLOSE, ctx),
+                    }
+                }),
+        );
     }
 
     fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
@@ -238,11 +246,16 @@ impl WsSession {
             p.finish_in_background();
         }
         let client_gone = why == reason::TRANSPORT_CLOSE;
-        match &mut self.transport {
+        let mut ob = self.outbox.borrow_mut();
+        ob.closed = true;
+        let blocked = ob.blocked;
+        match &mut ob.transport {
             Transport::WebSocket(out) => {
                 if !client_gone {
                     out.close(None);
-                    out.flush();
+                    if !blocked {
+                        out.flush();
+                    }
                 }
                 ctx.stop();
             }
@@ -302,7 +315,8 @@ impl WsSession {
 
     /// A WebSocket message from the socket of generation `gen`.
     fn on_ws(&mut self, gen: u32, item: WsIn, ctx: &mut Context<Self>) {
-        let current = matches!(&self.transport, Transport::WebSocket(o) if o.gen == gen);
+        let current =
+            matches!(&self.outbox.borrow().transport, Transport::WebSocket(o) if o.gen == gen);
         let probing = self.probe.as_ref().is_some_and(|p| p.gen == gen);
         if self.closed || !(current || probing) {
             return;
@@ -320,15 +334,15 @@ impl WsSession {
             },
             WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
             WsIn::Ping(b) => {
-                if let Transport::WebSocket(out) = &mut self.transport {
+                if let Transport::WebSocket(out) = &mut self.outbox.borrow_mut().transport {
                     out.pong(&b);
-                    self.schedule_flush(ctx);
                 }
+                self.schedule_flush(ctx);
             }
             WsIn::Close => self.close(reason::TRANSPORT_CLOSE, ctx),
             WsIn::Error { too_big } => {
                 if too_big {
-                    if let Transport::WebSocket(out) = &mut self.transport {
+                    if let Transport::WebSocket(out) = &mut self.outbox.borrow_mut().transport {
                         out.close(Some(CloseCode::Size));
                     }
                 }
@@ -362,7 +376,10 @@ impl WsSession {
                 let Some(probe) = self.probe.take() else {
                     return;
                 };
-                let old = std::mem::replace(&mut self.transport, Transport::WebSocket(probe));
+                let old = std::mem::replace(
+                    &mut self.outbox.borrow_mut().transport,
+                    Transport::WebSocket(probe),
+                );
                 if let Transport::Polling { queue, pending } = old {
                     if let Some(tx) = pending {
                         let _ = tx.send(Bytes::from_static(b"6"));
@@ -385,7 +402,7 @@ impl WsSession {
     }
 
     fn answer_poll_with_noop(&mut self) {
-        if let Transport::Polling { queue, pending } = &mut self.transport {
+        if let Transport::Polling { queue, pending } = &mut self.outbox.borrow_mut().transport {
             if queue.is_empty() {
                 if let Some(tx) = pending.take() {
                     let _ = tx.send(Bytes::from_static(b"6"));
@@ -439,7 +456,7 @@ impl Actor for WsSession {
         // Whatever is still queued (the close frame, last packets) is written in the
         // background; dropping the writer then closes the socket.
         let transport = std::mem::replace(
-            &mut self.transport,
+            &mut self.outbox.borrow_mut().transport,
             Transport::Polling {
                 queue: VecDeque::new(),
                 pending: None,
@@ -508,10 +525,13 @@ impl Handler<Poll> for WsSession {
             return Err(RequestError::UnknownSid);
         }
         let probing = self.probe.is_some();
-        let Transport::Polling { queue, pending } = &mut self.transport else {
+        let outbox = self.outbox.clone();
+        let mut ob = outbox.borrow_mut();
+        let Transport::Polling { queue, pending } = &mut ob.transport else {
             return Err(RequestError::BadRequest);
         };
         if pending.as_ref().is_some_and(|p| !p.is_closed()) {
+            drop(ob);
             self.close(reason::TRANSPORT_ERROR, ctx);
             return Err(RequestError::Overlap);
         }

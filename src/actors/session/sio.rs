@@ -1,7 +1,7 @@
 //! The Socket.IO layer of a session: its namespace sockets, binary reassembly, connect
 //! (middleware, recovery), event dispatch, acknowledgements in both directions, and leaving.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{EngineMessage, WsSession};
+use super::{EngineMessage, Queued, WsSession};
 use crate::actors::messages::*;
 use crate::protocol::engine::Frame;
 use crate::protocol::socket::{self, Complete, PacketKind, Reassembler};
@@ -22,16 +22,12 @@ use crate::socketio::{
 /// Unique key of a socket in room maps (cheaper than its string id).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-/// How many multi-room broadcast ids a session remembers to drop duplicates.
-const RECENT_MULTI: usize = 64;
-
 pub struct SioClient {
     pub(crate) io: Arc<SocketIo>,
     pub(crate) sockets: Vec<SockState>,
     connecting: Vec<String>,
     reasm: Reassembler,
     connect_timer: Option<SpawnHandle>,
-    recent: VecDeque<u64>,
 }
 
 pub(crate) struct SockState {
@@ -56,7 +52,6 @@ impl SioClient {
             connecting: Vec::new(),
             reasm: Reassembler::default(),
             connect_timer: None,
-            recent: VecDeque::new(),
         }
     }
 
@@ -299,6 +294,10 @@ impl WsSession {
         if let Some(h) = client.connect_timer.take() {
             ctx.cancel_future(h);
         }
+        self.outbox
+            .borrow_mut()
+            .add_socket(key, id.clone(), rooms.clone());
+        super::outbox::register(key, self.outbox.clone());
         client.sockets.push(SockState {
             ns: ns.clone(),
             nsp: nsp.clone(),
@@ -389,6 +388,8 @@ impl WsSession {
             return;
         };
         let mut s = client.sockets.remove(i);
+        self.outbox.borrow_mut().remove_socket(key);
+        super::outbox::unregister(key);
         let recovery = client.io.recovery && self.mount.config.recovery.enabled;
         for (_, (cb, timer)) in s.acks.drain() {
             ctx.cancel_future(timer);
@@ -511,7 +512,8 @@ impl WsSession {
             return;
         }
         s.rooms.extend(new.iter().cloned());
-        let nsp = s.nsp.clone();
+        let (nsp, rooms) = (s.nsp.clone(), s.rooms.clone());
+        self.outbox.borrow_mut().set_rooms(key, &rooms);
         self.mount.server.do_send(JoinRooms {
             nsp,
             key,
@@ -530,7 +532,8 @@ impl WsSession {
             return;
         }
         s.rooms.retain(|r| !gone.contains(r));
-        let nsp = s.nsp.clone();
+        let (nsp, rooms) = (s.nsp.clone(), s.rooms.clone());
+        self.outbox.borrow_mut().set_rooms(key, &rooms);
         self.mount.server.do_send(LeaveRooms {
             nsp,
             key,
@@ -550,30 +553,14 @@ impl WsSession {
 impl Handler<Deliver> for WsSession {
     type Result = ();
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        let Some(client) = self.client.as_mut() else {
-            return;
+        let (queued, ws) = {
+            let mut ob = self.outbox.borrow_mut();
+            (ob.deliver(msg.key, &msg.packet), ob.is_websocket())
         };
-        let Some(s) = client.sockets.iter().find(|s| s.key == msg.key) else {
-            return;
-        };
-        let p = &msg.packet;
-        if p.except_rooms
-            .iter()
-            .any(|r| *r == s.id || s.rooms.contains(r))
-        {
-            return;
-        }
-        if p.multi {
-            if client.recent.contains(&p.id) {
-                return;
-            }
-            if client.recent.len() >= RECENT_MULTI {
-                client.recent.pop_front();
-            }
-            client.recent.push_back(p.id);
-        }
-        for f in &p.frames {
-            self.send_frame(f.clone(), ctx);
+        match queued {
+            Queued::Yes if ws => self.schedule_flush(ctx),
+            Queued::Overflow => self.slow_consumer(ctx),
+            _ => {}
         }
     }
 }
