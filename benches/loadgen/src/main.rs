@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::task::LocalSet;
@@ -336,29 +336,35 @@ async fn echo(
             }
             let _ = sink.flush().await;
             let mut outstanding = inflight;
+            // Handle every message already received, then write all answers at once.
             while outstanding > 0 {
-                let Some(Ok(m)) = stream.next().await else {
-                    break;
-                };
-                let Message::Text(t) = m else { continue };
-                if t == "2" {
-                    let _ = sink.send(Message::Text("3".into())).await;
-                    continue;
+                let Some(Ok(first)) = stream.next().await else { break };
+                let mut batch = vec![first];
+                while let Some(Some(Ok(m))) = stream.next().now_or_never() {
+                    batch.push(m);
                 }
-                if !t.starts_with("43") {
-                    continue;
+                for m in batch {
+                    let Message::Text(t) = m else { continue };
+                    if t == "2" {
+                        let _ = sink.feed(Message::Text("3".into())).await;
+                        continue;
+                    }
+                    if !t.starts_with("43") {
+                        continue;
+                    }
+                    if let Some(sent) = client::field_u64(&t, "\"t\":") {
+                        let now = t0.elapsed().as_micros() as u64;
+                        let _ = hist.borrow_mut().record(now.saturating_sub(sent).max(1));
+                    }
+                    *acks.borrow_mut() += 1;
+                    outstanding -= 1;
+                    if Instant::now() < end {
+                        let _ = sink.feed(send(next_id)).await;
+                        next_id += 1;
+                        outstanding += 1;
+                    }
                 }
-                if let Some(sent) = client::field_u64(&t, "\"t\":") {
-                    let now = t0.elapsed().as_micros() as u64;
-                    let _ = hist.borrow_mut().record(now.saturating_sub(sent).max(1));
-                }
-                *acks.borrow_mut() += 1;
-                outstanding -= 1;
-                if Instant::now() < end {
-                    let _ = sink.send(send(next_id)).await;
-                    next_id += 1;
-                    outstanding += 1;
-                }
+                let _ = sink.flush().await;
             }
         }));
     }
