@@ -20,6 +20,9 @@ cargo build --release --workspace --bins --examples
 echo "== rust tests"
 cargo test --release --workspace
 
+echo "== python client (python-socketio)"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
 echo "== node client tests"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 export ECHO_BIN="$PWD/target/release/examples/echo"
