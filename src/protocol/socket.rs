@@ -420,13 +420,19 @@ mod tests {
     fn numbers_survive_a_round_trip() {
         // found by fuzzing: without correctly rounded parsing a float could come back
         // different from what the client sent (Node's JSON.parse is correctly rounded)
-        let text = "2[\"t\",77777777777777777777777777777777777777777777777,1.5e-7,9007199254740993]";
+        let text =
+            "2[\"t\",77777777777777777777777777777777777777777777777,1.5e-7,9007199254740993]";
         let p = decode(text).unwrap();
-        let Some(Value::Array(a)) = &p.data else { panic!("event array") };
+        let Some(Value::Array(a)) = &p.data else {
+            panic!("event array")
+        };
         let enc = encode_event("/", "t", &a[1..], None, 0, None);
         let again = decode(std::str::from_utf8(&enc[1..]).unwrap()).unwrap();
         assert_eq!(again.data, p.data);
-        assert_eq!(&enc[..], b"42[\"t\",7.777777777777778e+46,1.5e-7,9007199254740993]");
+        assert_eq!(
+            &enc[..],
+            b"42[\"t\",7.777777777777778e+46,1.5e-7,9007199254740993]"
+        );
     }
 
     #[test]

@@ -338,7 +338,9 @@ async fn echo(
             let mut outstanding = inflight;
             // Handle every message already received, then write all answers at once.
             while outstanding > 0 {
-                let Some(Ok(first)) = stream.next().await else { break };
+                let Some(Ok(first)) = stream.next().await else {
+                    break;
+                };
                 let mut batch = vec![first];
                 while let Some(Some(Ok(m))) = stream.next().now_or_never() {
                     batch.push(m);
