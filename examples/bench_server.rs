@@ -55,6 +55,7 @@ fn main() -> std::io::Result<()> {
         });
     let io = SocketIo::new().namespace("/", ns);
     let listener = TcpListener::bind(&a.addr)?;
+    realtime_server::raise_fd_limit();
     println!("listening on {}", listener.local_addr()?);
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)

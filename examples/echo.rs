@@ -140,6 +140,7 @@ fn main() -> std::io::Result<()> {
         );
 
     let listener = TcpListener::bind(&a.addr)?;
+    realtime_server::raise_fd_limit();
     // Tests read this line to learn the port.
     println!("listening on {}", listener.local_addr()?);
     actix_web::rt::System::new().block_on(async move {

@@ -66,6 +66,12 @@ impl Mount {
     }
 }
 
+/// Raises the open-files soft limit to the hard limit (each connection is a file); returns
+/// the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
 /// The server: configuration plus its mount points.
 pub struct Server {
     config: Config,

@@ -36,8 +36,14 @@ impl Conn {
         } else {
             TcpSocket::new_v6()?
         };
+        // Another source address only past the first one's port range: binding to port 0
+        // picks a port per local address alone (slow, and blind to the destination), so
+        // the port is left to connect() with IP_BIND_ADDRESS_NO_PORT.
         if let (Some(ip), true) = (local, addr.is_ipv4()) {
-            sock.bind(SocketAddr::new(ip, 0))?;
+            if ip != IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+                bind_no_port(&sock)?;
+                sock.bind(SocketAddr::new(ip, 0))?;
+            }
         }
         let stream = sock.connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -99,6 +105,26 @@ impl Conn {
 
     pub fn split(self) -> (Sink, Stream) {
         self.ws.split()
+    }
+}
+
+fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

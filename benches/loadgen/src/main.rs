@@ -111,10 +111,10 @@ fn main() {
     println!("{result}");
 }
 
-/// Source address for connection `i`: past ~25k connections use another 127.0.0.x so the
+/// Source address for connection `i`: every 10k connections use another 127.0.0.x so the
 /// ephemeral port range does not run out.
 fn source_ip(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 25_000) as u8))
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 10_000) as u8))
 }
 
 fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
