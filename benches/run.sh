@@ -19,7 +19,7 @@ cargo build --release -p realtime-server --example bench_server >&2
 (cd benches/node && npm ci --no-audit --no-fund --loglevel=error >&2)
 LG=target/release/loadgen
 
-conns=10000; rates="20 50 100 200 350 500"; dur=4; echo_dur=5
+conns=10000; rates="20 50 100 200 350 500 750 1000"; dur=4; echo_dur=5
 if [ $quick = 1 ]; then conns=2000; rates="20 100"; dur=2; echo_dur=2; fi
 
 pid=""
