@@ -50,7 +50,10 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     let addr = addr.unwrap_or_else(|| format!("{}:{}", config.server.host, config.server.port));
     let listener = TcpListener::bind(&addr)?;
     let files = realtime_server::raise_fd_limit();
-    log::info!("listening on http://{} max_open_files={files}", listener.local_addr()?);
+    log::info!(
+        "listening on http://{} max_open_files={files}",
+        listener.local_addr()?
+    );
     // The chat application turns connection state recovery on.
     config.recovery.enabled = true;
     let io = SocketIo::new()
