@@ -16,6 +16,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub recovery: RecoveryConfig,
     pub cors: CorsConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +59,33 @@ pub struct RecoveryConfig {
 pub struct CorsConfig {
     /// Allowed origins; `*` allows any origin (echoed back, credentials allowed).
     pub origins: Vec<String>,
+}
+
+/// JWT authentication (DESIGN section 4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// HMAC secret (`JWT_SECRET`); when absent one is generated and kept in `secret_file`.
+    pub jwt_secret: Option<String>,
+    pub secret_file: String,
+    /// Accepted algorithms; HMAC and public-key ones cannot be mixed.
+    pub algorithms: Vec<String>,
+    /// PEM public key for RS*/ES* tokens.
+    pub public_key_path: Option<String>,
+    /// Accept `?token=` on the handshake (deprecated, logged).
+    pub allow_query_token: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            secret_file: "data/jwt_secret".into(),
+            algorithms: vec!["HS256".into()],
+            public_key_path: None,
+            allow_query_token: false,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -135,11 +163,13 @@ impl Config {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("cors.origins")
+                    .with_list_parse_key("auth.algorithms")
                     .try_parsing(true),
             )
             .set_override_option("server.host", env("HOST"))?
             .set_override_option("server.port", env("PORT"))?
             .set_override_option("cors.origins", origins)?
+            .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .build()?
             .try_deserialize()
     }

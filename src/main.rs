@@ -1,10 +1,14 @@
-//! `realtime-server`: the command line. `serve` (default) runs the server.
+//! `realtime-server`: the command line. `serve` (default) runs the server; `token` mints a
+//! JWT for local use with the configured secret.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use realtime_server::socketio::Namespace;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use realtime_server::auth::{self, Role, Verifier};
+use realtime_server::socketio::{Namespace, SocketData};
 use realtime_server::{Config, Server, SocketIo};
 
 #[derive(Parser)]
@@ -29,6 +33,24 @@ enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Mint a JWT with the configured secret (for local use and tests).
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_enum, default_value = "user")]
+        role: RoleArg,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    User,
+    Admin,
 }
 
 fn main() -> std::io::Result<()> {
@@ -43,6 +65,29 @@ fn main() -> std::io::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve { addr: None }) {
         Command::Serve { addr } => serve(config, addr),
+        Command::Token {
+            user,
+            role,
+            ttl,
+            email,
+        } => {
+            let role = match role {
+                RoleArg::User => Role::User,
+                RoleArg::Admin => Role::Admin,
+            };
+            let token = Verifier::from_config(&config.auth)
+                .and_then(|v| v.mint(&user, role, email, ttl.into()));
+            match token {
+                Ok(t) => {
+                    println!("{t}");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("cannot mint a token: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
     }
 }
 
@@ -54,11 +99,30 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         "listening on http://{} max_open_files={files}",
         listener.local_addr()?
     );
+    let verifier = match Verifier::from_config(&config.auth) {
+        Ok(v) => Arc::new(v),
+        Err(e) => {
+            log::error!("authentication set-up failed: {e}");
+            std::process::exit(2);
+        }
+    };
+    let allow_query = config.auth.allow_query_token;
+    // Every socket of `/` must present a valid JWT; its identity becomes the socket's data.
+    let chat = Namespace::new().middleware(move |hs| {
+        let verdict = auth::authenticate(&verifier, &hs, allow_query);
+        Box::pin(async move {
+            match verdict {
+                Ok(id) => {
+                    let data: SocketData = Some(Arc::new(id));
+                    Ok(data)
+                }
+                Err(e) => Err(e.connect_error()),
+            }
+        })
+    });
     // The chat application turns connection state recovery on.
     config.recovery.enabled = true;
-    let io = SocketIo::new()
-        .recovery(true)
-        .namespace("/", Namespace::new());
+    let io = SocketIo::new().recovery(true).namespace("/", chat);
     let path = config.engine.path.clone();
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)

@@ -18,17 +18,39 @@ export function echoBinary() {
 }
 
 /** Starts the echo server with extra flags; resolves once it listens. */
-export function startServer(args = []) {
+export function startServer(args = [], opts = {}) {
+  return startBinary(echoBinary(), ["--addr", "127.0.0.1:0", ...args], opts);
+}
+
+/** The product binary (`realtime-server`). */
+export function serverBinary() {
+  if (process.env.SERVER_BIN) return process.env.SERVER_BIN;
+  for (const profile of ["release", "debug"]) {
+    const p = path.join(root, "target", profile, "realtime-server");
+    if (existsSync(p)) return p;
+  }
+  throw new Error("realtime-server not built: run `cargo build --release`");
+}
+
+/** Starts `realtime-server serve` on a free loopback port with `env` added. */
+export function startProduct(env = {}, opts = {}) {
+  return startBinary(serverBinary(), ["serve", "--addr", "127.0.0.1:0"], { ...opts, env });
+}
+
+/** Starts a server binary; resolves once it says where it listens (stdout or log). */
+export function startBinary(bin, args, { env = {}, cwd } = {}) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(echoBinary(), ["--addr", "127.0.0.1:0", ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
+    const proc = spawn(bin, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+      cwd,
     });
     let out = "";
-    const timer = setTimeout(() => reject(new Error("server did not start in 10 s")), 10000);
-    proc.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
-    proc.stdout.on("data", (d) => {
+    const timer = setTimeout(() => reject(new Error(`${bin} did not start in 10 s:\n${out}`)), 10000);
+    proc.on("exit", (code) => reject(new Error(`${bin} exited early with ${code}:\n${out}`)));
+    const onData = (d) => {
       out += d;
-      const m = out.match(/listening on ([\d.]+):(\d+)/);
+      const m = out.match(/listening on (?:http:\/\/)?([\d.]+):(\d+)/);
       if (m) {
         clearTimeout(timer);
         const port = Number(m[2]);
@@ -37,8 +59,9 @@ export function startServer(args = []) {
           url,
           port,
           proc,
+          output: () => out,
           async stop() {
-            if (proc.exitCode !== null) return;
+            if (proc.exitCode !== null || proc.signalCode !== null) return;
             const exited = new Promise((r) => proc.once("exit", r));
             proc.kill("SIGKILL");
             await exited;
@@ -48,6 +71,11 @@ export function startServer(args = []) {
           },
         });
       }
+    };
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", (d) => {
+      process.stderr.write(d);
+      onData(d);
     });
   });
 }

@@ -1,0 +1,447 @@
+//! JWT authentication: key set-up, token verification (pure) and token extraction from a
+//! Socket.IO handshake.
+//!
+//! Only the configured algorithms are accepted (default HS256 alone), so `none`, HS512 when
+//! HS256 is configured, and HS/RS confusion are all `TOKEN_INVALID`. Nothing here touches the
+//! database: whether the user exists and is active is the caller's next check.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use thiserror::Error;
+
+use crate::config::AuthConfig;
+use crate::socketio::{ConnectError, Handshake};
+
+/// Seconds of clock skew tolerated on `exp`.
+const LEEWAY_S: u64 = 5;
+
+/// A role as a token claims it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+/// The claims we read; `sub` or `userId` names the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub role: Role,
+    pub exp: u64,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// Why a connect was refused; `code()` is the `connect_error` `data.code`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    #[error("Authentication required")]
+    Required,
+    #[error("Token expired")]
+    Expired,
+    #[error("Invalid token")]
+    Invalid,
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Required => "AUTH_REQUIRED",
+            AuthError::Expired => "TOKEN_EXPIRED",
+            AuthError::Invalid => "TOKEN_INVALID",
+        }
+    }
+
+    /// The CONNECT_ERROR a client sees.
+    pub fn connect_error(&self) -> ConnectError {
+        ConnectError::new(self.to_string()).with_data(json!({ "code": self.code() }))
+    }
+}
+
+/// A bad authentication set-up, found at start.
+#[derive(Debug, Error)]
+pub enum AuthSetupError {
+    #[error("unknown JWT algorithm {0:?}")]
+    UnknownAlgorithm(String),
+    #[error("HMAC and public-key algorithms cannot be mixed (algorithm confusion)")]
+    MixedAlgorithms,
+    #[error("a public-key algorithm needs auth.public_key_path")]
+    MissingPublicKey,
+    #[error("cannot read or create {path}: {err}")]
+    Io { path: String, err: std::io::Error },
+    #[error("invalid key: {0}")]
+    Key(#[from] jsonwebtoken::errors::Error),
+    #[error("minting needs an HMAC secret (HS256/HS384/HS512)")]
+    CannotMint,
+}
+
+/// Verifies tokens (and mints them when an HMAC secret is configured).
+#[derive(Clone)]
+pub struct Verifier {
+    decoding: DecodingKey,
+    encoding: Option<(EncodingKey, Algorithm)>,
+    validation: Validation,
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm, AuthSetupError> {
+    s.parse::<Algorithm>()
+        .map_err(|_| AuthSetupError::UnknownAlgorithm(s.to_owned()))
+}
+
+fn is_hmac(a: Algorithm) -> bool {
+    matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// The HMAC secret: configured, or kept in `secret_file` (generated on first start).
+fn load_secret(cfg: &AuthConfig) -> Result<Vec<u8>, AuthSetupError> {
+    if let Some(s) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = Path::new(&cfg.secret_file);
+    let io = |err| AuthSetupError::Io {
+        path: cfg.secret_file.clone(),
+        err,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &secret).map_err(io)?;
+    log::info!(
+        "no JWT secret configured: generated one in {} (mint tokens with `realtime-server token`)",
+        cfg.secret_file
+    );
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+impl Verifier {
+    /// Builds the verifier from configuration (may create the secret file).
+    pub fn from_config(cfg: &AuthConfig) -> Result<Verifier, AuthSetupError> {
+        let algs = cfg
+            .algorithms
+            .iter()
+            .map(|a| parse_alg(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let algs = if algs.is_empty() {
+            vec![Algorithm::HS256]
+        } else {
+            algs
+        };
+        let hmac = algs.iter().filter(|a| is_hmac(**a)).count();
+        if hmac != 0 && hmac != algs.len() {
+            return Err(AuthSetupError::MixedAlgorithms);
+        }
+        let (decoding, encoding) = if hmac > 0 {
+            let secret = load_secret(cfg)?;
+            (
+                DecodingKey::from_secret(&secret),
+                Some((EncodingKey::from_secret(&secret), algs[0])),
+            )
+        } else {
+            let path = cfg
+                .public_key_path
+                .as_deref()
+                .ok_or(AuthSetupError::MissingPublicKey)?;
+            let pem = std::fs::read(path).map_err(|err| AuthSetupError::Io {
+                path: path.to_owned(),
+                err,
+            })?;
+            let key = match algs[0] {
+                Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem)?,
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem)?,
+                _ => DecodingKey::from_rsa_pem(&pem)?,
+            };
+            (key, None)
+        };
+        let mut validation = Validation::new(algs[0]);
+        validation.algorithms = algs;
+        validation.leeway = LEEWAY_S;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp"]);
+        Ok(Verifier {
+            decoding,
+            encoding,
+            validation,
+        })
+    }
+
+    /// Checks signature, algorithm and expiry; names the user.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            })?;
+        let c = data.claims;
+        let user_id = c
+            .sub
+            .or(c.user_id)
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::Invalid)?;
+        Ok(Identity {
+            user_id,
+            email: c.email,
+            role: c.role,
+            exp: c.exp,
+        })
+    }
+
+    /// Mints a token for local use (`realtime-server token`).
+    pub fn mint(
+        &self,
+        user: &str,
+        role: Role,
+        email: Option<String>,
+        ttl: std::time::Duration,
+    ) -> Result<String, AuthSetupError> {
+        let (key, alg) = self.encoding.as_ref().ok_or(AuthSetupError::CannotMint)?;
+        let claims = Claims {
+            sub: Some(user.to_owned()),
+            user_id: None,
+            email,
+            role,
+            exp: now_s() + ttl.as_secs(),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(*alg), &claims, key)?)
+    }
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Auth,
+    Header,
+    Query,
+}
+
+/// The token of a handshake, in order: CONNECT auth `{token}`, `Authorization: Bearer`,
+/// then (only when allowed) the `token` query parameter.
+pub fn extract_token(hs: &Handshake, allow_query: bool) -> Option<(String, TokenSource)> {
+    if let Some(t) = hs.auth.get("token").and_then(|t| t.as_str()) {
+        return Some((t.to_owned(), TokenSource::Auth));
+    }
+    if let Some(h) = hs.header("authorization") {
+        let mut parts = h.splitn(2, ' ');
+        if let (Some(scheme), Some(t)) = (parts.next(), parts.next()) {
+            if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
+                return Some((t.trim().to_owned(), TokenSource::Header));
+            }
+        }
+    }
+    if allow_query {
+        if let Some(t) = hs.query("token").filter(|t| !t.is_empty()) {
+            return Some((t.to_owned(), TokenSource::Query));
+        }
+    }
+    None
+}
+
+/// Authenticates a handshake: the token's identity, or why not.
+pub fn authenticate(
+    verifier: &Verifier,
+    hs: &Handshake,
+    allow_query: bool,
+) -> Result<Identity, AuthError> {
+    let (token, source) = extract_token(hs, allow_query).ok_or(AuthError::Required)?;
+    if source == TokenSource::Query {
+        log::warn!("token passed in the query string (deprecated; use auth.token or a header)");
+    }
+    verifier.verify(&token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn verifier(algs: &[&str]) -> Verifier {
+        let cfg = AuthConfig {
+            jwt_secret: Some("test-secret".into()),
+            algorithms: algs.iter().map(|s| s.to_string()).collect(),
+            ..AuthConfig::default()
+        };
+        Verifier::from_config(&cfg).unwrap()
+    }
+
+    fn sign(alg: Algorithm, claims: &serde_json::Value, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn mints_and_verifies() {
+        let v = verifier(&["HS256"]);
+        let t = v
+            .mint("u1", Role::Admin, None, Duration::from_secs(60))
+            .unwrap();
+        let id = v.verify(&t).unwrap();
+        assert_eq!((id.user_id.as_str(), id.role), ("u1", Role::Admin));
+    }
+
+    #[test]
+    fn user_id_claim_is_accepted() {
+        let v = verifier(&["HS256"]);
+        let t = sign(
+            Algorithm::HS256,
+            &json!({"userId": "u2", "role": "user", "exp": now_s() + 60}),
+            "test-secret",
+        );
+        assert_eq!(v.verify(&t).unwrap().user_id, "u2");
+    }
+
+    #[test]
+    fn refuses_bad_tokens() {
+        let v = verifier(&["HS256"]);
+        let exp = now_s() + 60;
+        let good = json!({"sub": "u1", "role": "user", "exp": exp});
+        // expired (beyond the leeway)
+        let old = json!({"sub": "u1", "role": "user", "exp": now_s() - 3600});
+        assert_eq!(
+            v.verify(&sign(Algorithm::HS256, &old, "test-secret")),
+            Err(AuthError::Expired)
+        );
+        // wrong secret, other algorithm, garbage, no user, bad role, no exp
+        for t in [
+            sign(Algorithm::HS256, &good, "other"),
+            sign(Algorithm::HS512, &good, "test-secret"),
+            "not.a.token".to_owned(),
+            sign(
+                Algorithm::HS256,
+                &json!({"role": "user", "exp": exp}),
+                "test-secret",
+            ),
+            sign(
+                Algorithm::HS256,
+                &json!({"sub": "u1", "role": "root", "exp": exp}),
+                "test-secret",
+            ),
+            sign(
+                Algorithm::HS256,
+                &json!({"sub": "u1", "role": "user"}),
+                "test-secret",
+            ),
+        ] {
+            assert_eq!(v.verify(&t), Err(AuthError::Invalid), "{t}");
+        }
+        // alg "none": header {"alg":"none"}, no signature
+        let none = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                good.to_string()
+            )
+        );
+        assert_eq!(v.verify(&none), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn mixed_algorithms_are_refused() {
+        let cfg = AuthConfig {
+            jwt_secret: Some("s".into()),
+            algorithms: vec!["HS256".into(), "RS256".into()],
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Verifier::from_config(&cfg),
+            Err(AuthSetupError::MixedAlgorithms)
+        ));
+    }
+
+    #[test]
+    fn token_sources_in_order() {
+        let hs = |auth: serde_json::Value, headers: Vec<(&str, &str)>, query: Vec<(&str, &str)>| {
+            Handshake {
+                auth,
+                request: Arc::new(crate::socketio::RequestInfo {
+                    query: query
+                        .into_iter()
+                        .map(|(a, b)| (a.into(), b.into()))
+                        .collect(),
+                    headers: headers
+                        .into_iter()
+                        .map(|(a, b)| (a.into(), b.into()))
+                        .collect(),
+                    remote_addr: None,
+                }),
+            }
+        };
+        let h = hs(
+            json!({"token": "A"}),
+            vec![("authorization", "Bearer B")],
+            vec![("token", "C")],
+        );
+        assert_eq!(
+            extract_token(&h, true),
+            Some(("A".into(), TokenSource::Auth))
+        );
+        let h = hs(
+            json!({}),
+            vec![("authorization", "Bearer B")],
+            vec![("token", "C")],
+        );
+        assert_eq!(
+            extract_token(&h, true),
+            Some(("B".into(), TokenSource::Header))
+        );
+        let h = hs(json!({}), vec![], vec![("token", "C")]);
+        assert_eq!(
+            extract_token(&h, true),
+            Some(("C".into(), TokenSource::Query))
+        );
+        assert_eq!(extract_token(&h, false), None);
+    }
+}

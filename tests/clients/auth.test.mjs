@@ -1,0 +1,95 @@
+// JWT authentication on the product server (`realtime-server serve`): every refusal reaches
+// a real client as connect_error with data.code; valid tokens from every source connect.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { io } from "socket.io-client";
+import { startProduct, serverBinary, once } from "./common.mjs";
+
+const SECRET = "test-secret-for-auth-tests";
+let srv;
+before(async () => { srv = await startProduct({ JWT_SECRET: SECRET, RUST_LOG: "info" }); });
+after(async () => { await srv.stop(); });
+
+const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+function jwt(claims, { alg = "HS256", secret = SECRET } = {}) {
+  const head = b64({ alg, typ: "JWT" });
+  const body = b64(claims);
+  if (alg === "none") return `${head}.${body}.`;
+  const hash = { HS256: "sha256", HS512: "sha512" }[alg];
+  const sig = createHmac(hash, secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+const now = () => Math.floor(Date.now() / 1000);
+const valid = () => jwt({ sub: "alice", role: "user", exp: now() + 600 });
+
+async function refusal(opts) {
+  const s = io(srv.url, { forceNew: true, reconnection: false, ...opts });
+  try {
+    const [err] = await once(s, "connect_error", 5000);
+    return err;
+  } finally {
+    s.close();
+  }
+}
+
+async function connects(opts) {
+  const s = io(srv.url, { forceNew: true, reconnection: false, ...opts });
+  try {
+    await once(s, "connect", 5000);
+    return true;
+  } finally {
+    s.close();
+  }
+}
+
+for (const transport of ["websocket", "polling"]) {
+  const t = { transports: [transport] };
+  test(`${transport}: no token → AUTH_REQUIRED`, async () => {
+    const err = await refusal(t);
+    assert.equal(err.data?.code, "AUTH_REQUIRED");
+    assert.equal(err.message, "Authentication required");
+  });
+
+  test(`${transport}: expired token → TOKEN_EXPIRED`, async () => {
+    const err = await refusal({ ...t, auth: { token: jwt({ sub: "alice", role: "user", exp: now() - 3600 }) } });
+    assert.equal(err.data?.code, "TOKEN_EXPIRED");
+  });
+
+  test(`${transport}: forged, wrong-algorithm and garbage tokens → TOKEN_INVALID`, async () => {
+    const claims = { sub: "alice", role: "user", exp: now() + 600 };
+    for (const token of [
+      jwt(claims, { secret: "not-the-secret" }),
+      jwt(claims, { alg: "HS512" }),
+      jwt(claims, { alg: "none" }),
+      jwt({ role: "user", exp: now() + 600 }), // no user
+      "garbage",
+    ]) {
+      const err = await refusal({ ...t, auth: { token } });
+      assert.equal(err.data?.code, "TOKEN_INVALID", `token ${token.slice(0, 30)}…`);
+    }
+  });
+
+  test(`${transport}: a valid token in auth or in the Authorization header connects`, async () => {
+    assert.ok(await connects({ ...t, auth: { token: valid() } }));
+    assert.ok(await connects({ ...t, extraHeaders: { Authorization: `Bearer ${valid()}` } }));
+  });
+}
+
+test("a token in the query string is refused unless enabled", async () => {
+  const err = await refusal({ transports: ["websocket"], query: { token: valid() } });
+  assert.equal(err.data?.code, "AUTH_REQUIRED");
+});
+
+test("`realtime-server token` mints a token the server accepts", async () => {
+  const token = execFileSync(serverBinary(), ["token", "--user", "bob", "--role", "admin", "--ttl", "10m"], {
+    env: { ...process.env, JWT_SECRET: SECRET },
+  }).toString().trim();
+  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url"));
+  assert.equal(claims.sub, "bob");
+  assert.equal(claims.role, "admin");
+  assert.ok(claims.exp > now() + 500 && claims.exp <= now() + 600);
+  assert.ok(await connects({ transports: ["websocket"], auth: { token } }));
+});
