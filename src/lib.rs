@@ -11,6 +11,7 @@
 //! server on port 0.
 
 pub mod actors;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod protocol;

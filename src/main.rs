@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use realtime_server::auth::{self, Role, Verifier};
-use realtime_server::socketio::{Namespace, SocketData};
-use realtime_server::{Config, Server, SocketIo};
+use realtime_server::auth::{Role, Verifier};
+use realtime_server::{Config, Server};
 
 #[derive(Parser)]
 #[command(
@@ -106,23 +105,8 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    let allow_query = config.auth.allow_query_token;
-    // Every socket of `/` must present a valid JWT; its identity becomes the socket's data.
-    let chat = Namespace::new().middleware(move |hs| {
-        let verdict = auth::authenticate(&verifier, &hs, allow_query);
-        Box::pin(async move {
-            match verdict {
-                Ok(id) => {
-                    let data: SocketData = Some(Arc::new(id));
-                    Ok(data)
-                }
-                Err(e) => Err(e.connect_error()),
-            }
-        })
-    });
-    // The chat application turns connection state recovery on.
     config.recovery.enabled = true;
-    let io = SocketIo::new().recovery(true).namespace("/", chat);
+    let io = realtime_server::app::socket_io(&config, verifier);
     let path = config.engine.path.clone();
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)

@@ -59,6 +59,25 @@ impl<'a> SocketCtx<'a> {
         s.data.as_ref()?.downcast_ref::<T>()
     }
 
+    /// Replaces the socket's application data.
+    pub fn set_data(&mut self, data: super::SocketData) {
+        self.session.set_socket_data(self.key, data);
+    }
+
+    /// Runs `f` on this socket after `after`; a timer of the same name is replaced. Timers
+    /// end with the socket.
+    pub fn set_timer<F>(&mut self, name: &'static str, after: Duration, f: F)
+    where
+        F: FnOnce(&mut SocketCtx<'_>) + 'static,
+    {
+        self.session
+            .set_socket_timer(self.key, name, after, Box::new(f), self.ctx);
+    }
+
+    pub fn cancel_timer(&mut self, name: &'static str) {
+        self.session.cancel_socket_timer(self.key, name, self.ctx);
+    }
+
     /// Rooms this socket joined (its own id room is implicit).
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
         self.session

@@ -93,3 +93,45 @@ test("`realtime-server token` mints a token the server accepts", async () => {
   assert.ok(claims.exp > now() + 500 && claims.exp <= now() + 600);
   assert.ok(await connects({ transports: ["websocket"], auth: { token } }));
 });
+
+test("a socket is disconnected when its token expires", async () => {
+  const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"],
+    auth: { token: jwt({ sub: "carol", role: "user", exp: now() + 2 }) } });
+  try {
+    await once(s, "connect");
+    const started = Date.now();
+    const [reason] = await once(s, "disconnect", 5000);
+    assert.equal(reason, "io server disconnect");
+    assert.ok(Date.now() - started < 3500, "disconnected at expiry");
+  } finally {
+    s.close();
+  }
+});
+
+test("auth:refresh extends the session; bad refreshes are refused with codes", async () => {
+  const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"],
+    auth: { token: jwt({ sub: "dave", role: "user", exp: now() + 2 }) } });
+  let gone = null;
+  s.on("disconnect", (r) => (gone = r));
+  try {
+    await once(s, "connect");
+    const ask = (payload) => s.timeout(2000).emitWithAck("auth:refresh", payload);
+    assert.deepEqual(await ask({}), { success: false, error: "token (string) is required", code: "INVALID_PAYLOAD" });
+    assert.deepEqual(await ask("not-an-object"), { success: false, error: "token (string) is required", code: "INVALID_PAYLOAD" });
+    assert.equal((await ask({ token: "garbage" })).code, "TOKEN_INVALID");
+    assert.equal((await ask({ token: jwt({ sub: "dave", role: "user", exp: now() - 3600 }) })).code, "TOKEN_EXPIRED");
+    assert.equal((await ask({ token: jwt({ sub: "mallory", role: "user", exp: now() + 600 }) })).code, "FORBIDDEN");
+    const exp = now() + 600;
+    assert.deepEqual(await ask({ token: jwt({ sub: "dave", role: "user", exp }) }), { success: true, expiresAt: exp * 1000 });
+    // past the first token's expiry the socket is still there
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(gone, null);
+    assert.equal(s.connected, true);
+    // without an ack a failure arrives as an `error` event
+    const err = once(s, "error");
+    s.emit("auth:refresh", {});
+    assert.deepEqual((await err)[0], { message: "token (string) is required", code: "INVALID_PAYLOAD" });
+  } finally {
+    s.close();
+  }
+});

@@ -42,6 +42,8 @@ pub(crate) struct SockState {
     pub(crate) recovered: bool,
     acks: HashMap<u64, (AckCallback, SpawnHandle)>,
     next_ack: u64,
+    /// Named application timers (`SocketCtx::set_timer`).
+    timers: Vec<(&'static str, SpawnHandle)>,
 }
 
 impl SioClient {
@@ -310,6 +312,7 @@ impl WsSession {
             recovered,
             acks: HashMap::new(),
             next_ack: 0,
+            timers: Vec::new(),
         });
         let frame = socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)));
         self.send_frame(frame, ctx);
@@ -391,6 +394,9 @@ impl WsSession {
         self.outbox.borrow_mut().remove_socket(key);
         super::outbox::unregister(key);
         let recovery = client.io.recovery && self.mount.config.recovery.enabled;
+        for (_, timer) in s.timers.drain(..) {
+            ctx.cancel_future(timer);
+        }
         for (_, (cb, timer)) in s.acks.drain() {
             ctx.cancel_future(timer);
             cb(Err(AckError::Disconnected));
@@ -615,5 +621,51 @@ impl WsSession {
         let recovery = self.mount.config.recovery.enabled
             && self.client.as_ref().is_some_and(|c| c.io.recovery);
         (self.mount.server.clone(), recovery)
+    }
+}
+
+impl WsSession {
+    /// Runs `f` on socket `key` after `after`, replacing its timer of the same name.
+    pub(crate) fn set_socket_timer(
+        &mut self,
+        key: u64,
+        name: &'static str,
+        after: Duration,
+        f: Box<dyn FnOnce(&mut SocketCtx<'_>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.cancel_socket_timer(key, name, ctx);
+        if self.socket(key).is_none() {
+            return;
+        }
+        let handle = ctx.run_later(after, move |act, ctx| {
+            let Some(s) = act.socket_mut(key) else { return };
+            s.timers.retain(|(n, _)| *n != name);
+            f(&mut SocketCtx::new(act, ctx, key));
+        });
+        if let Some(s) = self.socket_mut(key) {
+            s.timers.push((name, handle));
+        }
+    }
+
+    pub(crate) fn cancel_socket_timer(
+        &mut self,
+        key: u64,
+        name: &'static str,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(s) = self.socket_mut(key) else {
+            return;
+        };
+        if let Some(i) = s.timers.iter().position(|(n, _)| *n == name) {
+            let (_, h) = s.timers.swap_remove(i);
+            ctx.cancel_future(h);
+        }
+    }
+
+    pub(crate) fn set_socket_data(&mut self, key: u64, data: SocketData) {
+        if let Some(s) = self.socket_mut(key) {
+            s.data = data;
+        }
     }
 }

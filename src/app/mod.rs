@@ -1,0 +1,20 @@
+//! The application built into the server: namespaces, their handlers and rules
+//! (validate → store → broadcast → ack). Built only on the public `socketio` API.
+
+pub mod events;
+pub mod reply;
+mod session_auth;
+
+use std::sync::Arc;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::socketio::{Namespace, SocketIo};
+
+/// The product's Socket.IO application.
+pub fn socket_io(config: &Config, verifier: Arc<Verifier>) -> SocketIo {
+    let allow_query = config.auth.allow_query_token;
+    let chat = session_auth::authenticated(Namespace::new(), verifier, allow_query);
+    // The chat application turns connection state recovery on.
+    SocketIo::new().recovery(true).namespace("/", chat)
+}

@@ -1,0 +1,52 @@
+//! The answers every client event gets: an ack `{success:true, ...}` or
+//! `{success:false, error, code}`, or without an ack an `error {message, code}` event.
+
+use serde_json::{json, Map, Value};
+
+use super::events;
+use crate::socketio::{AckId, SocketCtx};
+
+/// Error codes of client events (DESIGN section 5) plus the authentication codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidPayload,
+    Forbidden,
+    TokenExpired,
+    TokenInvalid,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidPayload => "INVALID_PAYLOAD",
+            Code::Forbidden => "FORBIDDEN",
+            Code::TokenExpired => "TOKEN_EXPIRED",
+            Code::TokenInvalid => "TOKEN_INVALID",
+        }
+    }
+}
+
+/// Acks success with extra fields (`fields` must be an object or null).
+pub fn ok(s: &mut SocketCtx<'_>, ack: Option<AckId>, fields: Value) {
+    let Some(ack) = ack else { return };
+    let mut m = Map::new();
+    m.insert("success".into(), Value::Bool(true));
+    if let Value::Object(extra) = fields {
+        m.extend(extra);
+    }
+    s.ack(ack, &[Value::Object(m)]);
+}
+
+/// Reports a failure: in the ack when there is one, else as an `error` event.
+pub fn fail(s: &mut SocketCtx<'_>, ack: Option<AckId>, code: Code, message: &str) {
+    match ack {
+        Some(ack) => s.ack(
+            ack,
+            &[json!({"success": false, "error": message, "code": code.as_str()})],
+        ),
+        None => s.emit(
+            events::ERROR,
+            &[json!({"message": message, "code": code.as_str()})],
+        ),
+    }
+}
