@@ -10,6 +10,13 @@ if ! need node || ! need npm; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+# Building the PostgreSQL backend needs libpq; the storage tests start a throwaway
+# PostgreSQL cluster and need its server binaries.
+if ! command -v pg_config >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  echo "installing libpq-dev and postgresql" >&2
+  apt-get update -qq && apt-get install -y -qq libpq-dev postgresql >/dev/null
+fi
+
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings

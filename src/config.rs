@@ -17,6 +17,25 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     pub cors: CorsConfig,
     pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+}
+
+/// Storage: SQLite by default, PostgreSQL for several nodes (`DATABASE_URL`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`, a plain path, or `postgres://…`.
+    pub url: String,
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/realtime.db".into(),
+            pool_size: 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +189,7 @@ impl Config {
             .set_override_option("server.port", env("PORT"))?
             .set_override_option("cors.origins", origins)?
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
+            .set_override_option("database.url", env("DATABASE_URL"))?
             .build()?
             .try_deserialize()
     }

@@ -14,6 +14,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod protocol;
 pub mod socketio;
 pub mod transport;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use realtime_server::auth::{Role, Verifier};
+use realtime_server::db::Db;
 use realtime_server::{Config, Server};
 
 #[derive(Parser)]
@@ -32,6 +33,8 @@ enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Create or update the database schema, then exit.
+    Migrate,
     /// Mint a JWT with the configured secret (for local use and tests).
     Token {
         #[arg(long)]
@@ -64,6 +67,13 @@ fn main() -> std::io::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve { addr: None }) {
         Command::Serve { addr } => serve(config, addr),
+        Command::Migrate => match open_db(&config) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        },
         Command::Token {
             user,
             role,
@@ -90,6 +100,21 @@ fn main() -> std::io::Result<()> {
     }
 }
 
+/// Opens the database and applies pending migrations.
+fn open_db(config: &Config) -> Result<Db, String> {
+    let db = Db::connect(&config.database.url, config.database.pool_size)
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let applied = db
+        .migrate()
+        .map_err(|e| format!("cannot migrate the database: {e}"))?;
+    log::info!(
+        "database ready backend={:?} migrations_applied={}",
+        db.backend(),
+        applied.len()
+    );
+    Ok(db)
+}
+
 fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     let addr = addr.unwrap_or_else(|| format!("{}:{}", config.server.host, config.server.port));
     let listener = TcpListener::bind(&addr)?;
@@ -98,6 +123,14 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         "listening on http://{} max_open_files={files}",
         listener.local_addr()?
     );
+    // The schema is created or updated before anything is served.
+    let _db = match open_db(&config) {
+        Ok(db) => db,
+        Err(e) => {
+            log::error!("{e}");
+            std::process::exit(2);
+        }
+    };
     let verifier = match Verifier::from_config(&config.auth) {
         Ok(v) => Arc::new(v),
         Err(e) => {

@@ -1,7 +1,8 @@
 // Shared fixture: starts the real echo server binary on a loopback port and gives
 // small helpers that wait for events with a deadline (never a fixed sleep).
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { io } from "socket.io-client";
@@ -32,9 +33,14 @@ export function serverBinary() {
   throw new Error("realtime-server not built: run `cargo build --release`");
 }
 
-/** Starts `realtime-server serve` on a free loopback port with `env` added. */
+/** Starts `realtime-server serve` on a free loopback port with `env` added; by default
+ * with its own SQLite file in a temp dir. */
 export function startProduct(env = {}, opts = {}) {
-  return startBinary(serverBinary(), ["serve", "--addr", "127.0.0.1:0"], { ...opts, env });
+  const db = path.join(tmpdir(), `rt-test-${process.pid}-${Math.random().toString(36).slice(2)}.db`);
+  return startBinary(serverBinary(), ["serve", "--addr", "127.0.0.1:0"], {
+    ...opts,
+    env: { DATABASE_URL: `sqlite://${db}`, ...env },
+  });
 }
 
 /** Starts a server binary; resolves once it says where it listens (stdout or log). */
@@ -61,10 +67,15 @@ export function startBinary(bin, args, { env = {}, cwd } = {}) {
           proc,
           output: () => out,
           async stop() {
-            if (proc.exitCode !== null || proc.signalCode !== null) return;
-            const exited = new Promise((r) => proc.once("exit", r));
-            proc.kill("SIGKILL");
-            await exited;
+            if (proc.exitCode === null && proc.signalCode === null) {
+              const exited = new Promise((r) => proc.once("exit", r));
+              proc.kill("SIGKILL");
+              await exited;
+            }
+            const db = (env.DATABASE_URL || "").replace(/^sqlite:\/\//, "");
+            if (db.startsWith(tmpdir())) {
+              for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+            }
           },
           alive() {
             return proc.exitCode === null && proc.signalCode === null;

@@ -1,0 +1,98 @@
+//! Table definitions shared by both backends (see `migrations/`).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        email -> Text,
+        avatar_url -> Nullable<Text>,
+        role -> Text,
+        is_active -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> Text,
+        name -> Text,
+        is_public -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    room_members (room_id, user_id) {
+        room_id -> Text,
+        user_id -> Text,
+        joined_at -> BigInt,
+        last_read_message_id -> Nullable<Text>,
+        last_read_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        room_id -> Text,
+        sender_id -> Text,
+        text -> Text,
+        reply_to_id -> Nullable<Text>,
+        client_msg_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    direct_messages (id) {
+        id -> Text,
+        from_user_id -> Text,
+        to_user_id -> Text,
+        message -> Text,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    product_watchers (user_id, product_id) {
+        user_id -> Text,
+        product_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    cart_items (user_id, product_id) {
+        user_id -> Text,
+        product_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        read_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(room_members -> rooms (room_id));
+diesel::joinable!(room_members -> users (user_id));
+diesel::joinable!(messages -> rooms (room_id));
+diesel::joinable!(messages -> users (sender_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    rooms,
+    room_members,
+    messages,
+    direct_messages,
+    product_watchers,
+    cart_items,
+    notifications,
+);

@@ -1,0 +1,50 @@
+//! Queries on `users`.
+
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{now_ms, DbConnection, DbError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub avatar_url: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+    pub created_at: i64,
+}
+
+/// The fields a directory sync sets.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub struct UserUpdate {
+    pub name: String,
+    pub email: String,
+    pub avatar_url: Option<String>,
+    pub role: String,
+    pub is_active: bool,
+}
+
+/// Creates or replaces a user (its `created_at` is kept on update).
+pub fn upsert(conn: &mut DbConnection, id: &str, u: &UserUpdate) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(users::table.find(id)).set(u).execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(users::table)
+                .values((users::id.eq(id), u, users::created_at.eq(now_ms())))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
