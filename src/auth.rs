@@ -59,6 +59,8 @@ pub enum AuthError {
     Expired,
     #[error("Invalid token")]
     Invalid,
+    #[error("Account disabled")]
+    Disabled,
 }
 
 impl AuthError {
@@ -67,6 +69,7 @@ impl AuthError {
             AuthError::Required => "AUTH_REQUIRED",
             AuthError::Expired => "TOKEN_EXPIRED",
             AuthError::Invalid => "TOKEN_INVALID",
+            AuthError::Disabled => "ACCOUNT_DISABLED",
         }
     }
 

@@ -18,6 +18,15 @@ pub struct Config {
     pub cors: CorsConfig,
     pub auth: AuthConfig,
     pub database: DatabaseConfig,
+    pub internal: InternalConfig,
+}
+
+/// The backend-facing HTTP endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InternalConfig {
+    /// HMAC key of `X-Signature-256` (`WEBHOOK_SECRET`); unset: internal calls are refused.
+    pub webhook_secret: Option<String>,
 }
 
 /// Storage: SQLite by default, PostgreSQL for several nodes (`DATABASE_URL`).
@@ -190,6 +199,7 @@ impl Config {
             .set_override_option("cors.origins", origins)?
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("database.url", env("DATABASE_URL"))?
+            .set_override_option("internal.webhook_secret", env("WEBHOOK_SECRET"))?
             .build()?
             .try_deserialize()
     }

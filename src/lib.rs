@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod protocol;
 pub mod socketio;
 pub mod transport;
@@ -76,9 +77,13 @@ pub fn raise_fd_limit() -> u64 {
 }
 
 /// The server: configuration plus its mount points.
+/// Extra HTTP routes an application registers beside Engine.IO.
+pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 pub struct Server {
     config: Config,
     mounts: Vec<(String, Service)>,
+    routes: Vec<Routes>,
 }
 
 impl Server {
@@ -86,7 +91,14 @@ impl Server {
         Server {
             config,
             mounts: Vec::new(),
+            routes: Vec::new(),
         }
+    }
+
+    /// Adds HTTP routes (webhooks, directory sync, ...).
+    pub fn routes(mut self, f: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.routes.push(Arc::new(f));
+        self
     }
 
     /// Serves Socket.IO at `path` (usually `/socket.io/`).
@@ -133,6 +145,7 @@ impl Server {
         let cfg = config.clone();
         let stats_server = server.clone();
         let mounts = Arc::new(mounts);
+        let routes = Arc::new(self.routes);
         // actix-web's HttpServer cannot hand over upgraded connections, so the HTTP
         // service is assembled here: the App for every request, plus an upgrade service
         // that receives WebSocket connections raw (see `transport::upgrade`).
@@ -145,6 +158,9 @@ impl Server {
                     .wrap(cors(&cfg))
                     .app_data(web::Data::new(stats_server.clone()))
                     .route("/healthz", web::get().to(healthz));
+                for r in routes.iter() {
+                    app = app.configure(|c| r(c));
+                }
                 for m in mounts.iter() {
                     let data = web::Data::from(m.clone());
                     app = app.service(

@@ -124,7 +124,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         listener.local_addr()?
     );
     // The schema is created or updated before anything is served.
-    let _db = match open_db(&config) {
+    let db = match open_db(&config) {
         Ok(db) => db,
         Err(e) => {
             log::error!("{e}");
@@ -139,11 +139,25 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         }
     };
     config.recovery.enabled = true;
-    let io = realtime_server::app::socket_io(&config, verifier);
+    let io = realtime_server::app::socket_io(&config, verifier, db.clone());
+    let webhook_secret = config
+        .internal
+        .webhook_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .map(String::into_bytes);
+    if webhook_secret.is_none() {
+        log::warn!("no internal.webhook_secret (WEBHOOK_SECRET): /internal/ calls are refused");
+    }
+    let internal = realtime_server::http::configure(realtime_server::http::InternalState {
+        db,
+        webhook_secret,
+    });
     let path = config.engine.path.clone();
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)
             .socket_io(&path, io)
+            .routes(internal)
             .run(listener, shutdown_signal())
             .await
     })

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::db::Db;
 use crate::socketio::{Namespace, SocketIo};
 
 /// The product's Socket.IO application.
-pub fn socket_io(config: &Config, verifier: Arc<Verifier>) -> SocketIo {
+pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
     let allow_query = config.auth.allow_query_token;
-    let chat = session_auth::authenticated(Namespace::new(), verifier, allow_query);
+    let chat = session_auth::authenticated(Namespace::new(), verifier, db, allow_query);
     // The chat application turns connection state recovery on.
     SocketIo::new().recovery(true).namespace("/", chat)
 }

@@ -8,26 +8,30 @@ use serde_json::{json, Value};
 
 use super::events;
 use super::reply::{self, Code};
-use crate::auth::{self, AuthError, Identity, Verifier};
-use crate::socketio::{Event, Namespace, SocketCtx, SocketData};
+use crate::auth::{self, AuthError, Identity, Role, Verifier};
+use crate::db::{users, Db};
+use crate::socketio::{ConnectError, Event, Namespace, SocketCtx, SocketData};
 
 /// Name of the per-socket timer that disconnects at token expiry.
 const EXPIRY_TIMER: &str = "auth-expiry";
 
-/// Adds token checking to `ns`: every socket must present a valid JWT; its identity becomes
-/// the socket's data.
-pub fn authenticated(ns: Namespace, verifier: Arc<Verifier>, allow_query: bool) -> Namespace {
+/// Adds authentication to `ns`: every socket must present a valid JWT of a stored, active
+/// user; its identity (with the stored role) becomes the socket's data.
+pub fn authenticated(
+    ns: Namespace,
+    verifier: Arc<Verifier>,
+    db: Db,
+    allow_query: bool,
+) -> Namespace {
     let v = verifier.clone();
     ns.middleware(move |hs| {
         let verdict = auth::authenticate(&v, &hs, allow_query);
+        let db = db.clone();
         Box::pin(async move {
-            match verdict {
-                Ok(id) => {
-                    let data: SocketData = Some(Arc::new(id));
-                    Ok(data)
-                }
-                Err(e) => Err(e.connect_error()),
-            }
+            let id = verdict.map_err(|e| e.connect_error())?;
+            let id = stored_identity(&db, id).await?;
+            let data: SocketData = Some(Arc::new(id));
+            Ok(data)
         })
     })
     .on_connect(|s| {
@@ -38,6 +42,31 @@ pub fn authenticated(ns: Namespace, verifier: Arc<Verifier>, allow_query: bool) 
         arm_expiry(s, id.exp);
     })
     .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
+}
+
+/// The users table is the truth: unknown → TOKEN_INVALID, inactive → ACCOUNT_DISABLED, and
+/// the role is the stored one.
+async fn stored_identity(db: &Db, mut id: Identity) -> Result<Identity, ConnectError> {
+    let user_id = id.user_id.clone();
+    let user = db
+        .run(move |c| users::find(c, &user_id))
+        .await
+        .map_err(|e| {
+            log::error!("user look-up failed err={e}");
+            ConnectError::new("Internal error").with_data(json!({"code": "INTERNAL"}))
+        })?;
+    match user {
+        None => Err(AuthError::Invalid.connect_error()),
+        Some(u) if !u.is_active => Err(AuthError::Disabled.connect_error()),
+        Some(u) => {
+            id.role = if u.role == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            };
+            Ok(id)
+        }
+    }
 }
 
 /// Disconnects the socket when its token expires (clients reconnect with a fresh one).

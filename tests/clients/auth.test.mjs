@@ -8,8 +8,26 @@ import { io } from "socket.io-client";
 import { startProduct, serverBinary, once } from "./common.mjs";
 
 const SECRET = "test-secret-for-auth-tests";
+const HOOK = "webhook-secret-for-tests";
 let srv;
-before(async () => { srv = await startProduct({ JWT_SECRET: SECRET, RUST_LOG: "info" }); });
+
+/** A signed directory-sync call. */
+function internal(method, route, body, { secret = HOOK, sign = true } = {}) {
+  const raw = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
+  const headers = { "Content-Type": "application/json" };
+  if (sign) headers["X-Signature-256"] = "sha256=" + createHmac("sha256", secret).update(raw).digest("hex");
+  return fetch(`${srv.url}/internal${route}`, { method, headers, body: raw || undefined });
+}
+const user = (name, isActive = true, role = "user") => ({ name, email: `${name}@example.com`, role, isActive });
+
+before(async () => {
+  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, RUST_LOG: "info" });
+  for (const id of ["alice", "bob", "carol", "dave", "mallory"]) {
+    const res = await internal("PUT", `/users/${id}`, user(id));
+    assert.deepEqual(await res.json(), { success: true });
+  }
+  assert.equal((await internal("PUT", "/users/zoe", user("zoe", false))).status, 200);
+});
 after(async () => { await srv.stop(); });
 
 const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
@@ -76,6 +94,37 @@ for (const transport of ["websocket", "polling"]) {
     assert.ok(await connects({ ...t, extraHeaders: { Authorization: `Bearer ${valid()}` } }));
   });
 }
+
+test("the users table is the truth: unknown → TOKEN_INVALID, inactive → ACCOUNT_DISABLED", async () => {
+  const unknown = await refusal({ transports: ["websocket"], auth: { token: jwt({ sub: "nobody", role: "user", exp: now() + 600 }) } });
+  assert.equal(unknown.data?.code, "TOKEN_INVALID");
+  const disabled = await refusal({ transports: ["websocket"], auth: { token: jwt({ sub: "zoe", role: "user", exp: now() + 600 }) } });
+  assert.equal(disabled.data?.code, "ACCOUNT_DISABLED");
+  // re-activated by the backend: connects
+  assert.equal((await internal("PUT", "/users/zoe", user("zoe", true))).status, 200);
+  assert.ok(await connects({ transports: ["websocket"], auth: { token: jwt({ sub: "zoe", role: "user", exp: now() + 600 }) } }));
+});
+
+test("directory sync: signature, body and route errors answer JSON with codes", async () => {
+  const expect = async (res, status, code) => {
+    assert.equal(res.status, status);
+    const b = await res.json();
+    assert.equal(b.success, false);
+    assert.equal(b.code, code);
+    assert.equal(typeof b.error, "string");
+  };
+  await expect(await internal("PUT", "/users/x", user("x"), { sign: false }), 401, "UNAUTHORIZED");
+  await expect(await internal("PUT", "/users/x", user("x"), { secret: "wrong" }), 401, "UNAUTHORIZED");
+  await expect(await internal("PUT", "/users/x", { ...user("x"), isActive: "yes" }), 400, "INVALID_PAYLOAD");
+  await expect(await internal("PUT", "/users/x", { ...user("x"), role: "root" }), 400, "INVALID_PAYLOAD");
+  await expect(await internal("PUT", "/users/x", { email: "x@example.com", role: "user", isActive: true }), 400, "INVALID_PAYLOAD");
+  await expect(await internal("PUT", "/users/x", "{not json"), 400, "INVALID_PAYLOAD");
+  await expect(await internal("PUT", "/users/x", { ...user("x"), name: "  " }), 400, "INVALID_PAYLOAD");
+  await expect(await internal("GET", "/nothing-here"), 404, "NOT_FOUND");
+  // nothing was stored by the refused calls
+  const err = await refusal({ transports: ["websocket"], auth: { token: jwt({ sub: "x", role: "user", exp: now() + 600 }) } });
+  assert.equal(err.data?.code, "TOKEN_INVALID");
+});
 
 test("a token in the query string is refused unless enabled", async () => {
   const err = await refusal({ transports: ["websocket"], query: { token: valid() } });
