@@ -97,3 +97,113 @@ pub async fn put_user(
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomBody {
+    name: String,
+    is_public: bool,
+    #[serde(default)]
+    members: Option<Vec<String>>,
+}
+
+/// What a directory change found.
+enum Outcome {
+    Done,
+    UnknownRoom,
+    UnknownUser(String),
+}
+
+fn outcome_response(o: Result<Outcome, crate::db::DbError>, op: &str) -> HttpResponse {
+    match o {
+        Ok(Outcome::Done) => HttpResponse::Ok().json(json!({"success": true})),
+        Ok(Outcome::UnknownRoom) => super::not_found("unknown room"),
+        Ok(Outcome::UnknownUser(u)) => super::not_found(&format!("unknown user {u}")),
+        Err(e) => {
+            log::error!("directory sync failed op={op} err={e}");
+            internal_error()
+        }
+    }
+}
+
+/// The first of `ids` that is not a stored user.
+fn first_unknown_user(
+    c: &mut crate::db::DbConnection,
+    ids: &[String],
+) -> Result<Option<String>, crate::db::DbError> {
+    for id in ids {
+        if users::find(c, id)?.is_none() {
+            return Ok(Some(id.clone()));
+        }
+    }
+    Ok(None)
+}
+
+pub async fn put_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    st: web::Data<InternalState>,
+) -> HttpResponse {
+    let b: RoomBody = match signed_json(&req, &body, &st) {
+        Ok(b) => b,
+        Err(refusal) => return refusal.response(),
+    };
+    let id = path.into_inner();
+    if id.trim().is_empty() || b.name.trim().is_empty() {
+        return bad_request("id and name must not be empty");
+    }
+    let res = st
+        .db
+        .run(move |c| {
+            if let Some(members) = &b.members {
+                if let Some(u) = first_unknown_user(c, members)? {
+                    return Ok(Outcome::UnknownUser(u));
+                }
+            }
+            crate::db::rooms::upsert(c, &id, &b.name, b.is_public, b.members.as_deref())?;
+            Ok(Outcome::Done)
+        })
+        .await;
+    outcome_response(res, "put_room")
+}
+
+/// `PUT` or `DELETE /internal/rooms/{id}/members/{userId}` (no body; the signature covers
+/// the empty body).
+pub async fn member(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    st: web::Data<InternalState>,
+) -> HttpResponse {
+    let header = req
+        .headers()
+        .get("x-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let signed = st
+        .webhook_secret
+        .as_deref()
+        .is_some_and(|k| signature::valid(k, &body, header));
+    if !signed {
+        return Refusal::Unauthorized.response();
+    }
+    let (room, user) = path.into_inner();
+    let add = req.method() == actix_web::http::Method::PUT;
+    let res = st
+        .db
+        .run(move |c| {
+            if add {
+                if users::find(c, &user)?.is_none() {
+                    return Ok(Outcome::UnknownUser(user));
+                }
+                if !crate::db::rooms::add_member(c, &room, &user)? {
+                    return Ok(Outcome::UnknownRoom);
+                }
+            } else if !crate::db::rooms::remove_member(c, &room, &user)? {
+                return Ok(Outcome::UnknownRoom);
+            }
+            Ok(Outcome::Done)
+        })
+        .await;
+    outcome_response(res, if add { "put_member" } else { "delete_member" })
+}

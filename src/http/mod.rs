@@ -50,6 +50,16 @@ pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clo
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/users/{id}", web::put().to(directory::put_user))
+                .route("/rooms/{id}", web::put().to(directory::put_room))
+                .route(
+                    "/rooms/{id}/members/{user}",
+                    web::route()
+                        .guard(
+                            actix_web::guard::Any(actix_web::guard::Put())
+                                .or(actix_web::guard::Delete()),
+                        )
+                        .to(directory::member),
+                )
                 .default_service(web::to(|| async { not_found("unknown internal route") })),
         );
     }
