@@ -1,5 +1,5 @@
 //! Storage with diesel, one code path for two backends: SQLite (the embedded default, WAL,
-//! bundled library) and PostgreSQL (several nodes). Queries are written once against
+//! bundled library) and PostgreSQL (several nodes). Migrations and queries are written once against
 //! [`DbConnection`], a diesel multi-connection.
 //!
 //! Every query runs on actix's blocking pool through [`Db::run`], never on an actor's or a
@@ -18,8 +18,9 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// One migration set serves both backends while their SQL is the same; split it (one
+/// directory per backend) the day a migration needs backend-specific SQL.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// A connection to either backend.
 #[derive(diesel::MultiConnection)]
@@ -122,8 +123,8 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
         let applied = match &mut *conn {
-            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-            DbConnection::Postgresql(c) => c.run_pending_migrations(PG_MIGRATIONS),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(MIGRATIONS),
+            DbConnection::Postgresql(c) => c.run_pending_migrations(MIGRATIONS),
         }
         .map_err(|e| DbError::Migration(e.to_string()))?;
         Ok(applied.iter().map(|m| m.to_string()).collect())

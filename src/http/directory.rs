@@ -27,12 +27,8 @@ impl Refusal {
     }
 }
 
-/// Checks the signature; the parsed JSON body or why not.
-fn signed_json<T: for<'de> Deserialize<'de>>(
-    req: &HttpRequest,
-    body: &[u8],
-    st: &InternalState,
-) -> Result<T, Refusal> {
+/// Checks `X-Signature-256` against the raw body.
+fn check_signature(req: &HttpRequest, body: &[u8], st: &InternalState) -> Result<(), Refusal> {
     let header = req
         .headers()
         .get("x-signature-256")
@@ -41,9 +37,20 @@ fn signed_json<T: for<'de> Deserialize<'de>>(
         .webhook_secret
         .as_deref()
         .is_some_and(|k| signature::valid(k, body, header));
-    if !ok {
-        return Err(Refusal::Unauthorized);
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::Unauthorized)
     }
+}
+
+/// Checks the signature; the parsed JSON body or why not.
+fn signed_json<T: for<'de> Deserialize<'de>>(
+    req: &HttpRequest,
+    body: &[u8],
+    st: &InternalState,
+) -> Result<T, Refusal> {
+    check_signature(req, body, st)?;
     serde_json::from_slice(body).map_err(|e| Refusal::BadBody(e.to_string()))
 }
 
@@ -176,16 +183,8 @@ pub async fn member(
     body: web::Bytes,
     st: web::Data<InternalState>,
 ) -> HttpResponse {
-    let header = req
-        .headers()
-        .get("x-signature-256")
-        .and_then(|v| v.to_str().ok());
-    let signed = st
-        .webhook_secret
-        .as_deref()
-        .is_some_and(|k| signature::valid(k, &body, header));
-    if !signed {
-        return Refusal::Unauthorized.response();
+    if let Err(refusal) = check_signature(&req, &body, &st) {
+        return refusal.response();
     }
     let (room, user) = path.into_inner();
     let add = req.method() == actix_web::http::Method::PUT;
