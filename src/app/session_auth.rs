@@ -116,5 +116,5 @@ fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier) {
     let exp = new.exp;
     s.set_data(Some(Arc::new(new)));
     arm_expiry(s, exp);
-    reply::ok(s, ev.ack, json!({ "expiresAt": exp * 1000 }));
+    reply::ok(s, ev.ack, Value::Null);
 }

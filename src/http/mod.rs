@@ -45,22 +45,29 @@ pub fn internal_error() -> HttpResponse {
 /// Registers `/internal/...`.
 pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + Sync {
     move |cfg: &mut web::ServiceConfig| {
+        // A wrong method on a known path is an unknown route too: 404 JSON, never a bare 405.
+        let nf = || web::to(|| async { not_found("unknown internal route") });
         cfg.service(
             web::scope("/internal")
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
-                .route("/users/{id}", web::put().to(directory::put_user))
-                .route("/rooms/{id}", web::put().to(directory::put_room))
-                .route(
-                    "/rooms/{id}/members/{user}",
-                    web::route()
-                        .guard(
-                            actix_web::guard::Any(actix_web::guard::Put())
-                                .or(actix_web::guard::Delete()),
-                        )
-                        .to(directory::member),
+                .service(
+                    web::resource("/users/{id}")
+                        .route(web::put().to(directory::put_user))
+                        .default_service(nf()),
                 )
-                .default_service(web::to(|| async { not_found("unknown internal route") })),
+                .service(
+                    web::resource("/rooms/{id}")
+                        .route(web::put().to(directory::put_room))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/rooms/{id}/members/{user}")
+                        .route(web::put().to(directory::member))
+                        .route(web::delete().to(directory::member))
+                        .default_service(nf()),
+                )
+                .default_service(nf()),
         );
     }
 }
