@@ -208,3 +208,21 @@ pub struct Fanout {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopRoom;
+
+/// Counts a user's socket into (`delta` 1) or out of (-1) a room, or only reads the room's
+/// count (0): users, not sockets, are counted.
+#[derive(Message)]
+#[rtype(result = "PresenceChange")]
+pub struct UpdatePresence {
+    pub nsp: Arc<str>,
+    pub room: Room,
+    pub user: Arc<str>,
+    pub delta: i8,
+}
+
+/// `changed`: the user's first socket joined or last one left; `count`: distinct users now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub changed: bool,
+    pub count: usize,
+}

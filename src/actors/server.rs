@@ -101,6 +101,8 @@ struct NsState {
 
 pub struct ServerActor {
     sessions: HashMap<Arc<str>, (u32, Addr<WsSession>)>,
+    /// (namespace, room) → user → sockets of that user in the room.
+    presence: HashMap<(Arc<str>, Room), HashMap<Arc<str>, usize>>,
     namespaces: HashMap<Arc<str>, NsState>,
     recovery: RecoveryConfig,
 }
@@ -109,6 +111,7 @@ impl ServerActor {
     pub fn new(recovery: RecoveryConfig) -> Self {
         ServerActor {
             sessions: HashMap::new(),
+            presence: HashMap::new(),
             namespaces: HashMap::new(),
             recovery,
         }
@@ -303,6 +306,38 @@ impl Handler<RestoreSession> for ServerActor {
             data: session.data,
             missed,
         }))
+    }
+}
+
+impl Handler<UpdatePresence> for ServerActor {
+    type Result = MessageResult<UpdatePresence>;
+    fn handle(&mut self, msg: UpdatePresence, _: &mut Self::Context) -> Self::Result {
+        let key = (msg.nsp, msg.room);
+        let users = self.presence.entry(key.clone()).or_default();
+        let changed = if msg.delta > 0 {
+            let n = users.entry(msg.user).or_insert(0);
+            *n += 1;
+            *n == 1
+        } else if msg.delta == 0 {
+            false
+        } else {
+            match users.get_mut(&msg.user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    users.remove(&msg.user);
+                    true
+                }
+                None => false,
+            }
+        };
+        let count = users.len();
+        if count == 0 {
+            self.presence.remove(&key);
+        }
+        MessageResult(PresenceChange { changed, count })
     }
 }
 

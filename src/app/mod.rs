@@ -1,6 +1,7 @@
 //! The application built into the server: namespaces, their handlers and rules
 //! (validate → store → broadcast → ack). Built only on the public `socketio` API.
 
+mod chat;
 pub mod events;
 pub mod reply;
 mod session_auth;
@@ -15,7 +16,8 @@ use crate::socketio::{Namespace, SocketIo};
 /// The product's Socket.IO application.
 pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
     let allow_query = config.auth.allow_query_token;
-    let chat = session_auth::authenticated(Namespace::new(), verifier, db, allow_query);
+    let chat = session_auth::authenticated(Namespace::new(), verifier, db.clone(), allow_query);
+    let chat = chat::handlers(chat, db);
     // The chat application turns connection state recovery on.
     SocketIo::new().recovery(true).namespace("/", chat)
 }

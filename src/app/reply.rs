@@ -10,7 +10,9 @@ use crate::socketio::{AckId, SocketCtx};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     InvalidPayload,
+    NotFound,
     Forbidden,
+    Internal,
     TokenExpired,
     TokenInvalid,
 }
@@ -19,7 +21,9 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidPayload => "INVALID_PAYLOAD",
+            Code::NotFound => "NOT_FOUND",
             Code::Forbidden => "FORBIDDEN",
+            Code::Internal => "INTERNAL",
             Code::TokenExpired => "TOKEN_EXPIRED",
             Code::TokenInvalid => "TOKEN_INVALID",
         }

@@ -5,6 +5,7 @@
 //! Every query runs on actix's blocking pool through [`Db::run`], never on an actor's or a
 //! worker's event-loop thread.
 
+pub mod messages;
 pub mod rooms;
 pub mod schema;
 pub mod users;

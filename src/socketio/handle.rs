@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::ctx::BroadcastOp;
 use super::AckId;
+use crate::actors::messages::{PresenceChange, UpdatePresence};
 use crate::actors::session::{ForSocket, SocketCommand};
 use crate::actors::{ServerActor, WsSession};
 
@@ -84,5 +85,23 @@ impl IoHandle {
 
     pub fn of(&self, nsp: &str) -> BroadcastOp {
         BroadcastOp::new(self.server.clone(), self.recovery, Arc::from(nsp))
+    }
+
+    /// Counts a socket of `user` into (`delta` 1) or out of (-1) a room of `nsp`, or only
+    /// reads (0); says whether that was the user's first socket in (last out) and how many
+    /// distinct users are in the room.
+    pub async fn presence(&self, nsp: &str, room: &str, user: &str, delta: i8) -> PresenceChange {
+        self.server
+            .send(UpdatePresence {
+                nsp: Arc::from(nsp),
+                room: Arc::from(room),
+                user: Arc::from(user),
+                delta,
+            })
+            .await
+            .unwrap_or(PresenceChange {
+                changed: false,
+                count: 0,
+            })
     }
 }

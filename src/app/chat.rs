@@ -1,0 +1,216 @@
+//! Namespace `/` (chat): rooms so far — `room:join` (permission, member-update with the
+//! count of distinct users, history, ack), `room:leave`, and `left` with
+//! `reason:"disconnect"` when a user's last socket in a room goes.
+
+use serde_json::{json, Value};
+
+use super::events;
+use super::reply::{self, Code};
+use crate::auth::Identity;
+use crate::db::{messages, rooms, Db, DbError};
+use crate::socketio::{AckId, Event, IoHandle, Namespace, SocketCtx, SocketHandle};
+
+/// Messages a joiner gets as history.
+const HISTORY: i64 = 50;
+const NSP: &str = "/";
+
+/// The Socket.IO room of chat room `id` (apart from `user:{id}` rooms).
+fn sio_room(id: &str) -> String {
+    format!("room:{id}")
+}
+
+/// `roomId` or `{roomId}`.
+fn room_id(ev: &Event) -> Option<String> {
+    match ev.args.first() {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Object(o)) => o
+            .get("roomId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Adds the chat handlers to `ns`.
+pub fn handlers(ns: Namespace, db: Db) -> Namespace {
+    ns.on(events::ROOM_JOIN, move |s, ev| join(s, ev, db.clone()))
+        .on(events::ROOM_LEAVE, leave)
+        .on_disconnect(|s, _reason| {
+            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+                return;
+            };
+            let io = s.io_handle();
+            for room in s.rooms().filter_map(|r| r.strip_prefix("room:")) {
+                let (io, user, room) = (io.clone(), user.clone(), room.to_owned());
+                actix_rt::spawn(async move {
+                    let p = io.presence(NSP, &room, &user, -1).await;
+                    if p.changed {
+                        member_update(&io, &room, "left", &user, p.count, true, None);
+                    }
+                });
+            }
+        })
+}
+
+/// A recovered socket is back in its rooms: count it in again.
+pub fn on_recovered(s: &mut SocketCtx<'_>) {
+    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        return;
+    };
+    let io = s.io_handle();
+    for room in s.rooms().filter_map(|r| r.strip_prefix("room:")) {
+        let (io, user, room) = (io.clone(), user.clone(), room.to_owned());
+        actix_rt::spawn(async move {
+            let p = io.presence(NSP, &room, &user, 1).await;
+            if p.changed {
+                member_update(&io, &room, "joined", &user, p.count, false, None);
+            }
+        });
+    }
+}
+
+/// `room:member-update` to the room, except `except` (a socket id).
+fn member_update(
+    io: &IoHandle,
+    room: &str,
+    kind: &str,
+    user: &str,
+    count: usize,
+    disconnect: bool,
+    except: Option<&str>,
+) {
+    let mut payload = json!({"type": kind, "userId": user, "roomId": room, "memberCount": count});
+    if disconnect {
+        payload["reason"] = json!("disconnect");
+    }
+    let mut op = io.of(NSP).to(&sio_room(room));
+    if let Some(id) = except {
+        op = op.except(id);
+    }
+    op.emit(events::ROOM_MEMBER_UPDATE, &[payload]);
+}
+
+/// Why a join was refused.
+enum Refused {
+    NotFound,
+    Forbidden,
+}
+
+fn fail_later(h: &SocketHandle, ack: Option<AckId>, code: Code, message: &str) {
+    match ack {
+        Some(ack) => h.ack(
+            ack,
+            vec![json!({"success": false, "error": message, "code": code.as_str()})],
+        ),
+        None => h.emit(
+            events::ERROR,
+            vec![json!({"message": message, "code": code.as_str()})],
+        ),
+    }
+}
+
+fn join(s: &mut SocketCtx<'_>, ev: Event, db: Db) {
+    let Some(room) = room_id(&ev) else {
+        return reply::fail(
+            s,
+            ev.ack,
+            Code::InvalidPayload,
+            "roomId (string) is required",
+        );
+    };
+    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+    };
+    // A socket already in the room is not counted twice.
+    let already = s.rooms().any(|r| r == sio_room(&room));
+    let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
+    actix_rt::spawn(async move {
+        let (r, u) = (room.clone(), user.clone());
+        let checked = db
+            .run(
+                move |c| -> Result<Result<(Vec<Value>, bool), Refused>, DbError> {
+                    let Some(found) = rooms::find(c, &r)? else {
+                        return Ok(Err(Refused::NotFound));
+                    };
+                    if !found.is_public && !rooms::is_member(c, &r, &u)? {
+                        return Ok(Err(Refused::Forbidden));
+                    }
+                    Ok(Ok(messages::history(c, &r, HISTORY)?))
+                },
+            )
+            .await;
+        let (history, has_more) = match checked {
+            Ok(Ok(h)) => h,
+            Ok(Err(Refused::NotFound)) => {
+                return fail_later(&h, ack, Code::NotFound, "unknown room")
+            }
+            Ok(Err(Refused::Forbidden)) => {
+                return fail_later(
+                    &h,
+                    ack,
+                    Code::Forbidden,
+                    "not a member of this private room",
+                )
+            }
+            Err(e) => {
+                log::error!("room:join failed room={room} err={e}");
+                return fail_later(&h, ack, Code::Internal, "internal error");
+            }
+        };
+        h.join(&sio_room(&room));
+        let p = io
+            .presence(NSP, &room, &user, if already { 0 } else { 1 })
+            .await;
+        if p.changed {
+            // Others through the room; the joiner directly, after its join (same mailbox).
+            member_update(&io, &room, "joined", &user, p.count, false, Some(h.id()));
+            h.emit(
+                events::ROOM_MEMBER_UPDATE,
+                vec![json!({"type": "joined", "userId": user, "roomId": room, "memberCount": p.count})],
+            );
+        }
+        h.emit(
+            events::ROOM_HISTORY,
+            vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
+        );
+        if let Some(ack) = ack {
+            h.ack(
+                ack,
+                vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
+            );
+        }
+    });
+}
+
+fn leave(s: &mut SocketCtx<'_>, ev: Event) {
+    let Some(room) = room_id(&ev) else {
+        return reply::fail(
+            s,
+            ev.ack,
+            Code::InvalidPayload,
+            "roomId (string) is required",
+        );
+    };
+    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+    };
+    let joined = s.rooms().any(|r| r == sio_room(&room));
+    if !joined {
+        return reply::ok(s, ev.ack, json!({"roomId": room}));
+    }
+    s.leave(&sio_room(&room));
+    let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
+    actix_rt::spawn(async move {
+        let p = io.presence(NSP, &room, &user, -1).await;
+        if p.changed {
+            member_update(&io, &room, "left", &user, p.count, false, None);
+        }
+        if let Some(ack) = ack {
+            h.ack(
+                ack,
+                vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
+            );
+        }
+    });
+}
