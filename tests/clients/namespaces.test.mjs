@@ -48,3 +48,17 @@ test("a refused namespace does not stop other namespaces on the same connection"
   assert.deepEqual(await back, [1]);
   main.disconnect();
 });
+
+test("a repeated CONNECT while the first is being checked keeps the connection", async () => {
+  // socket.io-client does this for `io.socket(nsp)` followed by `connect()`
+  const c = rawWs(srv.url);
+  await c.handshake();
+  c.send("40/refused,");
+  c.send("40/refused,");
+  const m = await c.next((x) => typeof x === "string" && x.startsWith("44/refused,"));
+  assert.deepEqual(JSON.parse(m.slice("44/refused,".length)), { message: "not allowed", data: { code: "FORBIDDEN" } });
+  c.send('42["message","still open"]');
+  assert.equal(await c.next((x) => typeof x === "string" && x.startsWith('42["message-back"')), '42["message-back","still open"]');
+  assert.equal(c.closed, null);
+  c.close();
+});

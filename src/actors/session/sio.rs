@@ -121,6 +121,9 @@ impl WsSession {
             (PacketKind::Connect, None) if !connecting => {
                 self.start_connect(packet.nsp, packet.data, ctx)
             }
+            // socket.io-client sends CONNECT twice when `io.socket(nsp)` (auto-connect) is
+            // followed by `connect()`: the answer to the first one serves both.
+            (PacketKind::Connect, None) => {}
             (PacketKind::Event | PacketKind::BinaryEvent, Some(i)) => {
                 self.dispatch_event(i, packet.id, packet.data, attachments, ctx)
             }
