@@ -8,15 +8,67 @@ use super::events;
 use super::reply::{self, Code};
 use crate::auth::Identity;
 use crate::db::{messages, rooms, Db, DbError};
-use crate::socketio::{AckId, Event, IoHandle, Namespace, SocketCtx, SocketHandle};
+use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
 
 /// Messages a joiner gets as history.
 const HISTORY: i64 = 50;
 const NSP: &str = "/";
 
-/// The Socket.IO room of chat room `id` (apart from `user:{id}` rooms).
+/// Prefix of the Socket.IO rooms that are chat rooms (apart from `user:{id}` rooms).
+const ROOM_PREFIX: &str = "room:";
+
+/// The Socket.IO room of chat room `id`.
 fn sio_room(id: &str) -> String {
-    format!("room:{id}")
+    format!("{ROOM_PREFIX}{id}")
+}
+
+/// The chat rooms this socket is in.
+fn chat_rooms(s: &SocketCtx<'_>) -> Vec<String> {
+    s.rooms()
+        .filter_map(|r| r.strip_prefix(ROOM_PREFIX))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Counts the socket's user out of (`delta` -1) or back into (1) all its chat rooms, telling
+/// each room when that was the user's last socket out or first one in.
+fn recount(s: &SocketCtx<'_>, delta: i8) {
+    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        return;
+    };
+    let io = s.io_handle();
+    for room in chat_rooms(s) {
+        let (io, user) = (io.clone(), user.clone());
+        actix_rt::spawn(async move {
+            let p = io.presence(NSP, &room, &user, delta).await;
+            if p.changed {
+                let (kind, disconnect) = if delta > 0 {
+                    ("joined", false)
+                } else {
+                    ("left", true)
+                };
+                member_update(&io, &room, kind, &user, p.count, disconnect, None);
+            }
+        });
+    }
+}
+
+/// The room id and user of a `room:join`/`room:leave`, or the failure already answered.
+fn room_and_user(s: &mut SocketCtx<'_>, ev: &Event) -> Option<(String, String)> {
+    let Some(room) = room_id(ev) else {
+        reply::fail(
+            s,
+            ev.ack,
+            Code::InvalidPayload,
+            "roomId (string) is required",
+        );
+        return None;
+    };
+    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+        return None;
+    };
+    Some((room, user))
 }
 
 /// `roomId` or `{roomId}`.
@@ -36,38 +88,12 @@ fn room_id(ev: &Event) -> Option<String> {
 pub fn handlers(ns: Namespace, db: Db) -> Namespace {
     ns.on(events::ROOM_JOIN, move |s, ev| join(s, ev, db.clone()))
         .on(events::ROOM_LEAVE, leave)
-        .on_disconnect(|s, _reason| {
-            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
-                return;
-            };
-            let io = s.io_handle();
-            for room in s.rooms().filter_map(|r| r.strip_prefix("room:")) {
-                let (io, user, room) = (io.clone(), user.clone(), room.to_owned());
-                actix_rt::spawn(async move {
-                    let p = io.presence(NSP, &room, &user, -1).await;
-                    if p.changed {
-                        member_update(&io, &room, "left", &user, p.count, true, None);
-                    }
-                });
-            }
-        })
+        .on_disconnect(|s, _reason| recount(s, -1))
 }
 
 /// A recovered socket is back in its rooms: count it in again.
 pub fn on_recovered(s: &mut SocketCtx<'_>) {
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
-        return;
-    };
-    let io = s.io_handle();
-    for room in s.rooms().filter_map(|r| r.strip_prefix("room:")) {
-        let (io, user, room) = (io.clone(), user.clone(), room.to_owned());
-        actix_rt::spawn(async move {
-            let p = io.presence(NSP, &room, &user, 1).await;
-            if p.changed {
-                member_update(&io, &room, "joined", &user, p.count, false, None);
-            }
-        });
-    }
+    recount(s, 1);
 }
 
 /// `room:member-update` to the room, except `except` (a socket id).
@@ -97,30 +123,9 @@ enum Refused {
     Forbidden,
 }
 
-fn fail_later(h: &SocketHandle, ack: Option<AckId>, code: Code, message: &str) {
-    match ack {
-        Some(ack) => h.ack(
-            ack,
-            vec![json!({"success": false, "error": message, "code": code.as_str()})],
-        ),
-        None => h.emit(
-            events::ERROR,
-            vec![json!({"message": message, "code": code.as_str()})],
-        ),
-    }
-}
-
 fn join(s: &mut SocketCtx<'_>, ev: Event, db: Db) {
-    let Some(room) = room_id(&ev) else {
-        return reply::fail(
-            s,
-            ev.ack,
-            Code::InvalidPayload,
-            "roomId (string) is required",
-        );
-    };
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+    let Some((room, user)) = room_and_user(s, &ev) else {
+        return;
     };
     // A socket already in the room is not counted twice.
     let already = s.rooms().any(|r| r == sio_room(&room));
@@ -143,10 +148,10 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, db: Db) {
         let (history, has_more) = match checked {
             Ok(Ok(h)) => h,
             Ok(Err(Refused::NotFound)) => {
-                return fail_later(&h, ack, Code::NotFound, "unknown room")
+                return reply::fail_later(&h, ack, Code::NotFound, "unknown room")
             }
             Ok(Err(Refused::Forbidden)) => {
-                return fail_later(
+                return reply::fail_later(
                     &h,
                     ack,
                     Code::Forbidden,
@@ -155,7 +160,7 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, db: Db) {
             }
             Err(e) => {
                 log::error!("room:join failed room={room} err={e}");
-                return fail_later(&h, ack, Code::Internal, "internal error");
+                return reply::fail_later(&h, ack, Code::Internal, "internal error");
             }
         };
         h.join(&sio_room(&room));
@@ -184,16 +189,8 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, db: Db) {
 }
 
 fn leave(s: &mut SocketCtx<'_>, ev: Event) {
-    let Some(room) = room_id(&ev) else {
-        return reply::fail(
-            s,
-            ev.ack,
-            Code::InvalidPayload,
-            "roomId (string) is required",
-        );
-    };
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+    let Some((room, user)) = room_and_user(s, &ev) else {
+        return;
     };
     let joined = s.rooms().any(|r| r == sio_room(&room));
     if !joined {

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::events;
-use crate::socketio::{AckId, SocketCtx};
+use crate::socketio::{AckId, SocketCtx, SocketHandle};
 
 /// Error codes of client events (DESIGN section 5) plus the authentication codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,20 @@ pub fn fail(s: &mut SocketCtx<'_>, ack: Option<AckId>, code: Code, message: &str
         None => s.emit(
             events::ERROR,
             &[json!({"message": message, "code": code.as_str()})],
+        ),
+    }
+}
+
+/// `fail` for work finished after the handler returned (through a socket handle).
+pub fn fail_later(h: &SocketHandle, ack: Option<AckId>, code: Code, message: &str) {
+    match ack {
+        Some(ack) => h.ack(
+            ack,
+            vec![json!({"success": false, "error": message, "code": code.as_str()})],
+        ),
+        None => h.emit(
+            events::ERROR,
+            vec![json!({"message": message, "code": code.as_str()})],
         ),
     }
 }
