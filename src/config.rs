@@ -19,6 +19,35 @@ pub struct Config {
     pub auth: AuthConfig,
     pub database: DatabaseConfig,
     pub internal: InternalConfig,
+    pub chat: ChatConfig,
+}
+
+/// The chat application's limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChatConfig {
+    /// Longest message (and DM) text, in Unicode scalar values, after trimming.
+    pub max_chars: usize,
+    /// Messages a joiner gets as `room:history`.
+    pub history: i64,
+    /// Most messages one `room:sync` answers.
+    pub sync_limit: i64,
+    /// A typing indicator stops by itself this long after the last `chat:typing-start`.
+    pub typing_ms: u64,
+    /// `chat:send`s waiting for the writer at most; beyond, senders get `RATE_LIMITED`.
+    pub write_queue: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_chars: 2000,
+            history: 50,
+            sync_limit: 200,
+            typing_ms: 3000,
+            write_queue: 20_000,
+        }
+    }
 }
 
 /// The backend-facing HTTP endpoints.

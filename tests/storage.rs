@@ -3,7 +3,8 @@
 
 mod common;
 
-use realtime_server::db::{users, Db};
+use realtime_server::db::messages::{self, NewMessage, Refusal, Stored};
+use realtime_server::db::{direct, rooms, users, Db};
 
 fn exercise(db: &Db) {
     let first = db.migrate().expect("migrations apply");
@@ -53,6 +54,132 @@ fn exercise(db: &Db) {
         db.run_blocking(|c| users::find(c, "nobody"))
             .expect("select"),
         None
+    );
+    group_commit(db);
+    direct_messages(db);
+}
+
+fn msg(
+    room: &str,
+    text: &str,
+    cmid: Option<&str>,
+    reply: Option<&str>,
+    joined: bool,
+) -> NewMessage {
+    NewMessage {
+        room_id: room.into(),
+        sender_id: "u-alice".into(),
+        text: text.into(),
+        reply_to_id: reply.map(Into::into),
+        client_msg_id: cmid.map(Into::into),
+        joined,
+    }
+}
+
+/// One batch, one transaction: new rows, duplicates inside the batch and across batches,
+/// refusals in the contract's order, none of them costing the others.
+fn group_commit(db: &Db) {
+    db.run_blocking(|c| rooms::upsert(c, "r1", "Room 1", true, None))
+        .expect("room");
+    db.run_blocking(|c| rooms::upsert(c, "r2", "Room 2", true, None))
+        .expect("room");
+    let batch = vec![
+        msg("r1", "one", Some("k1"), None, true),
+        msg("r1", "one again", Some("k1"), None, true),
+        msg("nowhere", "x", None, None, true),
+        msg("r1", "x", None, Some("missing"), true),
+        msg("r1", "x", None, None, false),
+        msg("r2", "other room", None, None, true),
+        msg("r1", "two", None, None, true),
+    ];
+    let out: Vec<Stored> = db
+        .run_blocking(|c| Ok(messages::store_batch(c, &batch)))
+        .expect("batch")
+        .into_iter()
+        .map(|r| r.expect("stored"))
+        .collect();
+    let Stored::New(first) = &out[0] else {
+        panic!("first message stored: {:?}", out[0])
+    };
+    let first_id = first["id"].as_str().expect("id").to_owned();
+    assert_eq!(out[1], Stored::Duplicate(first_id.clone()));
+    assert_eq!(out[2], Stored::Refused(Refusal::UnknownRoom));
+    assert_eq!(out[3], Stored::Refused(Refusal::UnknownMessage));
+    assert_eq!(out[4], Stored::Refused(Refusal::NotJoined));
+    let Stored::New(other) = &out[5] else {
+        panic!("r2 message stored")
+    };
+    let Stored::New(two) = &out[6] else {
+        panic!("second message stored")
+    };
+    assert!(
+        two["id"].as_str() > first["id"].as_str(),
+        "time-ordered ids"
+    );
+    assert_eq!(first["sender"]["name"], "Alice");
+    // across batches: the stored clientMsgId wins; a reply from another room is refused
+    let other_id = other["id"].as_str().expect("id").to_owned();
+    let later = vec![
+        msg("r1", "retry", Some("k1"), None, true),
+        msg("r1", "reply", None, Some(&other_id), true),
+        msg("r1", "reply", None, Some(&first_id), true),
+    ];
+    let out = db
+        .run_blocking(|c| Ok(messages::store_batch(c, &later)))
+        .expect("batch");
+    assert_eq!(
+        out[0].as_ref().expect("ok"),
+        &Stored::Duplicate(first_id.clone())
+    );
+    assert_eq!(
+        out[1].as_ref().expect("ok"),
+        &Stored::Refused(Refusal::UnknownMessage)
+    );
+    let Ok(Stored::New(reply)) = &out[2] else {
+        panic!("reply stored")
+    };
+    assert_eq!(reply["replyTo"]["id"], first_id.as_str());
+    let (hist, more) = db
+        .run_blocking(|c| messages::history(c, "r1", 50))
+        .expect("history");
+    assert!(!more);
+    let texts: Vec<&str> = hist.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, ["one", "two", "reply"]);
+    // read markers only move forward
+    let two_id = two["id"].as_str().expect("id").to_owned();
+    let mark = |id: &str| {
+        db.run_blocking(|c| messages::mark_read(c, "r1", "u-alice", id, true, 1))
+            .expect("mark")
+    };
+    assert_eq!(mark(&two_id), Ok(true));
+    assert_eq!(mark(&first_id), Ok(false));
+    assert_eq!(mark(&other_id), Err(Refusal::UnknownMessage));
+}
+
+/// Pending DMs are claimed once.
+fn direct_messages(db: &Db) {
+    let dm = direct::DirectMessage {
+        id: "dm-1".into(),
+        from_user_id: "u-alice".into(),
+        to_user_id: "u-alice".into(),
+        message: "hi".into(),
+        created_at: 5,
+        delivered_at: None,
+    };
+    db.run_blocking(|c| direct::store(c, &dm)).expect("store");
+    let first = db
+        .run_blocking(|c| direct::claim_pending(c, "u-alice", 9))
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].delivered_at, Some(9));
+    let second = db
+        .run_blocking(|c| direct::claim_pending(c, "u-alice", 10))
+        .expect("claim");
+    assert!(second.is_empty());
+    assert_eq!(
+        db.run_blocking(|c| direct::delivered(c, "dm-1"))
+            .expect("q"),
+        Some(true)
     );
 }
 

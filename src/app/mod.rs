@@ -2,9 +2,12 @@
 //! (validate → store → broadcast → ack). Built only on the public `socketio` API.
 
 mod chat;
+mod direct;
 pub mod events;
+mod payload;
 pub mod reply;
 mod session_auth;
+mod writer;
 
 use std::sync::Arc;
 
@@ -17,7 +20,13 @@ use crate::socketio::{Namespace, SocketIo};
 pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
     let allow_query = config.auth.allow_query_token;
     let chat = session_auth::authenticated(Namespace::new(), verifier, db.clone(), allow_query);
-    let chat = chat::handlers(chat, db);
+    let shared = Arc::new(chat::Chat {
+        writer: writer::MessageWriter::start(db.clone(), config.chat.write_queue),
+        db,
+        cfg: config.chat.clone(),
+    });
+    let chat = chat::handlers(chat, shared.clone());
+    let chat = direct::handlers(chat, shared);
     // The chat application turns connection state recovery on.
     SocketIo::new().recovery(true).namespace("/", chat)
 }

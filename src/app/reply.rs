@@ -10,8 +10,10 @@ use crate::socketio::{AckId, SocketCtx, SocketHandle};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     InvalidPayload,
+    InvalidMessage,
     NotFound,
     Forbidden,
+    RateLimited,
     Internal,
     TokenExpired,
     TokenInvalid,
@@ -21,6 +23,8 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidPayload => "INVALID_PAYLOAD",
+            Code::InvalidMessage => "INVALID_MESSAGE",
+            Code::RateLimited => "RATE_LIMITED",
             Code::NotFound => "NOT_FOUND",
             Code::Forbidden => "FORBIDDEN",
             Code::Internal => "INTERNAL",

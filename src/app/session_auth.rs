@@ -40,9 +40,6 @@ pub fn authenticated(
         };
         s.join(&format!("user:{}", id.user_id));
         arm_expiry(s, id.exp);
-        if s.recovered() {
-            super::chat::on_recovered(s);
-        }
     })
     .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::schema::{messages, users};
-use super::{DbConnection, DbError};
+use super::schema::{messages, room_members, rooms, users};
+use super::{now_ms, write_transaction, DbConnection, DbError};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
@@ -66,16 +66,10 @@ pub fn shape(conn: &mut DbConnection, rows: &[Message]) -> Result<Vec<Value>, Db
     Ok(rows
         .iter()
         .map(|m| {
-            let mut sender = Map::new();
-            sender.insert("id".into(), json!(m.sender_id));
             let (name, avatar) = senders
                 .get(&m.sender_id)
                 .cloned()
                 .unwrap_or_else(|| (m.sender_id.clone(), None));
-            sender.insert("name".into(), json!(name));
-            if let Some(a) = avatar {
-                sender.insert("avatarUrl".into(), json!(a));
-            }
             let reply_to = m
                 .reply_to_id
                 .as_ref()
@@ -85,18 +79,324 @@ pub fn shape(conn: &mut DbConnection, rows: &[Message]) -> Result<Vec<Value>, Db
                         .map(|(text, s)| json!({"id": r, "text": text, "senderId": s}))
                 })
                 .unwrap_or(Value::Null);
-            let mut o = Map::new();
-            o.insert("id".into(), json!(m.id));
-            o.insert("roomId".into(), json!(m.room_id));
-            o.insert("sender".into(), Value::Object(sender));
-            o.insert("text".into(), json!(m.text));
-            o.insert("replyTo".into(), reply_to);
-            o.insert("timestamp".into(), json!(m.created_at));
-            o.insert("readBy".into(), json!([m.sender_id]));
-            if let Some(c) = &m.client_msg_id {
-                o.insert("clientMsgId".into(), json!(c));
-            }
-            Value::Object(o)
+            payload(m, &name, avatar.as_deref(), reply_to)
         })
         .collect())
+}
+
+/// The `chat:message` payload of a stored row (optional fields omitted when absent).
+fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Value {
+    let mut sender = Map::new();
+    sender.insert("id".into(), json!(m.sender_id));
+    sender.insert("name".into(), json!(name));
+    if let Some(a) = avatar {
+        sender.insert("avatarUrl".into(), json!(a));
+    }
+    let mut o = Map::new();
+    o.insert("id".into(), json!(m.id));
+    o.insert("roomId".into(), json!(m.room_id));
+    o.insert("sender".into(), Value::Object(sender));
+    o.insert("text".into(), json!(m.text));
+    o.insert("replyTo".into(), reply_to);
+    o.insert("timestamp".into(), json!(m.created_at));
+    o.insert("readBy".into(), json!([m.sender_id]));
+    if let Some(c) = &m.client_msg_id {
+        o.insert("clientMsgId".into(), json!(c));
+    }
+    Value::Object(o)
+}
+
+/// A `chat:send` to store (text already trimmed and checked).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room_id: String,
+    pub sender_id: String,
+    pub text: String,
+    pub reply_to_id: Option<String>,
+    pub client_msg_id: Option<String>,
+    /// Whether the sending socket is in the room (checked after the existence checks, in
+    /// the order the contract gives).
+    pub joined: bool,
+}
+
+/// Why a message or a read marker was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownRoom,
+    /// A `replyToId`, `afterMessageId` or `lastReadMessageId` that is unknown or belongs to
+    /// another room.
+    UnknownMessage,
+    NotJoined,
+    /// A private room the user is not a member of.
+    NotMember,
+}
+
+/// What became of one `NewMessage`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// Stored now: the `chat:message` payload.
+    New(Value),
+    /// The same sender's `clientMsgId` was stored before: its message id.
+    Duplicate(String),
+    Refused(Refusal),
+}
+
+/// Stores a batch of messages in one transaction (group commit) and answers each in order.
+/// If the batch fails as a whole (a constraint hit by a concurrent writer on another node,
+/// say), each message is retried in a transaction of its own so one bad row costs no other.
+pub fn store_batch(conn: &mut DbConnection, batch: &[NewMessage]) -> Vec<Result<Stored, DbError>> {
+    match write_transaction(conn, |c| {
+        let mut seen = BatchState::default();
+        batch
+            .iter()
+            .map(|m| store_one(c, m, &mut seen))
+            .collect::<Result<Vec<_>, _>>()
+    }) {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(e) => {
+            log::warn!(
+                "message batch of {} failed, storing one by one: {e}",
+                batch.len()
+            );
+            batch
+                .iter()
+                .map(|m| {
+                    write_transaction(conn, |c| store_one(c, m, &mut BatchState::default()))
+                        .or_else(|e| match find_duplicate(conn, m) {
+                            Ok(Some(id)) => Ok(Stored::Duplicate(id)),
+                            _ => Err(e),
+                        })
+                })
+                .collect()
+        }
+    }
+}
+
+/// Look-ups shared by the messages of one batch.
+#[derive(Default)]
+struct BatchState {
+    rooms: HashMap<String, bool>,
+    senders: HashMap<String, (String, Option<String>)>,
+    /// (sender, clientMsgId) → id stored earlier in this batch.
+    client_ids: HashMap<(String, String), String>,
+}
+
+fn store_one(
+    c: &mut DbConnection,
+    m: &NewMessage,
+    seen: &mut BatchState,
+) -> Result<Stored, DbError> {
+    let exists = match seen.rooms.get(&m.room_id) {
+        Some(e) => *e,
+        None => {
+            let e = rooms::table.find(&m.room_id).count().get_result::<i64>(c)? > 0;
+            seen.rooms.insert(m.room_id.clone(), e);
+            e
+        }
+    };
+    if !exists {
+        return Ok(Stored::Refused(Refusal::UnknownRoom));
+    }
+    let reply_to = match &m.reply_to_id {
+        None => Value::Null,
+        Some(r) => match messages::table
+            .find(r)
+            .select((messages::room_id, messages::text, messages::sender_id))
+            .first::<(String, String, String)>(c)
+            .optional()?
+        {
+            Some((room, text, sender)) if room == m.room_id => {
+                json!({"id": r, "text": text, "senderId": sender})
+            }
+            _ => return Ok(Stored::Refused(Refusal::UnknownMessage)),
+        },
+    };
+    if !m.joined {
+        return Ok(Stored::Refused(Refusal::NotJoined));
+    }
+    if let Some(cmid) = &m.client_msg_id {
+        let key = (m.sender_id.clone(), cmid.clone());
+        if let Some(id) = seen.client_ids.get(&key) {
+            return Ok(Stored::Duplicate(id.clone()));
+        }
+        if let Some(id) = find_duplicate(c, m)? {
+            return Ok(Stored::Duplicate(id));
+        }
+    }
+    let (name, avatar) = match seen.senders.get(&m.sender_id) {
+        Some(s) => s.clone(),
+        None => {
+            let s = users::table
+                .find(&m.sender_id)
+                .select((users::name, users::avatar_url))
+                .first::<(String, Option<String>)>(c)
+                .optional()?
+                .unwrap_or_else(|| (m.sender_id.clone(), None));
+            seen.senders.insert(m.sender_id.clone(), s.clone());
+            s
+        }
+    };
+    let row = Message {
+        id: uuid::Uuid::now_v7().to_string(),
+        room_id: m.room_id.clone(),
+        sender_id: m.sender_id.clone(),
+        text: m.text.clone(),
+        reply_to_id: m.reply_to_id.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+        created_at: now_ms(),
+    };
+    diesel::insert_into(messages::table)
+        .values((
+            messages::id.eq(&row.id),
+            messages::room_id.eq(&row.room_id),
+            messages::sender_id.eq(&row.sender_id),
+            messages::text.eq(&row.text),
+            messages::reply_to_id.eq(&row.reply_to_id),
+            messages::client_msg_id.eq(&row.client_msg_id),
+            messages::created_at.eq(row.created_at),
+        ))
+        .execute(c)?;
+    if let Some(cmid) = &m.client_msg_id {
+        seen.client_ids
+            .insert((m.sender_id.clone(), cmid.clone()), row.id.clone());
+    }
+    Ok(Stored::New(payload(
+        &row,
+        &name,
+        avatar.as_deref(),
+        reply_to,
+    )))
+}
+
+fn find_duplicate(c: &mut DbConnection, m: &NewMessage) -> Result<Option<String>, DbError> {
+    let Some(cmid) = &m.client_msg_id else {
+        return Ok(None);
+    };
+    Ok(messages::table
+        .filter(messages::sender_id.eq(&m.sender_id))
+        .filter(messages::client_msg_id.eq(cmid))
+        .select(messages::id)
+        .first::<String>(c)
+        .optional()?)
+}
+
+/// Whether `room` exists and `user` may read it (public or member).
+pub fn readable(
+    c: &mut DbConnection,
+    room: &str,
+    user: &str,
+) -> Result<Result<(), Refusal>, DbError> {
+    let Some(public) = rooms::table
+        .find(room)
+        .select(rooms::is_public)
+        .first::<bool>(c)
+        .optional()?
+    else {
+        return Ok(Err(Refusal::UnknownRoom));
+    };
+    if !public && !super::rooms::is_member(c, room, user)? {
+        return Ok(Err(Refusal::NotMember));
+    }
+    Ok(Ok(()))
+}
+
+/// Whether message `id` exists in `room`.
+fn in_room(c: &mut DbConnection, id: &str, room: &str) -> Result<bool, DbError> {
+    Ok(messages::table
+        .filter(messages::id.eq(id))
+        .filter(messages::room_id.eq(room))
+        .count()
+        .get_result::<i64>(c)?
+        > 0)
+}
+
+/// `room:sync`: up to `limit` messages after `after` (all from the start without it),
+/// oldest first, and whether more follow.
+pub fn since(
+    c: &mut DbConnection,
+    room: &str,
+    user: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Result<(Vec<Value>, bool), Refusal>, DbError> {
+    if let Err(r) = readable(c, room, user)? {
+        if r == Refusal::UnknownRoom {
+            return Ok(Err(r));
+        }
+        // NOT_FOUND comes before FORBIDDEN: check the message first.
+        if after.is_some_and(|a| !matches!(in_room(c, a, room), Ok(true))) {
+            return Ok(Err(Refusal::UnknownMessage));
+        }
+        return Ok(Err(r));
+    }
+    let mut q = messages::table
+        .filter(messages::room_id.eq(room))
+        .order(messages::id.asc())
+        .limit(limit + 1)
+        .select(Message::as_select())
+        .into_boxed();
+    if let Some(a) = after {
+        if !in_room(c, a, room)? {
+            return Ok(Err(Refusal::UnknownMessage));
+        }
+        q = q.filter(messages::id.gt(a.to_owned()));
+    }
+    let mut rows: Vec<Message> = q.load(c)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    Ok(Ok((shape(c, &rows)?, more)))
+}
+
+/// `chat:read`: moves `user`'s read marker in `room` forward to `id`. `Ok(Ok(true))` when it
+/// moved (then a receipt goes out), `Ok(Ok(false))` when it was already there or further.
+/// A user reading a public room without a membership row gets one (that row holds the
+/// marker).
+pub fn mark_read(
+    c: &mut DbConnection,
+    room: &str,
+    user: &str,
+    id: &str,
+    joined: bool,
+    at: i64,
+) -> Result<Result<bool, Refusal>, DbError> {
+    if rooms::table.find(room).count().get_result::<i64>(c)? == 0 {
+        return Ok(Err(Refusal::UnknownRoom));
+    }
+    if !in_room(c, id, room)? {
+        return Ok(Err(Refusal::UnknownMessage));
+    }
+    if !joined {
+        return Ok(Err(Refusal::NotJoined));
+    }
+    write_transaction(c, |c| {
+        let current = room_members::table
+            .find((room, user))
+            .select(room_members::last_read_message_id)
+            .first::<Option<String>>(c)
+            .optional()?;
+        match current {
+            Some(Some(cur)) if cur.as_str() >= id => Ok(Ok(false)),
+            Some(_) => {
+                diesel::update(room_members::table.find((room, user)))
+                    .set((
+                        room_members::last_read_message_id.eq(id),
+                        room_members::last_read_at.eq(at),
+                    ))
+                    .execute(c)?;
+                Ok(Ok(true))
+            }
+            None => {
+                diesel::insert_into(room_members::table)
+                    .values((
+                        room_members::room_id.eq(room),
+                        room_members::user_id.eq(user),
+                        room_members::joined_at.eq(at),
+                        room_members::last_read_message_id.eq(id),
+                        room_members::last_read_at.eq(at),
+                    ))
+                    .execute(c)?;
+                Ok(Ok(true))
+            }
+        }
+    })
 }

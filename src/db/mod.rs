@@ -5,7 +5,9 @@
 //! Every query runs on actix's blocking pool through [`Db::run`], never on an actor's or a
 //! worker's event-loop thread.
 
+pub mod direct;
 pub mod messages;
+pub mod products;
 pub mod rooms;
 pub mod schema;
 pub mod users;
@@ -13,7 +15,7 @@ pub mod users;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{Connection, SimpleConnection};
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -161,6 +163,46 @@ impl Db {
             .get()
             .map(|mut c| c.batch_execute("SELECT 1").is_ok())
             .unwrap_or(false)
+    }
+}
+
+/// Runs `f` in a transaction that holds the write lock from its first statement.
+///
+/// SQLite's default (deferred) transaction starts as a reader and fails at once with
+/// `SQLITE_BUSY` when it later writes after another connection committed; `BEGIN IMMEDIATE`
+/// takes the write lock up front (waiting up to the busy timeout) so read-then-write
+/// transactions cannot fail that way. `f` must not open a nested transaction.
+pub fn write_transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError>,
+{
+    if let DbConnection::Postgresql(_) = conn {
+        return conn.transaction(f);
+    }
+    conn.batch_execute("BEGIN IMMEDIATE")
+        .map_err(DbError::Query)?;
+    match f(conn) {
+        Ok(v) => {
+            if let Err(e) = conn.batch_execute("COMMIT") {
+                let _ = conn.batch_execute("ROLLBACK");
+                return Err(DbError::Query(e));
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// For inserts that may meet their own row (a retry, another node): a unique violation is
+/// success.
+pub fn ignore_duplicate(e: diesel::result::Error) -> Result<(), DbError> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Ok(()),
+        e => Err(DbError::Query(e)),
     }
 }
 

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{room_members, rooms};
-use super::{now_ms, DbConnection, DbError};
+use super::{now_ms, write_transaction, DbConnection, DbError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = rooms)]
@@ -80,7 +80,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Room>, DbError> 
 
 /// Adds a member; false when the room does not exist.
 pub fn add_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         if find(conn, room)?.is_none() {
             return Ok(false);
         }
@@ -91,7 +91,7 @@ pub fn add_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<boo
 
 /// Removes a member; false when the room does not exist.
 pub fn remove_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         if find(conn, room)?.is_none() {
             return Ok(false);
         }

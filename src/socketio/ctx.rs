@@ -66,16 +66,25 @@ impl<'a> SocketCtx<'a> {
 
     /// Runs `f` on this socket after `after`; a timer of the same name is replaced. Timers
     /// end with the socket.
-    pub fn set_timer<F>(&mut self, name: &'static str, after: Duration, f: F)
-    where
+    pub fn set_timer<F>(
+        &mut self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        after: Duration,
+        f: F,
+    ) where
         F: FnOnce(&mut SocketCtx<'_>) + 'static,
     {
         self.session
-            .set_socket_timer(self.key, name, after, Box::new(f), self.ctx);
+            .set_socket_timer(self.key, name.into(), after, Box::new(f), self.ctx);
     }
 
-    pub fn cancel_timer(&mut self, name: &'static str) {
+    pub fn cancel_timer(&mut self, name: &str) {
         self.session.cancel_socket_timer(self.key, name, self.ctx);
+    }
+
+    /// Whether the timer `name` is armed.
+    pub fn has_timer(&self, name: &str) -> bool {
+        self.session.has_socket_timer(self.key, name)
     }
 
     /// Rooms this socket joined (its own id room is implicit).

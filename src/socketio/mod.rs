@@ -159,16 +159,31 @@ impl Namespace {
         self
     }
 
+    /// Runs `f` when a socket has connected; handlers added later run after earlier ones.
     pub fn on_connect<F: Fn(&mut SocketCtx<'_>) + Send + Sync + 'static>(mut self, f: F) -> Self {
-        self.on_connect = Some(Arc::new(f));
+        self.on_connect = Some(match self.on_connect.take() {
+            None => Arc::new(f),
+            Some(first) => Arc::new(move |s: &mut SocketCtx<'_>| {
+                first(s);
+                f(s);
+            }),
+        });
         self
     }
 
+    /// Runs `f` (with the reason) before a socket goes; handlers added later run after
+    /// earlier ones.
     pub fn on_disconnect<F: Fn(&mut SocketCtx<'_>, &str) + Send + Sync + 'static>(
         mut self,
         f: F,
     ) -> Self {
-        self.on_disconnect = Some(Arc::new(f));
+        self.on_disconnect = Some(match self.on_disconnect.take() {
+            None => Arc::new(f),
+            Some(first) => Arc::new(move |s: &mut SocketCtx<'_>, reason: &str| {
+                first(s, reason);
+                f(s, reason);
+            }),
+        });
         self
     }
 

@@ -131,3 +131,56 @@ export async function until(pred, ms = 3000, what = "condition") {
 }
 
 export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir, a free loopback port),
+ * run as the `postgres` user when we are root. Missing binaries fail loudly. */
+export async function startPostgres() {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, readdirSync } = await import("node:fs");
+  const net = await import("node:net");
+  const versions = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort() : [];
+  const bin = versions.map((v) => `/usr/lib/postgresql/${v}/bin`).filter((b) => existsSync(`${b}/pg_ctl`)).pop();
+  if (!bin) throw new Error("PostgreSQL binaries not found under /usr/lib/postgresql: apt-get install postgresql");
+  const root = process.getuid?.() === 0;
+  const run = (tool, args) => {
+    const [cmd, argv] = root ? ["runuser", ["-u", "postgres", "--", `${bin}/${tool}`, ...args]] : [`${bin}/${tool}`, args];
+    return execFileSync(cmd, argv, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  };
+  const dir = mkdtempSync(path.join(tmpdir(), "rt-pg-"));
+  if (root) execFileSync("chown", ["-R", "postgres:postgres", dir]);
+  const port = await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  const data = path.join(dir, "data");
+  run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+  run("pg_ctl", ["-D", data, "-o", `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`, "-l", path.join(dir, "log"), "-w", "start"]);
+  let n = 0;
+  const psql = (db, sql) => run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]);
+  return {
+    port,
+    /** A fresh database; returns its URL. */
+    createDb() {
+      const name = `rt_${process.pid}_${++n}`;
+      psql("postgres", `CREATE DATABASE ${name}`);
+      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    /** Runs SQL in the database of `url`; returns rows as arrays of strings. */
+    query(url, sql) {
+      const out = psql(url.split("/").pop(), sql).trim();
+      return out ? out.split("\n").map((l) => l.split("|")) : [];
+    },
+    stop() {
+      try { run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]); } finally { rmSync(dir, { recursive: true, force: true }); }
+    },
+  };
+}
+
+/** Runs SQL against a SQLite file (python3's sqlite3); returns rows as arrays of strings. */
+export async function sqliteQuery(file, sql) {
+  const { execFileSync } = await import("node:child_process");
+  const script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\ncur=c.cursor()\ncur.executescript(sys.argv[2]) if sys.argv[2].strip().lower().split()[0] not in ('select','with') else None\nrows=[] if sys.argv[2].strip().lower().split()[0] not in ('select','with') else c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint('\\n'.join('|'.join('' if v is None else str(v) for v in r) for r in rows))";
+  const out = execFileSync("python3", ["-c", script, file, sql], { encoding: "utf8" }).trim();
+  return out ? out.split("\n").map((l) => l.split("|")) : [];
+}

@@ -19,6 +19,9 @@ use crate::socketio::{
     SocketData, SocketIo,
 };
 
+/// A socket timer's name: usually a constant, sometimes built (one per room).
+pub(crate) type TimerName = std::borrow::Cow<'static, str>;
+
 /// Unique key of a socket in room maps (cheaper than its string id).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
@@ -43,7 +46,7 @@ pub(crate) struct SockState {
     acks: HashMap<u64, (AckCallback, SpawnHandle)>,
     next_ack: u64,
     /// Named application timers (`SocketCtx::set_timer`).
-    timers: Vec<(&'static str, SpawnHandle)>,
+    timers: Vec<(TimerName, SpawnHandle)>,
 }
 
 impl SioClient {
@@ -632,18 +635,19 @@ impl WsSession {
     pub(crate) fn set_socket_timer(
         &mut self,
         key: u64,
-        name: &'static str,
+        name: TimerName,
         after: Duration,
         f: Box<dyn FnOnce(&mut SocketCtx<'_>)>,
         ctx: &mut Context<Self>,
     ) {
-        self.cancel_socket_timer(key, name, ctx);
+        self.cancel_socket_timer(key, &name, ctx);
         if self.socket(key).is_none() {
             return;
         }
+        let fired = name.clone();
         let handle = ctx.run_later(after, move |act, ctx| {
             let Some(s) = act.socket_mut(key) else { return };
-            s.timers.retain(|(n, _)| *n != name);
+            s.timers.retain(|(n, _)| *n != fired);
             f(&mut SocketCtx::new(act, ctx, key));
         });
         if let Some(s) = self.socket_mut(key) {
@@ -651,12 +655,7 @@ impl WsSession {
         }
     }
 
-    pub(crate) fn cancel_socket_timer(
-        &mut self,
-        key: u64,
-        name: &'static str,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(crate) fn cancel_socket_timer(&mut self, key: u64, name: &str, ctx: &mut Context<Self>) {
         let Some(s) = self.socket_mut(key) else {
             return;
         };
@@ -664,6 +663,11 @@ impl WsSession {
             let (_, h) = s.timers.swap_remove(i);
             ctx.cancel_future(h);
         }
+    }
+
+    pub(crate) fn has_socket_timer(&self, key: u64, name: &str) -> bool {
+        self.socket(key)
+            .is_some_and(|s| s.timers.iter().any(|(n, _)| n == name))
     }
 
     pub(crate) fn set_socket_data(&mut self, key: u64, data: SocketData) {

@@ -1,0 +1,136 @@
+//! `user:direct-message {targetId, message}` and the delivery of DMs that waited for their
+//! target: every DM is stored; it is marked delivered when it goes to a live socket, and a
+//! target that was offline gets it, once, on its next connect to `/`.
+//!
+//! "Online" is the presence count of the target's `user:{id}` room (counted on connect and
+//! disconnect), the same count that will be cluster-wide once presence lives in Redis.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::chat::{Chat, NSP};
+use super::events;
+use super::payload::{self, Bad};
+use super::reply::{self, Code};
+use crate::auth::Identity;
+use crate::db::direct::{self, DirectMessage};
+use crate::db::{now_ms, Db};
+use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
+
+/// The Socket.IO room of all of a user's sockets in `/`.
+pub fn user_room(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// Adds the DM handler and the online count to `ns` (after authentication: sockets have
+/// their identity and are in `user:{id}`).
+pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
+    let db = chat.db.clone();
+    ns.on(events::DIRECT_MESSAGE, move |s, ev| send(s, ev, &chat))
+        .on_connect(move |s| {
+            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+                return;
+            };
+            let (io, db, id) = (s.io_handle(), db.clone(), s.id().to_owned());
+            actix_rt::spawn(async move {
+                // Counted first, then the look-up: a DM stored in between is seen by one
+                // of the two (see `send`).
+                io.presence(NSP, &user_room(&user), &user, 1).await;
+                deliver_pending(&db, &io, &user, Some(&id)).await;
+            });
+        })
+        .on_disconnect(|s, _| {
+            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+                return;
+            };
+            let io = s.io_handle();
+            actix_rt::spawn(async move {
+                io.presence(NSP, &user_room(&user), &user, -1).await;
+            });
+        })
+}
+
+fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let parsed = payload::object(&ev).and_then(|o| -> Result<(String, String), Bad> {
+        let target = payload::id(o, "targetId")?.to_owned();
+        Ok((target, payload::text(o, "message", chat.cfg.max_chars)?))
+    });
+    let (target, text) = match parsed {
+        Ok(p) => p,
+        Err((code, msg)) => return reply::fail(s, ev.ack, code, &msg),
+    };
+    let Some(from) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+    };
+    let (h, io, ack, db) = (s.handle(), s.io_handle(), ev.ack, chat.db.clone());
+    actix_rt::spawn(async move {
+        let t = target.clone();
+        match db.run(move |c| direct::user_exists(c, &t)).await {
+            Ok(true) => {}
+            Ok(false) => return reply::fail_later(&h, ack, Code::NotFound, "unknown user"),
+            Err(e) => {
+                log::error!("DM target look-up failed err={e}");
+                return reply::fail_later(&h, ack, Code::Internal, "internal error");
+            }
+        }
+        let online = online(&io, &target).await;
+        let now = now_ms();
+        let dm = DirectMessage {
+            id: uuid::Uuid::now_v7().to_string(),
+            from_user_id: from,
+            to_user_id: target.clone(),
+            message: text,
+            created_at: now,
+            delivered_at: online.then_some(now),
+        };
+        let stored = dm.clone();
+        if let Err(e) = db.run(move |c| direct::store(c, &stored)).await {
+            log::error!("DM not stored err={e}");
+            return reply::fail_later(&h, ack, Code::Internal, "message not stored");
+        }
+        let mut delivered = online;
+        if online {
+            io.of(NSP)
+                .to(&user_room(&target))
+                .emit(events::CHAT_DIRECT, &[dm.payload()]);
+        } else if self::online(&io, &target).await {
+            // The target connected while this DM was being stored; its connect may have looked
+            // for pending DMs before the row existed. Claims make this delivery the only one.
+            delivered = deliver_pending(&db, &io, &target, None).await > 0;
+        }
+        if let Some(ack) = ack {
+            h.ack(
+                ack,
+                vec![json!({"success": true, "id": dm.id, "delivered": delivered})],
+            );
+        }
+    });
+}
+
+async fn online(io: &IoHandle, user: &str) -> bool {
+    io.presence(NSP, &user_room(user), user, 0).await.count > 0
+}
+
+/// Sends `user`'s pending DMs (oldest first) to `to` (a socket id), or to all the user's
+/// sockets; returns how many went.
+pub async fn deliver_pending(db: &Db, io: &IoHandle, user: &str, to: Option<&str>) -> usize {
+    let u = user.to_owned();
+    let claimed = match db
+        .run(move |c| direct::claim_pending(c, &u, now_ms()))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("pending DMs not loaded user={user} err={e}");
+            return 0;
+        }
+    };
+    let room = to.map_or_else(|| user_room(user), str::to_owned);
+    for dm in &claimed {
+        io.of(NSP)
+            .to(&room)
+            .emit(events::CHAT_DIRECT, &[dm.payload()]);
+    }
+    claimed.len()
+}

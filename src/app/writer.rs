@@ -1,0 +1,136 @@
+//! Group commit of chat messages.
+//!
+//! `chat:send` hands its message to one writer thread through a bounded queue. The writer
+//! takes everything queued (up to [`MAX_BATCH`]), stores it in one transaction, then — in
+//! commit order — broadcasts each new `chat:message` to its room and acks its sender. While
+//! one batch commits the next one gathers, so the rate is not one fsync per message, and
+//! the messages of a room reach every member in the order they were stored.
+//!
+//! The thread does only blocking database work and hands results to actors by message; no
+//! actor or event-loop thread ever waits on the database.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+
+use serde_json::json;
+
+use super::events;
+use super::reply::{fail_later, Code};
+use crate::db::messages::{self, NewMessage, Refusal, Stored};
+use crate::db::Db;
+use crate::socketio::{AckId, IoHandle, SocketHandle};
+
+/// Messages stored per transaction at most.
+const MAX_BATCH: usize = 512;
+
+/// One queued `chat:send`.
+pub struct Pending {
+    pub msg: NewMessage,
+    pub from: SocketHandle,
+    pub ack: Option<AckId>,
+    pub io: IoHandle,
+    /// The Socket.IO room the message goes to.
+    pub room: String,
+}
+
+/// Why a message could not be queued.
+pub enum Rejected {
+    /// The queue is full: the server is behind; the client may retry (same `clientMsgId`).
+    Busy,
+    /// The writer thread is gone (shutting down).
+    Gone,
+}
+
+/// The sending side of the writer's queue.
+#[derive(Clone)]
+pub struct MessageWriter {
+    tx: SyncSender<Pending>,
+}
+
+impl MessageWriter {
+    /// Starts the writer thread with a queue of `capacity` messages.
+    pub fn start(db: Db, capacity: usize) -> MessageWriter {
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        let spawned = std::thread::Builder::new()
+            .name("chat-writer".into())
+            .spawn(move || run(db, rx));
+        if let Err(e) = spawned {
+            // Without the thread every send answers INTERNAL (the queue's receiver is gone).
+            log::error!("cannot start the chat writer thread: {e}");
+        }
+        MessageWriter { tx }
+    }
+
+    pub fn submit(&self, p: Pending) -> Result<(), Rejected> {
+        self.tx.try_send(p).map_err(|e| match e {
+            TrySendError::Full(p) => {
+                log::warn!(
+                    "chat writer queue full, refusing a message room={}",
+                    p.msg.room_id
+                );
+                Rejected::Busy
+            }
+            TrySendError::Disconnected(_) => Rejected::Gone,
+        })
+    }
+}
+
+fn run(db: Db, rx: Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<NewMessage> = batch.iter().map(|p| p.msg.clone()).collect();
+        let outcomes = match db.run_blocking(|c| Ok(messages::store_batch(c, &rows))) {
+            Ok(o) => o,
+            Err(e) => {
+                // No connection: nothing was stored, every sender hears so.
+                log::error!("chat writer: no database connection: {e}");
+                rows.iter()
+                    .map(|_| Err(crate::db::DbError::Blocking))
+                    .collect()
+            }
+        };
+        for (p, outcome) in batch.into_iter().zip(outcomes) {
+            answer(p, outcome);
+        }
+    }
+}
+
+fn answer(p: Pending, outcome: Result<Stored, crate::db::DbError>) {
+    let id = match outcome {
+        Ok(Stored::New(payload)) => {
+            let id = payload["id"].as_str().unwrap_or_default().to_owned();
+            p.io.of(super::chat::NSP)
+                .to(&p.room)
+                .emit(events::CHAT_MESSAGE, &[payload]);
+            id
+        }
+        Ok(Stored::Duplicate(id)) => id,
+        Ok(Stored::Refused(r)) => {
+            let (code, why) = refusal(r);
+            return fail_later(&p.from, p.ack, code, why);
+        }
+        Err(e) => {
+            log::error!("chat:send not stored room={} err={e}", p.msg.room_id);
+            return fail_later(&p.from, p.ack, Code::Internal, "message not stored");
+        }
+    };
+    if let Some(ack) = p.ack {
+        p.from
+            .ack(ack, vec![json!({"success": true, "messageId": id})]);
+    }
+}
+
+/// The error code and message of a refusal.
+pub fn refusal(r: Refusal) -> (Code, &'static str) {
+    match r {
+        Refusal::UnknownRoom => (Code::NotFound, "unknown room"),
+        Refusal::UnknownMessage => (Code::NotFound, "unknown message in this room"),
+        Refusal::NotJoined => (Code::Forbidden, "join the room first"),
+        Refusal::NotMember => (Code::Forbidden, "not a member of this private room"),
+    }
+}
