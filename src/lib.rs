@@ -182,7 +182,9 @@ impl Server {
                         }))
                     }
                 });
+                // Small frames (acks, chat messages) must not wait for Nagle + delayed ACK.
                 HttpService::build()
+                    .tcp_nodelay(true)
                     .upgrade(upgrade)
                     .finish(map_config(app, |_| AppConfig::default()))
                     .tcp()

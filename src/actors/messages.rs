@@ -209,14 +209,15 @@ pub struct Fanout {
 #[rtype(result = "()")]
 pub struct StopRoom;
 
-/// Counts a user's socket into (`delta` 1) or out of (-1) a room, or only reads the room's
-/// count (0): users, not sockets, are counted.
+/// Counts socket `socket` of `user` into (`delta` 1) or out of (-1) a room, or only reads
+/// the room's count (0): users, not sockets, are counted; repeating a step changes nothing.
 #[derive(Message)]
 #[rtype(result = "PresenceChange")]
 pub struct UpdatePresence {
     pub nsp: Arc<str>,
     pub room: Room,
     pub user: Arc<str>,
+    pub socket: Arc<str>,
     pub delta: i8,
 }
 

@@ -99,10 +99,13 @@ struct NsState {
     persisted: HashMap<Arc<str>, PersistedSocket>,
 }
 
+/// A room's users, each with the ids of its sockets in the room.
+type RoomPresence = HashMap<Arc<str>, Vec<Arc<str>>>;
+
 pub struct ServerActor {
     sessions: HashMap<Arc<str>, (u32, Addr<WsSession>)>,
     /// (namespace, room) → user → sockets of that user in the room.
-    presence: HashMap<(Arc<str>, Room), HashMap<Arc<str>, usize>>,
+    presence: HashMap<(Arc<str>, Room), RoomPresence>,
     namespaces: HashMap<Arc<str>, NsState>,
     recovery: RecoveryConfig,
 }
@@ -314,24 +317,31 @@ impl Handler<UpdatePresence> for ServerActor {
     fn handle(&mut self, msg: UpdatePresence, _: &mut Self::Context) -> Self::Result {
         let key = (msg.nsp, msg.room);
         let users = self.presence.entry(key.clone()).or_default();
-        let changed = if msg.delta > 0 {
-            let n = users.entry(msg.user).or_insert(0);
-            *n += 1;
-            *n == 1
-        } else if msg.delta == 0 {
-            false
-        } else {
-            match users.get_mut(&msg.user) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
+        // Per socket, so counting one socket in twice (two joins in flight) or out twice
+        // changes nothing.
+        let changed = match msg.delta.signum() {
+            1 => {
+                let sockets = users.entry(msg.user).or_default();
+                if sockets.contains(&msg.socket) {
                     false
+                } else {
+                    sockets.push(msg.socket);
+                    sockets.len() == 1
                 }
-                Some(_) => {
-                    users.remove(&msg.user);
-                    true
+            }
+            -1 => match users.get_mut(&msg.user) {
+                Some(sockets) => {
+                    sockets.retain(|s| *s != msg.socket);
+                    if sockets.is_empty() {
+                        users.remove(&msg.user);
+                        true
+                    } else {
+                        false
+                    }
                 }
                 None => false,
-            }
+            },
+            _ => false,
         };
         let count = users.len();
         if count == 0 {

@@ -55,8 +55,9 @@ fn recount(s: &SocketCtx<'_>, delta: i8) {
     let io = s.io_handle();
     for room in chat_rooms(s) {
         let (io, user) = (io.clone(), user.clone());
+        let update = io.presence(NSP, &room, &user, s.id(), delta);
         actix_rt::spawn(async move {
-            let p = io.presence(NSP, &room, &user, delta).await;
+            let p = update.await;
             if p.changed {
                 let (kind, disconnect) = if delta > 0 {
                     ("joined", false)
@@ -166,9 +167,7 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     let Some((room, user)) = room_and_user(s, &ev) else {
         return;
     };
-    // A socket already in the room is not counted twice.
-    let already = s.rooms().any(|r| r == sio_room(&room));
-    let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
+    let (h, ack) = (s.handle(), ev.ack);
     actix_rt::spawn(async move {
         let (r, u) = (room.clone(), user.clone());
         let checked = db
@@ -185,28 +184,35 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                 return reply::fail_later(&h, ack, Code::Internal, "internal error");
             }
         };
-        h.join(&sio_room(&room));
-        let p = io
-            .presence(NSP, &room, &user, if already { 0 } else { 1 })
-            .await;
-        if p.changed {
-            // Others through the room; the joiner directly, after its join (same mailbox).
-            member_update(&io, &room, "joined", &user, p.count, false, Some(h.id()));
-            h.emit(
-                events::ROOM_MEMBER_UPDATE,
-                vec![json!({"type": "joined", "userId": user, "roomId": room, "memberCount": p.count})],
-            );
-        }
-        h.emit(
-            events::ROOM_HISTORY,
-            vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
-        );
-        if let Some(ack) = ack {
-            h.ack(
-                ack,
-                vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
-            );
-        }
+        // Joined and counted in the socket's own context: a socket gone meanwhile is not
+        // counted (its disconnect already ran), and a socket counted is in the room, so its
+        // disconnect counts it out. Counting is per socket: a second join changes nothing.
+        h.run(move |s| {
+            s.join(&sio_room(&room));
+            let (h, io) = (s.handle(), s.io_handle());
+            let update = io.presence(NSP, &room, &user, s.id(), 1);
+            actix_rt::spawn(async move {
+                let p = update.await;
+                if p.changed {
+                    // Others through the room; the joiner directly (its join is done).
+                    member_update(&io, &room, "joined", &user, p.count, false, Some(h.id()));
+                    h.emit(
+                        events::ROOM_MEMBER_UPDATE,
+                        vec![json!({"type": "joined", "userId": user, "roomId": room, "memberCount": p.count})],
+                    );
+                }
+                h.emit(
+                    events::ROOM_HISTORY,
+                    vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
+                );
+                if let Some(ack) = ack {
+                    h.ack(
+                        ack,
+                        vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
+                    );
+                }
+            });
+        });
     });
 }
 
@@ -221,8 +227,9 @@ fn leave(s: &mut SocketCtx<'_>, ev: Event) {
     stop_typing(s, &room);
     s.leave(&sio_room(&room));
     let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
+    let update = io.presence(NSP, &room, &user, s.id(), -1);
     actix_rt::spawn(async move {
-        let p = io.presence(NSP, &room, &user, -1).await;
+        let p = update.await;
         if p.changed {
             member_update(&io, &room, "left", &user, p.count, false, None);
         }

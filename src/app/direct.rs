@@ -33,10 +33,11 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
                 return;
             };
             let (io, db, id) = (s.io_handle(), db.clone(), s.id().to_owned());
+            let counted = io.presence(NSP, &user_room(&user), &user, &id, 1);
             actix_rt::spawn(async move {
                 // Counted first, then the look-up: a DM stored in between is seen by one
                 // of the two (see `send`).
-                io.presence(NSP, &user_room(&user), &user, 1).await;
+                counted.await;
                 deliver_pending(&db, &io, &user, Some(&id)).await;
             });
         })
@@ -44,10 +45,10 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
             let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
                 return;
             };
-            let io = s.io_handle();
-            actix_rt::spawn(async move {
-                io.presence(NSP, &user_room(&user), &user, -1).await;
-            });
+            let gone = s
+                .io_handle()
+                .presence(NSP, &user_room(&user), &user, s.id(), -1);
+            actix_rt::spawn(gone);
         })
 }
 
@@ -109,7 +110,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
 }
 
 async fn online(io: &IoHandle, user: &str) -> bool {
-    io.presence(NSP, &user_room(user), user, 0).await.count > 0
+    io.presence(NSP, &user_room(user), user, "", 0).await.count > 0
 }
 
 /// Sends `user`'s pending DMs (oldest first) to `to` (a socket id), or to all the user's

@@ -7,7 +7,7 @@ use actix::Addr;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::ctx::BroadcastOp;
+use super::ctx::{BroadcastOp, SocketCtx};
 use super::AckId;
 use crate::actors::messages::{PresenceChange, UpdatePresence};
 use crate::actors::session::{ForSocket, SocketCommand};
@@ -69,6 +69,12 @@ impl SocketHandle {
     pub fn disconnect(&self) {
         self.send(SocketCommand::Disconnect);
     }
+
+    /// Runs `f` in the socket's context on its session's thread, after everything sent to
+    /// the socket before; not at all if the socket is gone by then.
+    pub fn run<F: FnOnce(&mut SocketCtx<'_>) + Send + 'static>(&self, f: F) {
+        self.send(SocketCommand::Run(Box::new(f)));
+    }
 }
 
 /// Broadcasts from anywhere: `io.of("/").to("room").emit(...)`.
@@ -87,21 +93,32 @@ impl IoHandle {
         BroadcastOp::new(self.server.clone(), self.recovery, Arc::from(nsp))
     }
 
-    /// Counts a socket of `user` into (`delta` 1) or out of (-1) a room of `nsp`, or only
-    /// reads (0); says whether that was the user's first socket in (last out) and how many
-    /// distinct users are in the room.
-    pub async fn presence(&self, nsp: &str, room: &str, user: &str, delta: i8) -> PresenceChange {
-        self.server
-            .send(UpdatePresence {
-                nsp: Arc::from(nsp),
-                room: Arc::from(room),
-                user: Arc::from(user),
-                delta,
-            })
-            .await
-            .unwrap_or(PresenceChange {
+    /// Counts socket `socket` of `user` into (`delta` 1) or out of (-1) a room of `nsp`, or
+    /// only reads (0); says whether that was the user's first socket in (last out) and how
+    /// many distinct users are in the room. Counting a socket in (or out) twice is a no-op.
+    ///
+    /// The update is queued when this is called (not when the future is first polled), so
+    /// updates reach the registry in the order of the calls.
+    pub fn presence(
+        &self,
+        nsp: &str,
+        room: &str,
+        user: &str,
+        socket: &str,
+        delta: i8,
+    ) -> impl std::future::Future<Output = PresenceChange> + 'static {
+        let req = self.server.send(UpdatePresence {
+            nsp: Arc::from(nsp),
+            room: Arc::from(room),
+            user: Arc::from(user),
+            socket: Arc::from(socket),
+            delta,
+        });
+        async move {
+            req.await.unwrap_or(PresenceChange {
                 changed: false,
                 count: 0,
             })
+        }
     }
 }

@@ -85,8 +85,10 @@ test("join: ack, own member-update and history; others see joins counted per use
   await until(() => aliceUpdates.length === 3, 3000, "bob left");
   assert.deepEqual(aliceUpdates[2][0], { type: "left", userId: "bob", roomId: "lobby", memberCount: 1 });
 
-  // bob rejoins and disconnects: left with reason "disconnect"
-  await join(bob, "lobby");
+  // bob rejoins with two joins in flight at once (counted once) and disconnects: one left
+  // with reason "disconnect"
+  const both = await Promise.all([join(bob, "lobby"), join(bob, { roomId: "lobby" })]);
+  assert.deepEqual(both.map((a) => a.memberCount), [2, 2]);
   await until(() => aliceUpdates.length === 4, 3000, "bob back");
   bob.disconnect();
   await until(() => aliceUpdates.length === 5, 3000, "bob gone");
@@ -167,6 +169,15 @@ test("chat:send: ack, chat:message to the whole room, replies, clientMsgId retri
     id: ack.messageId, roomId: "talk", sender: { id: "alice", name: "ALICE", avatarUrl: "https://example.com/a.png" },
     text: "hello bob", replyTo: null, timestamp: msg.timestamp, readBy: ["alice"], clientMsgId: "c-1",
   });
+
+  // forged identity fields are ignored: the sender is the authenticated user
+  const forged = await ask(alice, "chat:send", { roomId: "talk", text: "who am i", senderId: "bob", sender: { id: "bob" }, userId: "bob" });
+  await until(() => bobGot.length === 2, 3000, "forged");
+  assert.equal(bobGot[1][0].sender.id, "alice");
+  assert.deepEqual(await query(`select sender_id from messages where id = '${forged.messageId}'`), [["alice"]]);
+  aliceGot.splice(1);
+  bobGot.splice(1);
+  await query(`delete from messages where id = '${forged.messageId}'`);
 
   // a reply resolves its target; without clientMsgId the field is absent
   const r = await ask(bob, "chat:send", { roomId: "talk", text: "hi!", replyToId: ack.messageId });

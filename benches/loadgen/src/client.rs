@@ -30,6 +30,15 @@ fn host_port(url: &str) -> Result<SocketAddr, Error> {
 impl Conn {
     /// Connects, reads the open packet, joins namespace `/`.
     pub async fn open(url: &str, local: Option<IpAddr>) -> Result<Conn, Error> {
+        Self::open_with(url, local, None).await
+    }
+
+    /// `open` with a CONNECT auth payload (e.g. `{"token":"..."}`).
+    pub async fn open_with(
+        url: &str,
+        local: Option<IpAddr>,
+        auth: Option<&serde_json::Value>,
+    ) -> Result<Conn, Error> {
         let addr = host_port(url)?;
         let sock = if addr.is_ipv4() {
             TcpSocket::new_v4()?
@@ -54,7 +63,11 @@ impl Conn {
         if !open.starts_with("0{") {
             return Err(format!("expected open packet, got {open:?}").into());
         }
-        c.ws.send(Message::Text("40".into())).await?;
+        let connect = match auth {
+            Some(a) => format!("40{a}"),
+            None => "40".into(),
+        };
+        c.ws.send(Message::Text(connect)).await?;
         loop {
             let t = c.next_text().await?;
             if t.starts_with("40") {
@@ -94,6 +107,20 @@ impl Conn {
             let t = self.next_text().await?;
             if t.starts_with("430") {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Emits `event` with `arg` and ack id 0; returns the ack's text (`430[...]`).
+    pub async fn ask(&mut self, event: &str, arg: &serde_json::Value) -> Result<String, Error> {
+        let ev = serde_json::to_string(event)?;
+        self.ws
+            .send(Message::Text(format!("420[{ev},{arg}]")))
+            .await?;
+        loop {
+            let t = self.next_text().await?;
+            if t.starts_with("430") {
+                return Ok(t);
             }
         }
     }

@@ -67,6 +67,22 @@ enum Cmd {
         #[arg(long, default_value = "bench")]
         room: String,
     },
+    /// The product's chat (needs `realtime-server` with a room and users): `members` sockets
+    /// join `room`; `senders` of them keep `inflight` `chat:send`s with ack outstanding each;
+    /// reports acked messages/s, ack latency and the deliveries every member got.
+    Chat {
+        /// A file with one JWT per line, one per member (tokens of distinct users).
+        #[arg(long)]
+        tokens: std::path::PathBuf,
+        #[arg(long, default_value = "bench")]
+        room: String,
+        #[arg(long, default_value_t = 20)]
+        senders: usize,
+        #[arg(long, default_value_t = 8)]
+        inflight: usize,
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+    },
     /// Emit-with-ack round trips at a fixed concurrency.
     Echo {
         #[arg(long, default_value_t = 100)]
@@ -103,6 +119,20 @@ fn main() {
                 inflight,
                 duration,
             } => echo(&cli.url, cli.pid, n, inflight, duration).await,
+            Cmd::Chat {
+                tokens,
+                room,
+                senders,
+                inflight,
+                duration,
+            } => {
+                let tokens = std::fs::read_to_string(&tokens).expect("the tokens file is readable");
+                let tokens: Vec<&str> = tokens.lines().filter(|l| !l.is_empty()).collect();
+                chat(
+                    &cli.url, cli.pid, &tokens, &room, senders, inflight, duration,
+                )
+                .await
+            }
         }
     });
     let mut result = result;
@@ -391,5 +421,180 @@ async fn echo(
         "latency": percentiles(&h),
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_ack": server_cpu.map(|c| if got > 0 { c * 1e6 / got as f64 } else { 0.0 }),
+    })
+}
+
+/// Counters of the chat scenario.
+#[derive(Default)]
+struct ChatStats {
+    sent: u64,
+    acked: u64,
+    refused: u64,
+    delivered: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn chat(
+    url: &str,
+    pid: Option<u32>,
+    tokens: &[&str],
+    room: &str,
+    senders: usize,
+    inflight: usize,
+    duration: u64,
+) -> serde_json::Value {
+    let t0 = Instant::now();
+    let ack_hist = Rc::new(RefCell::new(new_hist()));
+    let msg_hist = Rc::new(RefCell::new(new_hist()));
+    let stats = Rc::new(RefCell::new(ChatStats::default()));
+    let mut conns = Vec::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        let auth = json!({ "token": t });
+        match Conn::open_with(url, Some(source_ip(i)), Some(&auth)).await {
+            Ok(mut c) => match c.ask("room:join", &json!(room)).await {
+                Ok(a) if a.contains("\"success\":true") => conns.push(c),
+                Ok(a) => eprintln!("join refused: {a}"),
+                Err(e) => eprintln!("join failed: {e}"),
+            },
+            Err(e) => eprintln!("connect failed: {e}"),
+        }
+    }
+    let members = conns.len();
+    let senders = senders.min(members);
+    // let the join traffic (member updates) settle before measuring
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cpu_before = pid.and_then(proc_stats::cpu_seconds);
+    let stop = Rc::new(std::cell::Cell::new(false));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(duration);
+    let room_json = serde_json::to_string(room).expect("a string encodes");
+    // clientMsgIds are unique per run: a retried id is (rightly) not broadcast again
+    let run_id = format!("{}-{}", std::process::id(), t0.elapsed().as_nanos());
+    let mut tasks = Vec::new();
+    for (k, c) in conns.into_iter().enumerate() {
+        let (ack_hist, msg_hist, stats, stop) = (
+            ack_hist.clone(),
+            msg_hist.clone(),
+            stats.clone(),
+            stop.clone(),
+        );
+        let (room_json, run_id) = (room_json.clone(), run_id.clone());
+        let sending = k < senders;
+        tasks.push(tokio::task::spawn_local(async move {
+            let (mut sink, mut stream) = c.split();
+            let mut sent_at: std::collections::HashMap<u64, u64> = Default::default();
+            let mut next_id = 1u64;
+            let send = |id: u64| {
+                let t = t0.elapsed().as_micros() as u64;
+                let text = format!(
+                    "42{id}[\"chat:send\",{{\"roomId\":{room_json},\"text\":\"bench message @{t} from {k}\",\"clientMsgId\":\"{run_id}-{k}-{id}\"}}]"
+                );
+                (t, Message::Text(text))
+            };
+            if sending {
+                for _ in 0..inflight {
+                    let (t, m) = send(next_id);
+                    sent_at.insert(next_id, t);
+                    next_id += 1;
+                    stats.borrow_mut().sent += 1;
+                    let _ = sink.feed(m).await;
+                }
+                let _ = sink.flush().await;
+            }
+            loop {
+                if stop.get() {
+                    break;
+                }
+                let first = tokio::select! {
+                    m = stream.next() => m,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                };
+                let Some(Ok(first)) = first else { break };
+                let mut batch = vec![first];
+                while let Some(Some(Ok(m))) = stream.next().now_or_never() {
+                    batch.push(m);
+                }
+                for m in batch {
+                    let Message::Text(t) = m else { continue };
+                    if t == "2" {
+                        let _ = sink.feed(Message::Text("3".into())).await;
+                    } else if t.starts_with("42[\"chat:message\"") {
+                        if let Some(sent) = client::field_u64(&t, "@") {
+                            let now = t0.elapsed().as_micros() as u64;
+                            let _ = msg_hist.borrow_mut().record(now.saturating_sub(sent).max(1));
+                        }
+                        stats.borrow_mut().delivered += 1;
+                    } else if let Some(rest) = t.strip_prefix("43") {
+                        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                        let Ok(id) = rest[..digits].parse::<u64>() else { continue };
+                        if let Some(sent) = sent_at.remove(&id) {
+                            let now = t0.elapsed().as_micros() as u64;
+                            let _ = ack_hist.borrow_mut().record(now.saturating_sub(sent).max(1));
+                        }
+                        if rest[digits..].contains("\"success\":true") {
+                            stats.borrow_mut().acked += 1;
+                        } else {
+                            let mut s = stats.borrow_mut();
+                            if s.refused < 3 {
+                                eprintln!("chat:send refused: {t}");
+                            }
+                            s.refused += 1;
+                        }
+                        if Instant::now() < end {
+                            let (t, m) = send(next_id);
+                            sent_at.insert(next_id, t);
+                            next_id += 1;
+                            stats.borrow_mut().sent += 1;
+                            let _ = sink.feed(m).await;
+                        }
+                    }
+                }
+                let _ = sink.flush().await;
+            }
+        }));
+    }
+    // senders stop issuing at `end`; then wait for their last acks and every delivery
+    tokio::time::sleep_until(end.into()).await;
+    let send_s = start.elapsed().as_secs_f64();
+    let drain_end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let done = {
+            let s = stats.borrow();
+            s.acked + s.refused >= s.sent && s.delivered >= s.acked * members as u64
+        };
+        if done || Instant::now() > drain_end {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let acked_s = start.elapsed().as_secs_f64();
+    let cpu_after = pid.and_then(proc_stats::cpu_seconds);
+    stop.set(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let server_cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let s = stats.borrow();
+    json!({
+        "scenario": "chat",
+        "members": members,
+        "senders": senders,
+        "inflight": inflight,
+        "duration_s": send_s,
+        "sent": s.sent,
+        "acked": s.acked,
+        "refused": s.refused,
+        "acked_per_s": s.acked as f64 / send_s,
+        "ack_latency": percentiles(&ack_hist.borrow()),
+        "expected_deliveries": s.acked * members as u64,
+        "deliveries": s.delivered,
+        "lost": (s.acked * members as u64).saturating_sub(s.delivered),
+        "delivery_latency": percentiles(&msg_hist.borrow()),
+        "drain_s": acked_s - send_s,
+        "server_cpu_s": server_cpu,
+        "server_cpu_us_per_message": server_cpu.map(|c| if s.acked > 0 { c * 1e6 / s.acked as f64 } else { 0.0 }),
     })
 }

@@ -592,6 +592,8 @@ pub enum SocketCommand {
     Join(Vec<Room>),
     Leave(Vec<Room>),
     Disconnect,
+    /// Runs in the socket's context, if the socket still exists.
+    Run(Box<dyn FnOnce(&mut SocketCtx<'_>) + Send>),
 }
 
 #[derive(Message)]
@@ -617,6 +619,11 @@ impl Handler<ForSocket> for WsSession {
             SocketCommand::Join(rooms) => self.join_rooms(key, rooms, ctx),
             SocketCommand::Leave(rooms) => self.leave_rooms(key, rooms),
             SocketCommand::Disconnect => self.disconnect_socket(key, ctx),
+            SocketCommand::Run(f) => {
+                if self.socket(key).is_some() {
+                    f(&mut SocketCtx::new(self, ctx, key));
+                }
+            }
         }
     }
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# chat:send with ack into one room of 100 members on the product server with SQLite (the
+# embedded default): acked messages/s, ack latency, deliveries. Loopback only, bounded.
+#
+#   benches/chat.sh [--quick]      (called by benches/run.sh; appends to target/bench/results.jsonl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+out=target/bench
+mkdir -p "$out"
+cargo build --release -p loadgen -p realtime-server >&2
+LG=target/release/loadgen
+BIN=target/release/realtime-server
+
+work=$(mktemp -d)
+export JWT_SECRET=bench-jwt-secret WEBHOOK_SECRET=bench-hook-secret DATABASE_URL="sqlite://$work/chat.db"
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+RUST_LOG=warn,realtime_server=info "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$out/chat-server.log" && break; sleep 0.1; done
+url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/chat-server.log" | head -1 | sed 's|.*http://||')"
+
+put() { # route body
+  local sig
+  sig=$(printf '%s' "$2" | openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" -r | cut -d' ' -f1)
+  curl -sf -X PUT -H 'Content-Type: application/json' -H "X-Signature-256: sha256=$sig" \
+    --data "$2" "$url/internal$1" >/dev/null
+}
+members=100
+: > "$work/tokens"
+for i in $(seq $members); do
+  put "/users/bench$i" "{\"name\":\"Bench $i\",\"email\":\"b$i@example.com\",\"role\":\"user\",\"isActive\":true}"
+  "$BIN" token --user "bench$i" --ttl 1h >> "$work/tokens"
+done
+put "/rooms/bench" '{"name":"Bench","isPublic":true}'
+
+dur=5; levels="20x1 50x1 100x1 100x2 100x4"
+[ $quick = 1 ] && { dur=2; levels="20x1 100x2"; }
+run() { # label tokens-file args...
+  "$LG" --url "$url" --pid "$pid" --label "$1" chat --tokens "$2" --room "$3" "${@:4}" | tee -a "$out/results.jsonl" >&2
+}
+run rust-chat-warmup "$work/tokens" bench --senders 10 --inflight 4 --duration 1 >/dev/null
+# closed loop: more senders x messages in flight until p99 passes 50 ms
+for l in $levels; do
+  run rust-chat "$work/tokens" bench --senders "${l%x*}" --inflight "${l#*x}" --duration $dur
+done
+# the storage and ack path alone: a room of 10 (a tenth of the deliveries per message)
+head -n 10 "$work/tokens" > "$work/tokens10"
+put "/rooms/bench10" '{"name":"Bench 10","isPublic":true}'
+run rust-chat-10 "$work/tokens10" bench10 --senders 10 --inflight 8 --duration $dur
