@@ -107,6 +107,9 @@ test("join refusals: bad payload, unknown room, private room; without ack an err
     assert.deepEqual(await join(bob, bad), { success: false, error: "roomId (string) is required", code: "INVALID_PAYLOAD" });
   }
   assert.equal((await join(bob, "nowhere")).code, "NOT_FOUND");
+  for (const bad of [42, {}, { roomId: [] }, null]) {
+    assert.equal((await bob.timeout(3000).emitWithAck("room:leave", bad)).code, "INVALID_PAYLOAD");
+  }
   assert.equal((await join(bob, "secret")).code, "FORBIDDEN");
   const err = once(bob, "error");
   bob.emit("room:join", "secret");
