@@ -20,6 +20,23 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub internal: InternalConfig,
     pub chat: ChatConfig,
+    pub notifications: NotificationsConfig,
+}
+
+/// Webhook notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    /// `isLowStock` is true below this stock.
+    pub low_stock_threshold: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            low_stock_threshold: 10,
+        }
+    }
 }
 
 /// The chat application's limits.
@@ -83,6 +100,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// This node's id in a cluster (`admin:stats`); empty: generated at start.
+    pub node_id: String,
 }
 
 /// Engine.IO settings, named as in Node's server options.
@@ -151,6 +170,7 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: 4000,
             workers: 0,
+            node_id: String::new(),
         }
     }
 }

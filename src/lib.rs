@@ -80,10 +80,14 @@ pub fn raise_fd_limit() -> u64 {
 /// Extra HTTP routes an application registers beside Engine.IO.
 pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 
+/// Routes built once the server runs, from its broadcast handle (webhooks that notify, ...).
+pub type IoRoutes = Box<dyn FnOnce(socketio::IoHandle) -> Routes>;
+
 pub struct Server {
     config: Config,
     mounts: Vec<(String, Service)>,
     routes: Vec<Routes>,
+    io_routes: Vec<IoRoutes>,
 }
 
 impl Server {
@@ -92,7 +96,19 @@ impl Server {
             config,
             mounts: Vec::new(),
             routes: Vec::new(),
+            io_routes: Vec::new(),
         }
+    }
+
+    /// Adds HTTP routes that need the server's broadcast handle: `f` runs once inside the
+    /// actix system when the server starts (actors it starts live as long as the server).
+    pub fn routes_with_io<R>(mut self, f: impl FnOnce(socketio::IoHandle) -> R + 'static) -> Self
+    where
+        R: Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    {
+        self.io_routes
+            .push(Box::new(move |io| -> Routes { Arc::new(f(io)) }));
+        self
     }
 
     /// Adds HTTP routes (webhooks, directory sync, ...).
@@ -123,7 +139,23 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let config = Arc::new(self.config);
-        let server = ServerActor::new(config.recovery.clone()).start();
+        let node_id: Arc<str> = if config.server.node_id.is_empty() {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            Arc::from(format!("node-{}", &id[id.len() - 8..]))
+        } else {
+            Arc::from(config.server.node_id.as_str())
+        };
+        log::info!("node id={node_id}");
+        let server = ServerActor::new(config.recovery.clone(), node_id).start();
+        let recovery = config.recovery.enabled
+            && self
+                .mounts
+                .iter()
+                .any(|(_, s)| matches!(s, Service::SocketIo(io) if io.recovery));
+        let mut routes = self.routes;
+        for f in self.io_routes {
+            routes.push(f(socketio::IoHandle::new(server.clone(), recovery)));
+        }
         let mounts: Vec<Arc<Mount>> = self
             .mounts
             .into_iter()
@@ -145,7 +177,7 @@ impl Server {
         let cfg = config.clone();
         let stats_server = server.clone();
         let mounts = Arc::new(mounts);
-        let routes = Arc::new(self.routes);
+        let routes = Arc::new(routes);
         // actix-web's HttpServer cannot hand over upgraded connections, so the HTTP
         // service is assembled here: the App for every request, plus an upgrade service
         // that receives WebSocket connections raw (see `transport::upgrade`).

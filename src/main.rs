@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
+use actix::Actor;
 use clap::{Parser, Subcommand, ValueEnum};
+use realtime_server::app::notify::NotificationActor;
 use realtime_server::auth::{Role, Verifier};
 use realtime_server::db::Db;
 use realtime_server::{Config, Server};
@@ -149,15 +151,19 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     if webhook_secret.is_none() {
         log::warn!("no internal.webhook_secret (WEBHOOK_SECRET): /internal/ calls are refused");
     }
-    let internal = realtime_server::http::configure(realtime_server::http::InternalState {
-        db,
-        webhook_secret,
-    });
     let path = config.engine.path.clone();
+    let low_stock = config.notifications.low_stock_threshold;
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)
             .socket_io(&path, io)
-            .routes(internal)
+            .routes_with_io(move |io| {
+                let notifier = NotificationActor::new(db.clone(), io, low_stock).start();
+                realtime_server::http::configure(realtime_server::http::InternalState {
+                    db,
+                    webhook_secret,
+                    notifier,
+                })
+            })
             .run(listener, shutdown_signal())
             .await
     })

@@ -147,6 +147,20 @@ pub struct Broadcast {
     pub offset: Option<Arc<str>>,
 }
 
+/// Disconnects (server side) every socket of `nsp` in any of `rooms` (all of the namespace
+/// when empty).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectSockets {
+    pub nsp: Arc<str>,
+    pub rooms: Vec<Room>,
+}
+
+/// Room actor: disconnect every member (server side).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectMembers;
+
 /// Looks up a persisted socket for a reconnecting client (`pid`, `offset` from its auth).
 #[derive(Message)]
 #[rtype(result = "Option<Restored>")]
@@ -177,8 +191,13 @@ pub struct GetStats;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
+    /// This node's id.
+    pub node_id: String,
+    pub uptime_s: u64,
+    /// Engine.IO connections.
     pub sessions: usize,
     pub rooms: usize,
+    /// Sockets per namespace.
     pub sockets: Value,
 }
 

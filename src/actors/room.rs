@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler};
 
-use super::messages::{AddMember, Deliver, Fanout, RemoveMember, StopRoom};
-use super::session::{self, OutboxTrouble, Queued, SharedOutbox, WsSession};
+use super::messages::{AddMember, Deliver, DisconnectMembers, Fanout, RemoveMember, StopRoom};
+use super::session::{
+    self, ForSocket, OutboxTrouble, Queued, SharedOutbox, SocketCommand, WsSession,
+};
 use crate::transport::ws::Flushed;
 
 struct Member {
@@ -135,6 +137,18 @@ impl Handler<Fanout> for RoomActor {
                 act.flush_scheduled = false;
                 act.flush();
             }));
+        }
+    }
+}
+
+impl Handler<DisconnectMembers> for RoomActor {
+    type Result = ();
+    fn handle(&mut self, _: DisconnectMembers, _: &mut Self::Context) {
+        for (key, m) in &self.members {
+            m.addr.do_send(ForSocket {
+                key: *key,
+                cmd: SocketCommand::Disconnect,
+            });
         }
     }
 }

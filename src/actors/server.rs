@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::messages::*;
 use super::room::RoomActor;
-use super::session::{CloseSession, WsSession};
+use super::session::{CloseSession, ForSocket, SocketCommand, WsSession};
 use crate::config::RecoveryConfig;
 use crate::protocol::engine::Frame;
 use crate::socketio::reason;
@@ -71,6 +71,12 @@ impl RoomEntry {
         self.shards.is_empty()
     }
 
+    fn disconnect_members(&self) {
+        for e in &self.shards {
+            e.addr.do_send(DisconnectMembers);
+        }
+    }
+
     fn fanout(&self, packet: &Arc<Outgoing>) {
         for e in &self.shards {
             e.addr.do_send(Fanout {
@@ -103,6 +109,8 @@ struct NsState {
 type RoomPresence = HashMap<Arc<str>, Vec<Arc<str>>>;
 
 pub struct ServerActor {
+    node_id: Arc<str>,
+    started: Instant,
     sessions: HashMap<Arc<str>, (u32, Addr<WsSession>)>,
     /// (namespace, room) → user → sockets of that user in the room.
     presence: HashMap<(Arc<str>, Room), RoomPresence>,
@@ -111,8 +119,10 @@ pub struct ServerActor {
 }
 
 impl ServerActor {
-    pub fn new(recovery: RecoveryConfig) -> Self {
+    pub fn new(recovery: RecoveryConfig, node_id: Arc<str>) -> Self {
         ServerActor {
+            node_id,
+            started: Instant::now(),
             sessions: HashMap::new(),
             presence: HashMap::new(),
             namespaces: HashMap::new(),
@@ -272,6 +282,27 @@ impl Handler<Broadcast> for ServerActor {
     }
 }
 
+impl Handler<DisconnectSockets> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: DisconnectSockets, _: &mut Self::Context) {
+        let ns = self.ns(&msg.nsp);
+        if msg.rooms.is_empty() {
+            ns.all.disconnect_members();
+            return;
+        }
+        for r in &msg.rooms {
+            if let Some(e) = ns.rooms.get(r) {
+                e.disconnect_members();
+            } else if let Some((key, addr)) = ns.sockets.get(r) {
+                addr.do_send(ForSocket {
+                    key: *key,
+                    cmd: SocketCommand::Disconnect,
+                });
+            }
+        }
+    }
+}
+
 impl Handler<RestoreSession> for ServerActor {
     type Result = MessageResult<RestoreSession>;
     fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Self::Result {
@@ -372,6 +403,8 @@ impl Handler<GetStats> for ServerActor {
             .map(|(k, v)| (k.to_string(), Value::from(v.sockets.len())))
             .collect::<serde_json::Map<_, _>>();
         MessageResult(Stats {
+            node_id: self.node_id.to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
             sessions: self.sessions.len(),
             rooms: self.namespaces.values().map(|n| n.rooms.len()).sum(),
             sockets: Value::Object(sockets),

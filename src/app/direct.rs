@@ -109,7 +109,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     });
 }
 
-async fn online(io: &IoHandle, user: &str) -> bool {
+pub(super) async fn online(io: &IoHandle, user: &str) -> bool {
     io.presence(NSP, &user_room(user), user, "", 0).await.count > 0
 }
 

@@ -1,9 +1,12 @@
 //! The application built into the server: namespaces, their handlers and rules
 //! (validate → store → broadcast → ack). Built only on the public `socketio` API.
 
+mod admin;
 mod chat;
 mod direct;
 pub mod events;
+mod notifications;
+pub mod notify;
 mod payload;
 pub mod reply;
 mod session_auth;
@@ -15,11 +18,23 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
 use crate::socketio::{Namespace, SocketIo};
+use session_auth::Access;
 
 /// The product's Socket.IO application.
 pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
     let allow_query = config.auth.allow_query_token;
-    let chat = session_auth::authenticated(Namespace::new(), verifier, db.clone(), allow_query);
+    let auth = |access| {
+        session_auth::authenticated(
+            Namespace::new(),
+            verifier.clone(),
+            db.clone(),
+            allow_query,
+            access,
+        )
+    };
+    let notifications = notifications::handlers(auth(Access::Users), db.clone());
+    let admin = admin::handlers(auth(Access::Admins), Arc::new(config.chat.clone()));
+    let chat = auth(Access::Users);
     let shared = Arc::new(chat::Chat {
         writer: writer::MessageWriter::start(db.clone(), config.chat.write_queue),
         db,
@@ -28,5 +43,9 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
     let chat = chat::handlers(chat, shared.clone());
     let chat = direct::handlers(chat, shared);
     // The chat application turns connection state recovery on.
-    SocketIo::new().recovery(true).namespace("/", chat)
+    SocketIo::new()
+        .recovery(true)
+        .namespace("/", chat)
+        .namespace(notifications::NSP, notifications)
+        .namespace(admin::NSP, admin)
 }

@@ -15,13 +15,24 @@ use crate::socketio::{ConnectError, Event, Namespace, SocketCtx, SocketData};
 /// Name of the per-socket timer that disconnects at token expiry.
 const EXPIRY_TIMER: &str = "auth-expiry";
 
+/// Who may connect to a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any active user.
+    Users,
+    /// Users whose stored role is admin; others get `FORBIDDEN`.
+    Admins,
+}
+
 /// Adds authentication to `ns`: every socket must present a valid JWT of a stored, active
-/// user; its identity (with the stored role) becomes the socket's data.
+/// user (of the stored role admin for `Access::Admins`); its identity (with the stored role)
+/// becomes the socket's data.
 pub fn authenticated(
     ns: Namespace,
     verifier: Arc<Verifier>,
     db: Db,
     allow_query: bool,
+    access: Access,
 ) -> Namespace {
     let v = verifier.clone();
     ns.middleware(move |hs| {
@@ -30,6 +41,10 @@ pub fn authenticated(
         Box::pin(async move {
             let id = verdict.map_err(|e| e.connect_error())?;
             let id = stored_identity(&db, id).await?;
+            if access == Access::Admins && id.role != Role::Admin {
+                return Err(ConnectError::new("admin role required")
+                    .with_data(json!({"code": "FORBIDDEN"})));
+            }
             let data: SocketData = Some(Arc::new(id));
             Ok(data)
         })

@@ -6,7 +6,9 @@
 //! worker's event-loop thread.
 
 pub mod direct;
+pub mod idempotency;
 pub mod messages;
+pub mod notifications;
 pub mod products;
 pub mod rooms;
 pub mod schema;

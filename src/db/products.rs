@@ -22,11 +22,3 @@ pub fn unwatch(c: &mut DbConnection, user: &str, product: &str) -> Result<(), Db
     diesel::delete(product_watchers::table.find((user, product))).execute(c)?;
     Ok(())
 }
-
-/// The users watching `product`.
-pub fn watchers(c: &mut DbConnection, product: &str) -> Result<Vec<String>, DbError> {
-    Ok(product_watchers::table
-        .filter(product_watchers::product_id.eq(product))
-        .select(product_watchers::user_id)
-        .load(c)?)
-}

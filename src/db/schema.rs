@@ -81,6 +81,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_requests (path, idem_key) {
+        path -> Text,
+        idem_key -> Text,
+        status -> Nullable<Integer>,
+        response -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
@@ -95,4 +105,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     product_watchers,
     cart_items,
     notifications,
+    webhook_requests,
 );

@@ -9,13 +9,13 @@ use super::{bad_request, internal_error, signature, InternalState};
 use crate::db::users::{self, UserUpdate};
 
 /// Why a signed call is refused before it is handled.
-enum Refusal {
+pub(super) enum Refusal {
     Unauthorized,
     BadBody(String),
 }
 
 impl Refusal {
-    fn response(self) -> HttpResponse {
+    pub(super) fn response(self) -> HttpResponse {
         match self {
             Refusal::Unauthorized => super::error(
                 actix_web::http::StatusCode::UNAUTHORIZED,
@@ -28,7 +28,11 @@ impl Refusal {
 }
 
 /// Checks `X-Signature-256` against the raw body.
-fn check_signature(req: &HttpRequest, body: &[u8], st: &InternalState) -> Result<(), Refusal> {
+pub(super) fn check_signature(
+    req: &HttpRequest,
+    body: &[u8],
+    st: &InternalState,
+) -> Result<(), Refusal> {
     let header = req
         .headers()
         .get("x-signature-256")
@@ -205,4 +209,38 @@ pub async fn member(
         })
         .await;
     outcome_response(res, if add { "put_member" } else { "delete_member" })
+}
+
+/// `PUT` or `DELETE /internal/carts/{userId}/items/{productId}` (no body): what
+/// `STOCK_SOLD_OUT` looks up.
+pub async fn cart_item(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    st: web::Data<InternalState>,
+) -> HttpResponse {
+    if let Err(refusal) = check_signature(&req, &body, &st) {
+        return refusal.response();
+    }
+    let (user, product) = path.into_inner();
+    if user.trim().is_empty() || product.trim().is_empty() {
+        return bad_request("user and product ids must not be empty");
+    }
+    let add = req.method() == actix_web::http::Method::PUT;
+    let res = st
+        .db
+        .run(move |c| {
+            let known = if add {
+                crate::db::notifications::cart_add(c, &user, &product, crate::db::now_ms())?
+            } else {
+                crate::db::notifications::cart_remove(c, &user, &product)?
+            };
+            Ok(if known {
+                Outcome::Done
+            } else {
+                Outcome::UnknownUser(user)
+            })
+        })
+        .await;
+    outcome_response(res, "cart_item")
 }

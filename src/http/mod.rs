@@ -2,11 +2,13 @@
 //! (HMAC-signed), health. JSON in, JSON out; failures are `{success:false, error, code}`.
 
 pub mod directory;
+pub mod notify;
 pub mod signature;
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::app::notify::NotificationActor;
 use crate::db::Db;
 
 /// What the internal endpoints need.
@@ -15,6 +17,8 @@ pub struct InternalState {
     pub db: Db,
     /// HMAC key of `X-Signature-256`; `None` refuses every internal call.
     pub webhook_secret: Option<Vec<u8>>,
+    /// Where webhooks go.
+    pub notifier: actix::Addr<NotificationActor>,
 }
 
 /// A failure as the contract spells it.
@@ -65,6 +69,17 @@ pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clo
                     web::resource("/rooms/{id}/members/{user}")
                         .route(web::put().to(directory::member))
                         .route(web::delete().to(directory::member))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/carts/{user}/items/{product}")
+                        .route(web::put().to(directory::cart_item))
+                        .route(web::delete().to(directory::cart_item))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/notify/{kind}")
+                        .route(web::post().to(notify::notify))
                         .default_service(nf()),
                 )
                 .default_service(nf()),

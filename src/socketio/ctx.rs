@@ -229,6 +229,17 @@ impl BroadcastOp {
         self.emit_binary(event, args, Vec::new());
     }
 
+    /// Disconnects the targeted sockets server side (Node's `disconnectSockets()`): the
+    /// clients see `io server disconnect` and do not reconnect by themselves. Exceptions do
+    /// not apply here.
+    pub fn disconnect_sockets(self) {
+        self.server
+            .do_send(crate::actors::messages::DisconnectSockets {
+                nsp: self.nsp,
+                rooms: self.rooms,
+            });
+    }
+
     /// Encodes the packet once and hands it to the rooms' actors.
     pub fn emit_binary(self, event: &str, args: &[Value], binary: Vec<Bytes>) {
         let id = NEXT_BROADCAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

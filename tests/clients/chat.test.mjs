@@ -5,29 +5,18 @@
 // every event checked against the database.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { io } from "socket.io-client";
-import { startProduct, startPostgres, sqliteQuery, once, collect, until, delay } from "./common.mjs";
+import { startProduct, startPostgres, sqliteQuery, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "chat-jwt-secret";
 const HOOK = "chat-hook-secret";
 let srv;
 let query; // (sql) => Promise<rows>
 
-const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-function token(sub) {
-  const head = b64({ alg: "HS256", typ: "JWT" });
-  const body = b64({ sub, role: "user", exp: Math.floor(Date.now() / 1000) + 600 });
-  const sig = createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
-  return `${head}.${body}.${sig}`;
-}
-function internal(method, route, body) {
-  const raw = body === undefined ? "" : JSON.stringify(body);
-  const sig = "sha256=" + createHmac("sha256", HOOK).update(raw).digest("hex");
-  return fetch(`${srv.url}/internal${route}`, { method, headers: { "Content-Type": "application/json", "X-Signature-256": sig }, body: raw || undefined });
-}
+const token = (sub) => hsToken(SECRET, sub);
+const internal = (method, route, body) => signedCall(srv.url, HOOK, method, route, body);
 async function client(user, opts = {}) {
   const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token(user) }, ...opts });
   await once(s, "connect");

@@ -1,6 +1,7 @@
 // Shared fixture: starts the real echo server binary on a loopback port and gives
 // small helpers that wait for events with a deadline (never a fixed sleep).
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -183,4 +184,22 @@ export async function sqliteQuery(file, sql) {
   const script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\ncur=c.cursor()\ncur.executescript(sys.argv[2]) if sys.argv[2].strip().lower().split()[0] not in ('select','with') else None\nrows=[] if sys.argv[2].strip().lower().split()[0] not in ('select','with') else c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint('\\n'.join('|'.join('' if v is None else str(v) for v in r) for r in rows))";
   const out = execFileSync("python3", ["-c", script, file, sql], { encoding: "utf8" }).trim();
   return out ? out.split("\n").map((l) => l.split("|")) : [];
+}
+
+/** A signed `/internal/…` call (X-Signature-256 over the raw body); `body` may be a string
+ * sent as is. */
+export async function signedCall(url, secret, method, route, body, { sign = true, headers = {} } = {}) {
+  const raw = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
+  const h = { "Content-Type": "application/json", ...headers };
+  if (sign) h["X-Signature-256"] = "sha256=" + createHmac("sha256", secret).update(raw).digest("hex");
+  return fetch(`${url}/internal${route}`, { method, headers: h, body: raw || undefined });
+}
+
+/** An HS256 JWT for `sub` (10 minutes unless `ttl` seconds are given). */
+export function hsToken(secret, sub, { role = "user", ttl = 600 } = {}) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const head = b64({ alg: "HS256", typ: "JWT" });
+  const body = b64({ sub, role, exp: Math.floor(Date.now() / 1000) + ttl });
+  const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
 }

@@ -1,0 +1,93 @@
+//! Namespace `/admin` (stored role admin only; others get `connect_error` `FORBIDDEN`):
+//! `broadcast:all`, `admin:stats`, `admin:announce`, `admin:disconnect-user`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::events;
+use super::payload;
+use super::reply::{self, Code};
+use crate::config::ChatConfig;
+use crate::db::now_ms;
+use crate::socketio::{Event, Namespace, SocketCtx};
+
+pub const NSP: &str = "/admin";
+
+/// The namespaces `admin:stats` reports, always all three.
+const NAMESPACES: [&str; 3] = ["/", "/admin", "/notifications"];
+
+/// Adds the admin handlers to `ns` (already authenticated as admin).
+pub fn handlers(ns: Namespace, cfg: Arc<ChatConfig>) -> Namespace {
+    ns.on(events::BROADCAST_ALL, broadcast_all)
+        .on(events::ADMIN_STATS, stats)
+        .on(events::ADMIN_ANNOUNCE, move |s, ev| announce(s, ev, &cfg))
+        .on(events::ADMIN_DISCONNECT_USER, disconnect_user)
+}
+
+/// Relays the admin's argument unchanged (even `null`) to every `/admin` socket.
+fn broadcast_all(s: &mut SocketCtx<'_>, ev: Event) {
+    let arg = ev.args.first().cloned().unwrap_or(Value::Null);
+    s.io().emit(events::ADMIN_ANNOUNCEMENT, &[arg]);
+    reply::ok(s, ev.ack, Value::Null);
+}
+
+fn stats(s: &mut SocketCtx<'_>, ev: Event) {
+    let Some(ack) = ev.ack else {
+        return reply::fail(s, None, Code::InvalidPayload, "admin:stats needs an ack");
+    };
+    let (h, io) = (s.handle(), s.io_handle());
+    actix_rt::spawn(async move {
+        let st = io.stats().await;
+        let mut namespaces = serde_json::Map::new();
+        for n in NAMESPACES {
+            let count = st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0);
+            namespaces.insert(n.into(), json!(count));
+        }
+        h.ack(
+            ack,
+            vec![json!({
+                "success": true,
+                "nodes": [{
+                    "id": st.node_id,
+                    "connections": st.sessions,
+                    "rooms": st.rooms,
+                    "uptimeS": st.uptime_s,
+                }],
+                "connections": st.sessions,
+                "namespaces": namespaces,
+            })],
+        );
+    });
+}
+
+/// `admin:announce {message}` → `system:announcement {message, timestamp}` to all of `/`.
+fn announce(s: &mut SocketCtx<'_>, ev: Event, cfg: &ChatConfig) {
+    let message =
+        match payload::object(&ev).and_then(|o| payload::text(o, "message", cfg.max_chars)) {
+            Ok(m) => m,
+            Err((code, why)) => return reply::fail(s, ev.ack, code, &why),
+        };
+    s.io_handle().of("/").emit(
+        events::SYSTEM_ANNOUNCEMENT,
+        &[json!({"message": message, "timestamp": now_ms()})],
+    );
+    reply::ok(s, ev.ack, Value::Null);
+}
+
+/// `admin:disconnect-user {userId}`: that user's sockets in every namespace end as a
+/// server-side disconnect (clients do not reconnect by themselves).
+fn disconnect_user(s: &mut SocketCtx<'_>, ev: Event) {
+    let user = match payload::object(&ev).and_then(|o| payload::id(o, "userId")) {
+        Ok(u) => u.to_owned(),
+        Err((code, why)) => return reply::fail(s, ev.ack, code, &why),
+    };
+    let io = s.io_handle();
+    for n in NAMESPACES {
+        io.of(n)
+            .to(&super::direct::user_room(&user))
+            .disconnect_sockets();
+    }
+    log::info!("admin disconnected user={user} by={}", s.id());
+    reply::ok(s, ev.ack, Value::Null);
+}

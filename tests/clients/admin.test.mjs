@@ -1,0 +1,142 @@
+// Namespace /admin with real clients: only stored admins connect; broadcast:all,
+// admin:stats, admin:announce and admin:disconnect-user end to end.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import { startProduct, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+
+const SECRET = "admin-jwt-secret";
+const HOOK = "admin-hook-secret";
+let srv;
+
+function socket(user, nsp = "/", role = "user") {
+  return io(srv.url + nsp, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, user, { role }) } });
+}
+async function connect(user, nsp = "/", role = "user") {
+  const s = socket(user, nsp, role);
+  await once(s, "connect");
+  return s;
+}
+const ask = (s, event, payload) => s.timeout(3000).emitWithAck(event, payload);
+
+before(async () => {
+  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK });
+  for (const [u, role] of [["root", "admin"], ["ops", "admin"], ["bob", "user"], ["carol", "user"]]) {
+    assert.equal((await signedCall(srv.url, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true })).status, 200);
+  }
+});
+after(async () => { await srv.stop(); });
+
+test("only stored admins connect: a user, even one whose token claims admin, gets FORBIDDEN", async () => {
+  for (const [user, role] of [["bob", "user"], ["bob", "admin"]]) {
+    const s = socket(user, "/admin", role);
+    const [err] = await once(s, "connect_error");
+    assert.equal(err.data.code, "FORBIDDEN", `${user} claiming ${role}`);
+    assert.equal(typeof err.message, "string");
+    s.close();
+  }
+  const anon = io(srv.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"] });
+  assert.equal((await once(anon, "connect_error"))[0].data.code, "AUTH_REQUIRED");
+  anon.close();
+  // a stored admin whose token claims only "user" is an admin
+  const root = await connect("root", "/admin", "user");
+  root.disconnect();
+});
+
+test("broadcast:all relays the argument unchanged to every admin", async () => {
+  const root = await connect("root", "/admin", "admin");
+  const ops = await connect("ops", "/admin", "admin");
+  const bob = await connect("bob");
+  const a = collect(root, "admin:announcement");
+  const b = collect(ops, "admin:announcement");
+  const none = collect(bob, "admin:announcement");
+  assert.deepEqual(await ask(root, "broadcast:all", "deploy at 5"), { success: true });
+  root.emit("broadcast:all", { level: "warn", text: "disk" });
+  root.emit("broadcast:all", null);
+  await until(() => a.length === 3 && b.length === 3, 3000, "announcements");
+  assert.deepEqual(b.map((x) => x[0]), ["deploy at 5", { level: "warn", text: "disk" }, null]);
+  assert.deepEqual(a.map((x) => x[0]), b.map((x) => x[0]));
+  await delay(100);
+  assert.equal(none.length, 0);
+  for (const s of [root, ops, bob]) s.disconnect();
+});
+
+test("admin:stats: connections, rooms and sockets per namespace", async () => {
+  const root = await connect("root", "/admin", "admin");
+  const bob = await connect("bob");
+  const carol = await connect("carol");
+  const carolN = await connect("carol", "/notifications");
+  await delay(100);
+  const st = await ask(root, "admin:stats");
+  assert.equal(st.success, true);
+  assert.equal(st.connections, 4);
+  assert.deepEqual(st.namespaces, { "/": 2, "/admin": 1, "/notifications": 1 });
+  assert.equal(st.nodes.length, 1);
+  const [node] = st.nodes;
+  assert.deepEqual(Object.keys(node).sort(), ["connections", "id", "rooms", "uptimeS"]);
+  assert.equal(node.connections, 4);
+  assert.equal(typeof node.id, "string");
+  assert.ok(node.id.length > 0);
+  assert.ok(node.rooms >= 3, `rooms ${node.rooms}`);
+  assert.ok(Number.isInteger(node.uptimeS) && node.uptimeS >= 0);
+  // one Engine.IO connection carrying two namespaces counts once
+  const manager = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, "bob") } });
+  await once(manager, "connect");
+  // io.socket() connects by itself; calling connect() too would send a second CONNECT,
+  // which Node (and we) answer by closing the connection once the first has completed
+  const second = manager.io.socket("/notifications", { auth: { token: hsToken(SECRET, "bob") } });
+  await once(second, "connect");
+  // the registry is updated by message, so the figures catch up a moment after the connect
+  let st2;
+  await until(async () => (st2 = await ask(root, "admin:stats")).connections === 5, 3000, "five connections");
+  assert.deepEqual(st2.namespaces, { "/": 3, "/admin": 1, "/notifications": 2 });
+  for (const s of [root, bob, carol, carolN, second, manager]) s.disconnect();
+});
+
+test("admin:announce reaches every socket in /, with a timestamp; bad payloads refused", async () => {
+  const root = await connect("root", "/admin", "admin");
+  const bob = await connect("bob");
+  const carol = await connect("carol");
+  const carolN = await connect("carol", "/notifications");
+  const got = [collect(bob, "system:announcement"), collect(carol, "system:announcement")];
+  const notHere = collect(carolN, "system:announcement");
+  assert.deepEqual(await ask(root, "admin:announce", { message: " maintenance at 22:00 " }), { success: true });
+  await until(() => got.every((g) => g.length === 1), 3000, "announcement");
+  const a = got[0][0][0];
+  assert.deepEqual(a, { message: "maintenance at 22:00", timestamp: a.timestamp });
+  assert.ok(Math.abs(a.timestamp - Date.now()) < 10000);
+  for (const [bad, code] of [["text", "INVALID_PAYLOAD"], [{}, "INVALID_PAYLOAD"], [{ message: 3 }, "INVALID_PAYLOAD"], [{ message: "  " }, "INVALID_MESSAGE"]]) {
+    assert.equal((await ask(root, "admin:announce", bad)).code, code);
+  }
+  await delay(100);
+  assert.equal(got[0].length, 1);
+  assert.equal(notHere.length, 0);
+  // a user cannot use admin events in /
+  const err = once(bob, "error");
+  bob.emit("admin:announce", { message: "x" });
+  await assert.rejects(err, /timeout/, "unknown events in / are ignored, not executed");
+  for (const s of [root, bob, carol, carolN]) s.disconnect();
+});
+
+test("admin:disconnect-user ends that user's sockets in every namespace as a server disconnect", async () => {
+  const root = await connect("root", "/admin", "admin");
+  const bob1 = await connect("bob");
+  const bob2 = await connect("bob");
+  const bobN = await connect("bob", "/notifications");
+  const carol = await connect("carol");
+  const reasons = [bob1, bob2, bobN].map((s) => once(s, "disconnect"));
+  const carolGone = collect(carol, "disconnect");
+  assert.deepEqual(await ask(root, "admin:disconnect-user", { userId: "bob" }), { success: true });
+  for (const r of await Promise.all(reasons)) assert.equal(r[0], "io server disconnect");
+  await delay(200);
+  assert.equal(carolGone.length, 0);
+  assert.equal(carol.connected, true);
+  assert.equal((await ask(root, "admin:disconnect-user", {})).code, "INVALID_PAYLOAD");
+  assert.deepEqual(await ask(root, "admin:disconnect-user", { userId: "nobody" }), { success: true });
+  // the admin's own namespace too: ops disconnects root
+  const ops = await connect("ops", "/admin", "admin");
+  const rootGone = once(root, "disconnect");
+  await ask(ops, "admin:disconnect-user", { userId: "root" });
+  assert.equal((await rootGone)[0], "io server disconnect");
+  for (const s of [carol, ops]) s.disconnect();
+});
