@@ -72,6 +72,8 @@ done
 
 # the product's chat (ours only: Node has no such application): chat:send with ack, SQLite
 benches/chat.sh $([ $quick = 1 ] && echo --quick)
+# webhook -> delivery with 10k connected users, 1k watchers
+benches/notify.sh $([ $quick = 1 ] && echo --quick)
 
 python3 - "$out/results.jsonl" > "$out/report.md" <<'PY'
 import json, sys
@@ -120,6 +122,13 @@ if chat:
         b = max(ok, key=lambda d: d["acked_per_s"])
         print(f"\nBest into 100 members with ack p99 < 50 ms: {b['acked_per_s']:,.0f} acked msgs/s "
               f"({b['acked_per_s'] * b['members']:,.0f} deliveries/s), p99 {b['ack_latency']['p99_ms']:.1f} ms")
+nt = pick("rust-notify", "notify")
+if nt:
+    d = nt[-1]
+    print(f"\nWebhooks (ours, SQLite): {d['connected']:,} users connected, {d['watchers']:,} watching one product, "
+          f"{d['webhooks']} stock webhooks {d['interval_ms']} ms apart: webhook → delivery p50 "
+          f"{d['delivery_latency']['p50_ms']:.1f} ms, p99 {d['delivery_latency']['p99_ms']:.1f} ms; "
+          f"HTTP answer p50 {d['webhook_http_latency']['p50_ms']:.1f} ms; lost {d['lost']}")
 big = pick("rust-19k", "connections")
 if big:
     b = big[-1]

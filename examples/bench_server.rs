@@ -5,6 +5,10 @@
 //!
 //! `cargo run --release --example bench_server -- --addr 127.0.0.1:PORT`
 
+// The same allocator as the product binary, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::TcpListener;
 
 use clap::Parser;

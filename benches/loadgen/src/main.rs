@@ -9,6 +9,7 @@
 
 mod client;
 mod proc_stats;
+mod product;
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
@@ -83,6 +84,23 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         duration: u64,
     },
+    /// The product's webhooks (needs `realtime-server`): creates `users` users through the
+    /// signed directory, connects them all, lets `watchers` of them watch one product, then
+    /// posts `webhooks` stock changes and reports webhook → delivery latency.
+    Notify {
+        #[arg(long)]
+        jwt_secret: String,
+        #[arg(long)]
+        webhook_secret: String,
+        #[arg(long, default_value_t = 10000)]
+        users: usize,
+        #[arg(long, default_value_t = 1000)]
+        watchers: usize,
+        #[arg(long, default_value_t = 50)]
+        webhooks: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+    },
     /// Emit-with-ack round trips at a fixed concurrency.
     Echo {
         #[arg(long, default_value_t = 100)]
@@ -119,6 +137,26 @@ fn main() {
                 inflight,
                 duration,
             } => echo(&cli.url, cli.pid, n, inflight, duration).await,
+            Cmd::Notify {
+                jwt_secret,
+                webhook_secret,
+                users,
+                watchers,
+                webhooks,
+                interval_ms,
+            } => {
+                notify(
+                    &cli.url,
+                    cli.pid,
+                    &jwt_secret,
+                    &webhook_secret,
+                    users,
+                    watchers,
+                    webhooks,
+                    interval_ms,
+                )
+                .await
+            }
             Cmd::Chat {
                 tokens,
                 room,
@@ -596,5 +634,178 @@ async fn chat(
         "drain_s": acked_s - send_s,
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_message": server_cpu.map(|c| if s.acked > 0 { c * 1e6 / s.acked as f64 } else { 0.0 }),
+    })
+}
+
+/// Stock webhooks fanned out to the watchers among many connected users.
+#[allow(clippy::too_many_arguments)]
+async fn notify(
+    url: &str,
+    pid: Option<u32>,
+    jwt_secret: &str,
+    webhook_secret: &str,
+    users: usize,
+    watchers: usize,
+    webhooks: usize,
+    interval_ms: u64,
+) -> serde_json::Value {
+    let t0 = Instant::now();
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("--url is http://IP:PORT");
+    let mut internal = product::Internal::connect(addr, webhook_secret)
+        .await
+        .expect("the server answers HTTP");
+    let setup = Instant::now();
+    for i in 0..users {
+        let body = format!(
+            "{{\"name\":\"Bench {i}\",\"email\":\"u{i}@example.com\",\"role\":\"user\",\"isActive\":true}}"
+        );
+        match internal
+            .call("PUT", &format!("/users/bench-u{i}"), &body)
+            .await
+        {
+            Ok((200, _)) => {}
+            Ok((s, b)) => panic!("PUT /users failed: {s} {b}"),
+            Err(e) => panic!("PUT /users failed: {e}"),
+        }
+    }
+    let users_s = setup.elapsed().as_secs_f64();
+    let product = format!("bench-product-{}", std::process::id());
+    let sent_at: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; webhooks + 1]));
+    let hist = Rc::new(RefCell::new(new_hist()));
+    let delivered = Rc::new(RefCell::new(0u64));
+    let ready = Rc::new(RefCell::new(0usize));
+    let failed = Rc::new(RefCell::new(0usize));
+    let stop = Rc::new(tokio::sync::Notify::new());
+    let gap = Duration::from_micros(500); // 2000 connections/s
+    let mut next = tokio::time::Instant::now();
+    for i in 0..users {
+        tokio::time::sleep_until(next).await;
+        next += gap;
+        let auth = json!({ "token": product::token(jwt_secret, &format!("bench-u{i}")) });
+        let (url, product) = (url.to_owned(), product.clone());
+        let (sent_at, hist, delivered, ready, failed, stop) = (
+            sent_at.clone(),
+            hist.clone(),
+            delivered.clone(),
+            ready.clone(),
+            failed.clone(),
+            stop.clone(),
+        );
+        tokio::task::spawn_local(async move {
+            let mut c = match Conn::open_with(&url, Some(source_ip(i)), Some(&auth)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if *failed.borrow() < 3 {
+                        eprintln!("connect failed: {e}");
+                    }
+                    *failed.borrow_mut() += 1;
+                    return;
+                }
+            };
+            if i < watchers {
+                match c
+                    .ask("product:watch", &json!({ "productId": product }))
+                    .await
+                {
+                    Ok(a) if a.contains("\"success\":true") => {}
+                    other => {
+                        eprintln!("product:watch failed: {other:?}");
+                        *failed.borrow_mut() += 1;
+                        return;
+                    }
+                }
+            }
+            *ready.borrow_mut() += 1;
+            let (mut sink, mut stream) = c.split();
+            loop {
+                let m = tokio::select! {
+                    m = stream.next() => m,
+                    _ = stop.notified() => break,
+                };
+                let Some(Ok(Message::Text(t))) = m else {
+                    if m.is_none() {
+                        break;
+                    }
+                    continue;
+                };
+                if t == "2" {
+                    let _ = sink.send(Message::Text("3".into())).await;
+                } else if t.starts_with("42[\"notification\"") {
+                    let now = t0.elapsed().as_micros() as u64;
+                    if let Some(k) = client::field_u64(&t, "\"stock\":") {
+                        let sent = sent_at.borrow().get(k as usize).copied().unwrap_or(0);
+                        if sent > 0 {
+                            let _ = hist.borrow_mut().record(now.saturating_sub(sent).max(1));
+                        }
+                    }
+                    *delivered.borrow_mut() += 1;
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while *ready.borrow() + *failed.borrow() < users && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connected = *ready.borrow();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // a fresh connection: the server closes keep-alive connections idle for 5 s
+    let mut internal = product::Internal::connect(addr, webhook_secret)
+        .await
+        .expect("the server answers HTTP");
+    let cpu_before = pid.and_then(proc_stats::cpu_seconds);
+    let mut http = new_hist();
+    let mut notified_ok = 0usize;
+    let start = Instant::now();
+    let mut next = tokio::time::Instant::now();
+    for k in 1..=webhooks {
+        tokio::time::sleep_until(next).await;
+        next += Duration::from_millis(interval_ms);
+        let body = format!("{{\"productId\":\"{product}\",\"stock\":{k}}}");
+        let t = t0.elapsed().as_micros() as u64;
+        sent_at.borrow_mut()[k] = t;
+        match internal.call("POST", "/notify/stock", &body).await {
+            Ok((200, b)) => {
+                let _ = http.record((t0.elapsed().as_micros() as u64).saturating_sub(t).max(1));
+                if b.contains(&format!("\"notified\":{watchers}")) {
+                    notified_ok += 1;
+                } else {
+                    eprintln!("webhook answer: {b}");
+                }
+            }
+            other => eprintln!("webhook failed: {other:?}"),
+        }
+    }
+    let expected = (webhooks * watchers.min(connected)) as u64;
+    let drain_end = Instant::now() + Duration::from_secs(5);
+    while *delivered.borrow() < expected && Instant::now() < drain_end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_after = pid.and_then(proc_stats::cpu_seconds);
+    stop.notify_waiters();
+    let got = *delivered.borrow();
+    let h = hist.borrow();
+    json!({
+        "scenario": "notify",
+        "users": users,
+        "connected": connected,
+        "watchers": watchers,
+        "webhooks": webhooks,
+        "interval_ms": interval_ms,
+        "users_setup_s": users_s,
+        "notified_matched": notified_ok,
+        "expected_deliveries": expected,
+        "deliveries": got,
+        "lost": expected.saturating_sub(got),
+        "delivery_latency": percentiles(&h),
+        "webhook_http_latency": percentiles(&http),
+        "server_cpu_s": match (cpu_before, cpu_after) { (Some(b), Some(a)) => Some(a - b), _ => None },
+        "duration_s": secs,
+        "server_rss_bytes": pid.and_then(proc_stats::rss_bytes),
     })
 }

@@ -1,0 +1,98 @@
+//! What the product scenarios need beside Socket.IO: HS256 tokens, signed `/internal/…`
+//! calls over a small keep-alive HTTP/1.1 client.
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+type Error = Box<dyn std::error::Error>;
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// An HS256 JWT for `sub`, valid for an hour.
+pub fn token(secret: &str, sub: &str) -> String {
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64(serde_json::json!({"sub": sub, "role": "user", "exp": exp})
+        .to_string()
+        .as_bytes());
+    let sig = b64(&hmac(
+        secret.as_bytes(),
+        format!("{head}.{body}").as_bytes(),
+    ));
+    format!("{head}.{body}.{sig}")
+}
+
+/// One keep-alive HTTP/1.1 connection for signed internal calls.
+pub struct Internal {
+    stream: BufReader<TcpStream>,
+    host: String,
+    secret: Vec<u8>,
+}
+
+impl Internal {
+    pub async fn connect(addr: SocketAddr, secret: &str) -> Result<Internal, Error> {
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Internal {
+            stream: BufReader::new(s),
+            host: addr.to_string(),
+            secret: secret.as_bytes().to_vec(),
+        })
+    }
+
+    /// Sends a signed request; returns the status and body.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String), Error> {
+        let sig: String = hmac(&self.secret, body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let req = format!(
+            "{method} /internal{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Signature-256: sha256={sig}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.get_mut().write_all(req.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {line:?}"))?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut buf = vec![0; len];
+        self.stream.read_exact(&mut buf).await?;
+        Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+    }
+}
