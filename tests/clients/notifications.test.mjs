@@ -1,17 +1,17 @@
 // Webhook notifications end to end: signed POSTs to /internal/notify/{stock,price,progress}
 // reach the right users live in `/` and `/notifications`, admins in `/admin`, offline users
 // through `notification:backlog`; `Idempotency-Key` replays; every bad input and signature.
-import { test, before, after } from "node:test";
+import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { io } from "socket.io-client";
-import { startProduct, sqliteQuery, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+import { startProduct, startPostgres, sqliteQuery, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "notify-jwt-secret";
 const HOOK = "notify-hook-secret";
-const dbFile = path.join(tmpdir(), `rt-test-notify-${process.pid}.db`);
 let srv;
+let query; // (sql) => Promise<rows>
 
 const internal = (method, route, body, opts) => signedCall(srv.url, HOOK, method, route, body, opts);
 const notify = async (kind, body, opts) => {
@@ -23,16 +23,27 @@ async function connect(user, nsp = "/", role = "user") {
   await once(s, "connect");
   return s;
 }
-const query = (sql) => sqliteQuery(dbFile, sql);
 
+for (const backend of ["sqlite", "postgres"]) describe(`notifications on ${backend}`, () => {
+let pg;
 before(async () => {
-  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: `sqlite://${dbFile}` });
+  let url;
+  if (backend === "postgres") {
+    pg = await startPostgres();
+    url = pg.createDb();
+    query = (sql) => pg.query(url, sql);
+  } else {
+    const file = path.join(tmpdir(), `rt-test-notify-${process.pid}.db`);
+    url = `sqlite://${file}`;
+    query = (sql) => sqliteQuery(file, sql);
+  }
+  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: url });
   for (const [u, role] of [["alice", "user"], ["bob", "user"], ["carol", "user"], ["dave", "user"], ["erin", "user"], ["root", "admin"]]) {
     const res = await internal("PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true });
     assert.equal(res.status, 200);
   }
 });
-after(async () => { await srv.stop(); });
+after(async () => { await srv.stop(); pg?.stop(); });
 
 test("stock: watchers get STOCK_UPDATE in / and /notifications, cart holders STOCK_SOLD_OUT at 0, admins the alert", async () => {
   const alice = await connect("alice");
@@ -221,4 +232,5 @@ test("webhook bad input: 400 INVALID_PAYLOAD with a message; bad signature 401; 
   assert.equal((await unknownUser.json()).code, "NOT_FOUND");
   const unsignedCart = await internal("PUT", "/carts/bob/items/p1", undefined, { sign: false });
   assert.equal(unsignedCart.status, 401);
+});
 });
