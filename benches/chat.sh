@@ -18,7 +18,7 @@ export JWT_SECRET=bench-jwt-secret WEBHOOK_SECRET=bench-hook-secret DATABASE_URL
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-RUST_LOG=warn,realtime_server=info "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
+RUST_LOG=warn,realtime_server=info ${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$out/chat-server.log" && break; sleep 0.1; done
 url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/chat-server.log" | head -1 | sed 's|.*http://||')"
@@ -40,7 +40,7 @@ put "/rooms/bench" '{"name":"Bench","isPublic":true}'
 dur=5; levels="20x1 50x1 100x1 100x2 100x4"
 [ $quick = 1 ] && { dur=2; levels="20x1 100x2"; }
 run() { # label tokens-file args...
-  "$LG" --url "$url" --pid "$pid" --label "$1" chat --tokens "$2" --room "$3" "${@:4}" | tee -a "$out/results.jsonl" >&2
+  ${GEN_CPUS:+taskset -c $GEN_CPUS} "$LG" --url "$url" --pid "$pid" --label "$1" chat --tokens "$2" --room "$3" "${@:4}" | tee -a "$out/results.jsonl" >&2
 }
 run rust-chat-warmup "$work/tokens" bench --senders 10 --inflight 4 --duration 1 >/dev/null
 # closed loop: more senders x messages in flight until p99 passes 50 ms
