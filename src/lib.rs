@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod socketio;
 pub mod transport;
@@ -189,7 +190,8 @@ impl Server {
                 let mut app = App::new()
                     .wrap(cors(&cfg))
                     .app_data(web::Data::new(stats_server.clone()))
-                    .route("/healthz", web::get().to(healthz));
+                    .route("/healthz", web::get().to(healthz))
+                    .route("/metrics", web::get().to(metrics_text));
                 for r in routes.iter() {
                     app = app.configure(|c| r(c));
                 }
@@ -249,6 +251,12 @@ fn cors(cfg: &Config) -> actix_cors::Cors {
         }
     }
     c
+}
+
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics::render())
 }
 
 async fn healthz(server: web::Data<Addr<ServerActor>>) -> HttpResponse {

@@ -52,6 +52,8 @@ pub struct Outgoing {
     pub except_rooms: Vec<Room>,
     /// True when it targets several rooms, so duplicates must be filtered.
     pub multi: bool,
+    /// When it was emitted (delivery latency).
+    pub created: std::time::Instant,
 }
 
 /// Hands a broadcast packet to one socket of a session.

@@ -32,16 +32,20 @@ pub struct RoomActor {
     /// Members with bytes to write at the end of this batch.
     to_flush: Vec<u64>,
     flush_scheduled: bool,
+    /// Deliveries of this room's namespace (`rt_events_out_total`).
+    delivered: prometheus::IntCounter,
 }
 
 impl RoomActor {
     pub fn new(nsp: Arc<str>, name: Arc<str>) -> Self {
+        let delivered = crate::metrics::get().events_out.with_label_values(&[&nsp]);
         RoomActor {
             nsp,
             name,
             members: HashMap::new(),
             to_flush: Vec::new(),
             flush_scheduled: false,
+            delivered,
         }
     }
 
@@ -107,6 +111,10 @@ impl Handler<RemoveMember> for RoomActor {
 impl Handler<Fanout> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: Fanout, ctx: &mut Self::Context) {
+        crate::metrics::get()
+            .delivery_latency
+            .observe(msg.packet.created.elapsed().as_secs_f64());
+        let mut queued_n = 0u64;
         for (key, m) in self.members.iter_mut() {
             let queued = match m.outbox.as_ref().map(|o| o.try_borrow_mut()) {
                 Some(Ok(mut o)) => o.deliver(*key, &msg.packet),
@@ -118,6 +126,9 @@ impl Handler<Fanout> for RoomActor {
                     continue;
                 }
             };
+            if queued == Queued::Yes {
+                queued_n += 1;
+            }
             match queued {
                 Queued::Yes if !m.dirty => {
                     m.dirty = true;
@@ -129,6 +140,7 @@ impl Handler<Fanout> for RoomActor {
                 _ => {}
             }
         }
+        self.delivered.inc_by(queued_n);
         if !self.flush_scheduled && !self.to_flush.is_empty() {
             // Write once this batch of broadcasts is handled: several queued for one socket
             // leave in one write.

@@ -172,6 +172,9 @@ impl Handler<RegisterSession> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: RegisterSession, _: &mut Self::Context) {
         self.sessions.insert(msg.sid, (msg.mount, msg.addr));
+        crate::metrics::get()
+            .connections
+            .set(self.sessions.len() as i64);
     }
 }
 
@@ -179,6 +182,9 @@ impl Handler<SessionClosed> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: SessionClosed, _: &mut Self::Context) {
         self.sessions.remove(&msg.sid);
+        crate::metrics::get()
+            .connections
+            .set(self.sessions.len() as i64);
     }
 }
 
@@ -200,6 +206,11 @@ impl Handler<SocketConnected> for ServerActor {
         ns.all
             .join(&nsp, &Arc::from(""), &msg.shard, msg.key, msg.addr.clone());
         ns.sockets.insert(msg.id, (msg.key, msg.addr));
+        let n = ns.sockets.len() as i64;
+        crate::metrics::get()
+            .sockets
+            .with_label_values(&[&nsp])
+            .set(n);
     }
 }
 
@@ -213,9 +224,14 @@ impl Handler<SocketDisconnected> for ServerActor {
             ns.sockets.remove(&msg.id);
         }
         Self::leave(ns, msg.worker, msg.key, &msg.rooms);
+        let n = ns.sockets.len() as i64;
         if let (true, Some(p)) = (recovery, msg.persist) {
             ns.persisted.insert(p.pid.clone(), p);
         }
+        crate::metrics::get()
+            .sockets
+            .with_label_values(&[&msg.nsp])
+            .set(n);
     }
 }
 

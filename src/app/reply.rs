@@ -47,6 +47,7 @@ pub fn ok(s: &mut SocketCtx<'_>, ack: Option<AckId>, fields: Value) {
 
 /// Reports a failure: in the ack when there is one, else as an `error` event.
 pub fn fail(s: &mut SocketCtx<'_>, ack: Option<AckId>, code: Code, message: &str) {
+    crate::metrics::get().error(code.as_str());
     match ack {
         Some(ack) => s.ack(
             ack,
@@ -61,6 +62,7 @@ pub fn fail(s: &mut SocketCtx<'_>, ack: Option<AckId>, code: Code, message: &str
 
 /// `fail` for work finished after the handler returned (through a socket handle).
 pub fn fail_later(h: &SocketHandle, ack: Option<AckId>, code: Code, message: &str) {
+    crate::metrics::get().error(code.as_str());
     match ack {
         Some(ack) => h.ack(
             ack,

@@ -161,8 +161,9 @@ impl Db {
 
     /// True when a connection answers (for readiness).
     pub fn ping(&self) -> bool {
+        // A short wait: readiness must answer quickly when the database is gone.
         self.pool
-            .get()
+            .get_timeout(Duration::from_secs(2))
             .map(|mut c| c.batch_execute("SELECT 1").is_ok())
             .unwrap_or(false)
     }

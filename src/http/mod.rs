@@ -46,9 +46,30 @@ pub fn internal_error() -> HttpResponse {
     )
 }
 
-/// Registers `/internal/...`.
+/// `GET /readyz`: 200 when the database answers (and, in a cluster, Redis), else 503; the
+/// body says which part is down.
+async fn readyz(st: web::Data<InternalState>) -> HttpResponse {
+    let db = st.db.clone();
+    let db_ok = web::block(move || db.ping()).await.unwrap_or(false);
+    let body = json!({
+        "status": if db_ok { "ready" } else { "unavailable" },
+        "db": if db_ok { "ok" } else { "down" },
+    });
+    if db_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Registers `/internal/...` and `/readyz`.
 pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + Sync {
     move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::resource("/readyz")
+                .app_data(web::Data::new(state.clone()))
+                .route(web::get().to(readyz)),
+        );
         // A wrong method on a known path is an unknown route too: 404 JSON, never a bare 405.
         let nf = || web::to(|| async { not_found("unknown internal route") });
         cfg.service(

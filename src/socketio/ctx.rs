@@ -263,7 +263,12 @@ impl BroadcastOp {
             frames,
             except_rooms: self.except,
             multi: self.rooms.len() > 1,
+            created: std::time::Instant::now(),
         });
+        crate::metrics::get()
+            .broadcasts
+            .with_label_values(&[&packet.nsp])
+            .inc();
         self.server.do_send(Broadcast {
             rooms: self.rooms,
             packet,

@@ -110,9 +110,12 @@ pub struct Event {
     pub ack: Option<AckId>,
 }
 
-/// The id of an acknowledgement the client waits for.
+/// The id of an acknowledgement the client waits for (and when its event arrived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AckId(pub u64);
+pub struct AckId {
+    pub id: u64,
+    pub(crate) at: std::time::Instant,
+}
 
 /// Why a server→client acknowledgement did not arrive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +143,8 @@ pub struct Namespace {
     pub(crate) on_disconnect: Option<DisconnectHandler>,
     pub(crate) events: HashMap<String, EventHandler>,
     pub(crate) fallback: Option<EventHandler>,
+    /// Its metrics, resolved when it is mounted under its name.
+    pub(crate) counters: Option<crate::metrics::NsCounters>,
 }
 
 impl Namespace {
@@ -220,7 +225,8 @@ impl SocketIo {
     }
 
     /// Registers a namespace (`"/"`, `"/admin"`, ...).
-    pub fn namespace(mut self, name: &str, ns: Namespace) -> Self {
+    pub fn namespace(mut self, name: &str, mut ns: Namespace) -> Self {
+        ns.counters = Some(crate::metrics::NsCounters::new(name));
         self.namespaces.insert(name.to_owned(), Arc::new(ns));
         self
     }

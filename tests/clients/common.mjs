@@ -158,6 +158,7 @@ export async function startPostgres() {
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
   run("pg_ctl", ["-D", data, "-o", `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`, "-l", path.join(dir, "log"), "-w", "start"]);
   let n = 0;
+  let stopped = false;
   const psql = (db, sql) => run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]);
   return {
     port,
@@ -172,7 +173,10 @@ export async function startPostgres() {
       const out = psql(url.split("/").pop(), sql).trim();
       return out ? out.split("\n").map((l) => l.split("|")) : [];
     },
+    /** Stops the cluster and removes its files (again: nothing). */
     stop() {
+      if (stopped) return;
+      stopped = true;
       try { run("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]); } finally { rmSync(dir, { recursive: true, force: true }); }
     },
   };

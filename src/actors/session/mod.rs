@@ -161,6 +161,7 @@ impl WsSession {
     pub(crate) fn slow_consumer(&mut self, ctx: &mut Context<Self>) {
         let max = self.mount.config.engine.max_buffered_frames;
         log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
+        crate::metrics::get().error("slow_consumer");
         self.close(reason::TRANSPORT_ERROR, ctx);
     }
 
@@ -329,6 +330,7 @@ impl WsSession {
                 Ok(p) => self.on_packet(p, ctx),
                 Err(e) => {
                     log::debug!("engine parse error sid={} err={e}", self.sid);
+                    crate::metrics::get().error("parse");
                     self.close(reason::PARSE_ERROR, ctx);
                 }
             },
@@ -576,6 +578,7 @@ impl Handler<PollData> for WsSession {
             self.on_packet(p, ctx);
         }
         if msg.error {
+            crate::metrics::get().error("parse");
             self.close(reason::PARSE_ERROR, ctx);
         }
         Ok(())

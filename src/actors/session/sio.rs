@@ -132,6 +132,7 @@ impl WsSession {
             }
             (PacketKind::Ack | PacketKind::BinaryAck, Some(i)) => {
                 let Some(id) = packet.id else { return };
+                crate::metrics::get().acks_received.inc();
                 let s = &mut client.sockets[i];
                 if let Some((cb, timer)) = s.acks.remove(&id) {
                     ctx.cancel_future(timer);
@@ -240,6 +241,7 @@ impl WsSession {
                 Ok(data) => act.finish_connect(ns, nsp, hs, data, None, ctx),
                 Err(e) => {
                     let e: crate::socketio::ConnectError = e;
+                    crate::metrics::get().error("connect_refused");
                     let frame =
                         socket::encode_control(PacketKind::ConnectError, &nsp, Some(&e.to_json()));
                     act.send_frame(frame, ctx);
@@ -358,6 +360,9 @@ impl WsSession {
             Value::String(s) => s,
             other => other.to_string(),
         };
+        if let Some(c) = &s.ns.counters {
+            c.events_in.inc();
+        }
         let handler = s.ns.events.get(&name).or(s.ns.fallback.as_ref()).cloned();
         let key = s.key;
         if let Some(h) = handler {
@@ -365,7 +370,10 @@ impl WsSession {
                 name,
                 args: arr,
                 binary,
-                ack: id.map(AckId),
+                ack: id.map(|id| AckId {
+                    id,
+                    at: Instant::now(),
+                }),
             };
             h(&mut SocketCtx::new(self, ctx, key), ev);
         }
@@ -487,6 +495,9 @@ impl WsSession {
             }
             None => None,
         };
+        if let Some(c) = &s.ns.counters {
+            c.events_out.inc();
+        }
         let text = socket::encode_event(&s.nsp, event, args, id, binary.len(), None);
         self.send_frame(Frame::Text(text), ctx);
         for b in binary {
@@ -503,7 +514,13 @@ impl WsSession {
         ctx: &mut Context<Self>,
     ) {
         let Some(s) = self.socket(key) else { return };
-        let text = socket::encode_ack(&s.nsp, ack.0, args, binary.len());
+        if let Some(c) = &s.ns.counters {
+            c.events_out.inc();
+        }
+        let m = crate::metrics::get();
+        m.acks_sent.inc();
+        m.ack_latency.observe(ack.at.elapsed().as_secs_f64());
+        let text = socket::encode_ack(&s.nsp, ack.id, args, binary.len());
         self.send_frame(Frame::Text(text), ctx);
         for b in binary {
             self.send_frame(Frame::Binary(b), ctx);

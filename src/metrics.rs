@@ -1,0 +1,170 @@
+//! Prometheus metrics (the `prometheus` crate), served as text at `GET /metrics`.
+//!
+//! Hot paths touch only pre-resolved counters (an atomic add): per-namespace counters are
+//! looked up once per namespace or room actor, never per packet.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Engine.IO connections.
+    pub connections: IntGauge,
+    /// Sockets per namespace.
+    pub sockets: IntGaugeVec,
+    /// Client events received, per namespace.
+    pub events_in: IntCounterVec,
+    /// Packets sent to sockets (events, acks, broadcast deliveries), per namespace.
+    pub events_out: IntCounterVec,
+    /// Broadcasts emitted, per namespace.
+    pub broadcasts: IntCounterVec,
+    /// Acknowledgements, `direction` = `sent` (server answers) or `received` (client answers).
+    pub acks: IntCounterVec,
+    /// `acks{direction="sent"}` and `{direction="received"}`, resolved once (hot paths).
+    pub acks_sent: IntCounter,
+    pub acks_received: IntCounter,
+    /// Errors by kind (`parse`, `slow_consumer`, `connect_refused`, application codes, ...).
+    pub errors: IntCounterVec,
+    /// From an event with ack arriving to its ack being sent.
+    pub ack_latency: Histogram,
+    /// From a broadcast's emit to its fan-out on a room's thread.
+    pub delivery_latency: Histogram,
+    /// Cluster: broadcasts relayed through Redis, `direction` = `published` or `received`.
+    pub bridge_messages: IntCounterVec,
+    /// Cluster: from a broadcast's publish on one node to its arrival on another.
+    pub bridge_lag: Histogram,
+    /// Cluster: reconnections of the Redis bridge.
+    pub bridge_reconnects: IntCounter,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let connections =
+            IntGauge::new("rt_connections", "Engine.IO connections").expect("valid metric");
+        r.register(Box::new(connections.clone()))
+            .expect("unique metric");
+        let sockets = IntGaugeVec::new(
+            Opts::new("rt_sockets", "Sockets per namespace"),
+            &["namespace"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(sockets.clone()))
+            .expect("unique metric");
+        let bridge_reconnects = IntCounter::new(
+            "rt_bridge_reconnects_total",
+            "Reconnections of the Redis bridge",
+        )
+        .expect("valid metric");
+        r.register(Box::new(bridge_reconnects.clone()))
+            .expect("unique metric");
+        let acks = counter_vec(&r, "rt_acks_total", "Acknowledgements", &["direction"]);
+        Metrics {
+            acks_sent: acks.with_label_values(&["sent"]),
+            acks_received: acks.with_label_values(&["received"]),
+            acks,
+            connections,
+            sockets,
+            events_in: counter_vec(
+                &r,
+                "rt_events_in_total",
+                "Client events received",
+                &["namespace"],
+            ),
+            events_out: counter_vec(
+                &r,
+                "rt_events_out_total",
+                "Packets sent to sockets (events, acks, broadcast deliveries)",
+                &["namespace"],
+            ),
+            broadcasts: counter_vec(
+                &r,
+                "rt_broadcasts_total",
+                "Broadcasts emitted",
+                &["namespace"],
+            ),
+            errors: counter_vec(&r, "rt_errors_total", "Errors by kind", &["kind"]),
+            ack_latency: histogram(
+                &r,
+                "rt_ack_latency_seconds",
+                "From an event with ack arriving to its ack being sent",
+            ),
+            delivery_latency: histogram(
+                &r,
+                "rt_delivery_latency_seconds",
+                "From a broadcast's emit to its fan-out on a room's thread",
+            ),
+            bridge_messages: counter_vec(
+                &r,
+                "rt_bridge_messages_total",
+                "Broadcasts relayed through Redis",
+                &["direction"],
+            ),
+            bridge_lag: histogram(
+                &r,
+                "rt_bridge_lag_seconds",
+                "From a broadcast's publish on one node to its arrival on another",
+            ),
+            bridge_reconnects,
+            registry: r,
+        }
+    }
+
+    /// Counts one error of `kind`.
+    pub fn error(&self, kind: &str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+/// Everything in the Prometheus text format.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&get().registry.gather(), &mut buf) {
+        log::error!("metrics encoding failed err={e}");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Per-namespace counters resolved once.
+#[derive(Clone)]
+pub struct NsCounters {
+    pub events_in: IntCounter,
+    pub events_out: IntCounter,
+}
+
+impl NsCounters {
+    pub fn new(nsp: &str) -> NsCounters {
+        let m = get();
+        NsCounters {
+            events_in: m.events_in.with_label_values(&[nsp]),
+            events_out: m.events_out.with_label_values(&[nsp]),
+        }
+    }
+}
