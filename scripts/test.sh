@@ -17,6 +17,12 @@ if ! command -v pg_config >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/pg_c
   apt-get update -qq && apt-get install -y -qq libpq-dev postgresql >/dev/null
 fi
 
+# The nginx test runs real nginx (TLS with a self-signed certificate made by openssl).
+if ! need nginx && [ ! -x /usr/sbin/nginx ] || ! need openssl; then
+  echo "installing nginx-light and openssl" >&2
+  apt-get update -qq && apt-get install -y -qq nginx-light openssl >/dev/null
+fi
+
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
