@@ -23,6 +23,12 @@ if ! need nginx && [ ! -x /usr/sbin/nginx ] || ! need openssl; then
   apt-get update -qq && apt-get install -y -qq nginx-light openssl >/dev/null
 fi
 
+# The cluster tests start real redis-server processes.
+if ! need redis-server; then
+  echo "installing redis-server" >&2
+  apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
+
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings

@@ -21,6 +21,15 @@ pub struct Config {
     pub internal: InternalConfig,
     pub chat: ChatConfig,
     pub notifications: NotificationsConfig,
+    pub redis: RedisConfig,
+}
+
+/// Several nodes: the Redis that relays broadcasts and keeps cluster state (`REDIS_URL`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://host:port/`; unset: a single node, no bridge.
+    pub url: Option<String>,
 }
 
 /// Webhook notifications.
@@ -248,6 +257,7 @@ impl Config {
             .set_override_option("cors.origins", origins)?
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("database.url", env("DATABASE_URL"))?
+            .set_override_option("redis.url", env("REDIS_URL"))?
             .set_override_option("internal.webhook_secret", env("WEBHOOK_SECRET"))?
             .build()?
             .try_deserialize()

@@ -147,7 +147,17 @@ impl Server {
             Arc::from(config.server.node_id.as_str())
         };
         log::info!("node id={node_id}");
-        let server = ServerActor::new(config.recovery.clone(), node_id).start();
+        let server = ServerActor::new(config.recovery.clone(), node_id.clone()).start();
+        let bridge = match config.redis.url.as_deref().filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) => {
+                let b = actors::bridge::RedisBridge::new(url, node_id, server.clone())
+                    .map_err(|e| std::io::Error::other(format!("redis.url: {e}")))?
+                    .start();
+                server.do_send(actors::messages::SetBridge(b.clone()));
+                Some(b)
+            }
+        };
         let recovery = config.recovery.enabled
             && self
                 .mounts
@@ -228,6 +238,9 @@ impl Server {
         let http = actix_web::rt::spawn(http);
         shutdown.await;
         log::info!("shutting down");
+        if let Some(b) = &bridge {
+            let _ = b.send(actors::bridge::Leave).await;
+        }
         let _ = server.send(Shutdown).await;
         // Let the close packets reach the clients.
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;

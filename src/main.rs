@@ -126,10 +126,6 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     let addr = addr.unwrap_or_else(|| format!("{}:{}", config.server.host, config.server.port));
     let listener = TcpListener::bind(&addr)?;
     let files = realtime_server::raise_fd_limit();
-    log::info!(
-        "listening on http://{} max_open_files={files}",
-        listener.local_addr()?
-    );
     // The schema is created or updated before anything is served.
     let db = match open_db(&config) {
         Ok(db) => db,
@@ -145,6 +141,11 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
+    // Said once the schema is in place: from here on requests are served.
+    log::info!(
+        "listening on http://{} max_open_files={files}",
+        listener.local_addr()?
+    );
     config.recovery.enabled = true;
     let io = realtime_server::app::socket_io(&config, verifier, db.clone());
     let webhook_secret = config
@@ -162,11 +163,12 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         Server::new(config)
             .socket_io(&path, io)
             .routes_with_io(move |io| {
-                let notifier = NotificationActor::new(db.clone(), io, low_stock).start();
+                let notifier = NotificationActor::new(db.clone(), io.clone(), low_stock).start();
                 realtime_server::http::configure(realtime_server::http::InternalState {
                     db,
                     webhook_secret,
                     notifier,
+                    io,
                 })
             })
             .run(listener, shutdown_signal())

@@ -147,6 +147,8 @@ pub struct Broadcast {
     pub rooms: Vec<Room>,
     pub packet: Arc<Outgoing>,
     pub offset: Option<Arc<str>>,
+    /// Received from another node (delivered here, never published again).
+    pub remote: bool,
 }
 
 /// Disconnects (server side) every socket of `nsp` in any of `rooms` (all of the namespace
@@ -156,7 +158,24 @@ pub struct Broadcast {
 pub struct DisconnectSockets {
     pub nsp: Arc<str>,
     pub rooms: Vec<Room>,
+    /// Received from another node.
+    pub remote: bool,
 }
+
+/// The figures of every live node of the cluster (just this one without Redis).
+#[derive(Message)]
+#[rtype(result = "Vec<Stats>")]
+pub struct ClusterStats;
+
+/// Whether the Redis bridge answers: `None` on a single node.
+#[derive(Message)]
+#[rtype(result = "Option<bool>")]
+pub struct RedisStatus;
+
+/// Attaches the Redis bridge.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBridge(pub Addr<super::bridge::RedisBridge>);
 
 /// Room actor: disconnect every member (server side).
 #[derive(Message)]
@@ -191,7 +210,7 @@ pub struct Shutdown;
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// This node's id.
     pub node_id: String,

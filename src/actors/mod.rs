@@ -1,6 +1,7 @@
 //! The actor system: one [`session::WsSession`] per Engine.IO connection, one
 //! [`room::RoomActor`] per live room, all registered with the [`server::ServerActor`].
 
+pub mod bridge;
 pub mod messages;
 pub mod room;
 pub mod server;

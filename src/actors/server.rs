@@ -7,9 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, ResponseFuture};
 use serde_json::Value;
 
+use super::bridge::{self, ClusterPresence, Publish, PublishDisconnect, RedisBridge};
 use super::messages::*;
 use super::room::RoomActor;
 use super::session::{CloseSession, ForSocket, SocketCommand, WsSession};
@@ -110,6 +111,8 @@ type RoomPresence = HashMap<Arc<str>, Vec<Arc<str>>>;
 
 pub struct ServerActor {
     node_id: Arc<str>,
+    /// Relays to the other nodes; none on a single node.
+    bridge: Option<Addr<RedisBridge>>,
     started: Instant,
     sessions: HashMap<Arc<str>, (u32, Addr<WsSession>)>,
     /// (namespace, room) → user → sockets of that user in the room.
@@ -122,6 +125,7 @@ impl ServerActor {
     pub fn new(recovery: RecoveryConfig, node_id: Arc<str>) -> Self {
         ServerActor {
             node_id,
+            bridge: None,
             started: Instant::now(),
             sessions: HashMap::new(),
             presence: HashMap::new(),
@@ -263,6 +267,13 @@ impl Handler<LeaveRooms> for ServerActor {
 impl Handler<Broadcast> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Self::Context) {
+        if let (false, Some(b)) = (msg.remote, &self.bridge) {
+            b.do_send(Publish {
+                rooms: msg.rooms.clone(),
+                packet: msg.packet.clone(),
+                offset: msg.offset.clone(),
+            });
+        }
         let max_packets = self.recovery.max_packets;
         let max_age = self.max_age();
         let ns = self.ns(&msg.packet.nsp);
@@ -301,6 +312,12 @@ impl Handler<Broadcast> for ServerActor {
 impl Handler<DisconnectSockets> for ServerActor {
     type Result = ();
     fn handle(&mut self, msg: DisconnectSockets, _: &mut Self::Context) {
+        if let (false, Some(b)) = (msg.remote, &self.bridge) {
+            b.do_send(PublishDisconnect {
+                nsp: msg.nsp.clone(),
+                rooms: msg.rooms.clone(),
+            });
+        }
         let ns = self.ns(&msg.nsp);
         if msg.rooms.is_empty() {
             ns.all.disconnect_members();
@@ -359,20 +376,20 @@ impl Handler<RestoreSession> for ServerActor {
     }
 }
 
-impl Handler<UpdatePresence> for ServerActor {
-    type Result = MessageResult<UpdatePresence>;
-    fn handle(&mut self, msg: UpdatePresence, _: &mut Self::Context) -> Self::Result {
-        let key = (msg.nsp, msg.room);
+impl ServerActor {
+    /// This node's own presence count (also the fallback while Redis is away).
+    fn local_presence(&mut self, msg: &UpdatePresence) -> PresenceChange {
+        let key = (msg.nsp.clone(), msg.room.clone());
         let users = self.presence.entry(key.clone()).or_default();
         // Per socket, so counting one socket in twice (two joins in flight) or out twice
         // changes nothing.
         let changed = match msg.delta.signum() {
             1 => {
-                let sockets = users.entry(msg.user).or_default();
+                let sockets = users.entry(msg.user.clone()).or_default();
                 if sockets.contains(&msg.socket) {
                     false
                 } else {
-                    sockets.push(msg.socket);
+                    sockets.push(msg.socket.clone());
                     sockets.len() == 1
                 }
             }
@@ -394,7 +411,73 @@ impl Handler<UpdatePresence> for ServerActor {
         if count == 0 {
             self.presence.remove(&key);
         }
-        MessageResult(PresenceChange { changed, count })
+        PresenceChange { changed, count }
+    }
+}
+
+impl Handler<UpdatePresence> for ServerActor {
+    type Result = ResponseFuture<PresenceChange>;
+    fn handle(&mut self, msg: UpdatePresence, _: &mut Self::Context) -> Self::Result {
+        let local = self.local_presence(&msg);
+        let Some(bridge) = self.bridge.clone() else {
+            return Box::pin(async move { local });
+        };
+        Box::pin(async move {
+            match bridge.send(ClusterPresence(msg)).await {
+                Ok(Some(cluster)) => cluster,
+                _ => local,
+            }
+        })
+    }
+}
+
+impl Handler<SetBridge> for ServerActor {
+    type Result = ();
+    fn handle(&mut self, msg: SetBridge, _: &mut Self::Context) {
+        self.bridge = Some(msg.0);
+    }
+}
+
+impl ServerActor {
+    fn local_stats(&self) -> Stats {
+        let sockets = self
+            .namespaces
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v.sockets.len())))
+            .collect::<serde_json::Map<_, _>>();
+        Stats {
+            node_id: self.node_id.to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            sessions: self.sessions.len(),
+            rooms: self.namespaces.values().map(|n| n.rooms.len()).sum(),
+            sockets: Value::Object(sockets),
+        }
+    }
+}
+
+impl Handler<ClusterStats> for ServerActor {
+    type Result = ResponseFuture<Vec<Stats>>;
+    fn handle(&mut self, _: ClusterStats, _: &mut Self::Context) -> Self::Result {
+        let local = self.local_stats();
+        let Some(bridge) = self.bridge.clone() else {
+            return Box::pin(async move { vec![local] });
+        };
+        Box::pin(async move {
+            match bridge.send(bridge::ClusterStats).await {
+                Ok(Some(all)) if !all.is_empty() => all,
+                _ => vec![local],
+            }
+        })
+    }
+}
+
+impl Handler<RedisStatus> for ServerActor {
+    type Result = ResponseFuture<Option<bool>>;
+    fn handle(&mut self, _: RedisStatus, _: &mut Self::Context) -> Self::Result {
+        let Some(bridge) = self.bridge.clone() else {
+            return Box::pin(async { None });
+        };
+        Box::pin(async move { Some(bridge.send(bridge::BridgeUp).await.unwrap_or(false)) })
     }
 }
 
@@ -413,17 +496,6 @@ impl Handler<Shutdown> for ServerActor {
 impl Handler<GetStats> for ServerActor {
     type Result = MessageResult<GetStats>;
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        let sockets = self
-            .namespaces
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(v.sockets.len())))
-            .collect::<serde_json::Map<_, _>>();
-        MessageResult(Stats {
-            node_id: self.node_id.to_string(),
-            uptime_s: self.started.elapsed().as_secs(),
-            sessions: self.sessions.len(),
-            rooms: self.namespaces.values().map(|n| n.rooms.len()).sum(),
-            sockets: Value::Object(sockets),
-        })
+        MessageResult(self.local_stats())
     }
 }

@@ -38,23 +38,33 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
     };
     let (h, io) = (s.handle(), s.io_handle());
     actix_rt::spawn(async move {
-        let st = io.stats().await;
+        let all = io.cluster_stats().await;
         let mut namespaces = serde_json::Map::new();
         for n in NAMESPACES {
-            let count = st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0);
+            let count: u64 = all
+                .iter()
+                .map(|st| st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0))
+                .sum();
             namespaces.insert(n.into(), json!(count));
         }
-        h.ack(
-            ack,
-            vec![json!({
-                "success": true,
-                "nodes": [{
+        let nodes: Vec<Value> = all
+            .iter()
+            .map(|st| {
+                json!({
                     "id": st.node_id,
                     "connections": st.sessions,
                     "rooms": st.rooms,
                     "uptimeS": st.uptime_s,
-                }],
-                "connections": st.sessions,
+                })
+            })
+            .collect();
+        let connections: usize = all.iter().map(|st| st.sessions).sum();
+        h.ack(
+            ack,
+            vec![json!({
+                "success": true,
+                "nodes": nodes,
+                "connections": connections,
                 "namespaces": namespaces,
             })],
         );

@@ -128,11 +128,23 @@ impl Db {
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
         let applied = match &mut *conn {
-            DbConnection::Sqlite(c) => c.run_pending_migrations(MIGRATIONS),
-            DbConnection::Postgresql(c) => c.run_pending_migrations(MIGRATIONS),
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>()),
+            DbConnection::Postgresql(c) => {
+                // Several nodes may start at once against one database: one migrates at a
+                // time (a session advisory lock), the others then find nothing to do.
+                c.batch_execute("SELECT pg_advisory_lock(7274610001)")
+                    .map_err(|e| DbError::Migration(e.to_string()))?;
+                let done = c
+                    .run_pending_migrations(MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+                let _ = c.batch_execute("SELECT pg_advisory_unlock(7274610001)");
+                done
+            }
         }
         .map_err(|e| DbError::Migration(e.to_string()))?;
-        Ok(applied.iter().map(|m| m.to_string()).collect())
+        Ok(applied)
     }
 
     /// Runs `f` with a pooled connection on the blocking pool.

@@ -19,6 +19,8 @@ pub struct InternalState {
     pub webhook_secret: Option<Vec<u8>>,
     /// Where webhooks go.
     pub notifier: actix::Addr<NotificationActor>,
+    /// The server's broadcast handle (readiness asks it about Redis).
+    pub io: crate::socketio::IoHandle,
 }
 
 /// A failure as the contract spells it.
@@ -51,11 +53,18 @@ pub fn internal_error() -> HttpResponse {
 async fn readyz(st: web::Data<InternalState>) -> HttpResponse {
     let db = st.db.clone();
     let db_ok = web::block(move || db.ping()).await.unwrap_or(false);
-    let body = json!({
-        "status": if db_ok { "ready" } else { "unavailable" },
-        "db": if db_ok { "ok" } else { "down" },
-    });
-    if db_ok {
+    let redis = st.io.redis_status().await;
+    let status = match (db_ok, redis) {
+        (false, _) => "unavailable",
+        // Redis away: this node still serves its own clients, but not the cluster.
+        (true, Some(false)) => "degraded",
+        _ => "ready",
+    };
+    let mut body = json!({"status": status, "db": if db_ok { "ok" } else { "down" }});
+    if let Some(up) = redis {
+        body["redis"] = json!(if up { "ok" } else { "down" });
+    }
+    if status == "ready" {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -190,6 +190,11 @@ pub struct BroadcastOp {
 /// Broadcast ids; also the counter part of recovery offsets.
 static NEXT_BROADCAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// A fresh broadcast id (unique in this process).
+pub fn next_broadcast_id() -> u64 {
+    NEXT_BROADCAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn offset_prefix() -> &'static str {
     static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PREFIX.get_or_init(|| {
@@ -237,12 +242,13 @@ impl BroadcastOp {
             .do_send(crate::actors::messages::DisconnectSockets {
                 nsp: self.nsp,
                 rooms: self.rooms,
+                remote: false,
             });
     }
 
     /// Encodes the packet once and hands it to the rooms' actors.
     pub fn emit_binary(self, event: &str, args: &[Value], binary: Vec<Bytes>) {
-        let id = NEXT_BROADCAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = next_broadcast_id();
         let offset: Option<Arc<str>> = self
             .recovery
             .then(|| Arc::from(format!("{}-{id:x}", offset_prefix())));
@@ -273,6 +279,7 @@ impl BroadcastOp {
             rooms: self.rooms,
             packet,
             offset,
+            remote: false,
         });
     }
 }

@@ -104,6 +104,22 @@ impl IoHandle {
         }
     }
 
+    /// The figures of every live node (this one alone without Redis).
+    pub async fn cluster_stats(&self) -> Vec<Stats> {
+        self.server
+            .send(crate::actors::messages::ClusterStats)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Whether Redis answers: `None` on a single node (no Redis configured).
+    pub async fn redis_status(&self) -> Option<bool> {
+        self.server
+            .send(crate::actors::messages::RedisStatus)
+            .await
+            .unwrap_or(Some(false))
+    }
+
     pub fn of(&self, nsp: &str) -> BroadcastOp {
         BroadcastOp::new(self.server.clone(), self.recovery, Arc::from(nsp))
     }

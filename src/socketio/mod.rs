@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-pub use ctx::{BroadcastOp, SocketCtx};
+pub use ctx::{next_broadcast_id, BroadcastOp, SocketCtx};
 pub use handle::{IoHandle, SocketHandle};
 
 /// The HTTP request that opened the Engine.IO connection (shared by its sockets).

@@ -207,3 +207,37 @@ export function hsToken(secret, sub, { role = "user", ttl = 600 } = {}) {
   const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${sig}`;
 }
+
+/** A real redis-server on a free loopback port (no persistence); `restart()` brings it back
+ * on the same port. Missing binary fails loudly. */
+export async function startRedis() {
+  const net = await import("node:net");
+  const { existsSync: exists } = await import("node:fs");
+  const bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((p) => exists(p));
+  if (!bin) throw new Error("redis-server not found: apt-get install redis-server (scripts/test.sh does)");
+  const port = await new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  let proc;
+  const up = () => new Promise((resolve, reject) => {
+    proc = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 10000);
+    proc.stdout.on("data", (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) { clearTimeout(timer); resolve(); }
+    });
+    proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`redis-server exited with ${code}:\n${out}`)); });
+  });
+  const down = async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGKILL");
+      await exited;
+    }
+  };
+  await up();
+  return { port, url: `redis://127.0.0.1:${port}/`, stop: down, async restart() { await down(); await up(); } };
+}

@@ -1,0 +1,515 @@
+//! `RedisBridge`: relays broadcasts between nodes through Redis and keeps the cluster-wide
+//! state (presence per room, the live nodes and their figures).
+//!
+//! - Every broadcast emitted on this node (rooms, exceptions, whole namespace, the encoded
+//!   packet) is published once on one channel with this node's id; every node delivers what
+//!   *other* nodes publish to its local members and never publishes it again. One channel for
+//!   all rooms: a node with no members of a room still receives its traffic, but joins and
+//!   leaves cost no SUBSCRIBE/UNSUBSCRIBE round trips and no message can fall between a join
+//!   and its subscription; the filter is one hash look-up per message.
+//! - Presence (the `memberCount` of a room) is a Redis set per room of `node|socket|user`
+//!   entries; only entries of live nodes count, so a dead node's users drop out as soon as
+//!   its heartbeat is stale (15 s).
+//! - Every node writes its figures to the `rt:nodes` hash every 5 s (the heartbeat);
+//!   `admin:stats` reads it.
+//! - While Redis is unreachable, local delivery keeps working (local presence and figures
+//!   stand in), and the bridge reconnects with backoff (100 ms doubling to 5 s).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::messages::{
+    Broadcast, DisconnectSockets, GetStats, Outgoing, PresenceChange, Room, Stats, UpdatePresence,
+};
+use super::ServerActor;
+use crate::protocol::engine::Frame;
+
+const CHANNEL: &str = "rt:broadcast";
+const NODES: &str = "rt:nodes";
+/// A node whose heartbeat is older than this is dead.
+const NODE_TTL_MS: i64 = 15_000;
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+fn now_ms() -> i64 {
+    crate::db::now_ms()
+}
+
+/// What goes through the channel.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    /// Origin node.
+    o: String,
+    /// `b` broadcast, `d` disconnect sockets.
+    k: char,
+    n: String,
+    #[serde(default)]
+    r: Vec<String>,
+    #[serde(default)]
+    e: Vec<String>,
+    /// The text frame.
+    #[serde(default)]
+    t: String,
+    /// Binary attachments, base64.
+    #[serde(default)]
+    b: Vec<String>,
+    #[serde(default)]
+    x: Option<String>,
+    /// Publish time, ms.
+    p: i64,
+}
+
+/// A node's figures as kept in `rt:nodes`.
+#[derive(Serialize, Deserialize)]
+struct NodeEntry {
+    ts: i64,
+    stats: Stats,
+}
+
+pub struct RedisBridge {
+    client: redis::Client,
+    node_id: Arc<str>,
+    server: Addr<ServerActor>,
+    conn: Option<MultiplexedConnection>,
+    /// Bumped at every (re)connect; a failure report of an older generation is ignored.
+    generation: u64,
+    backoff: Duration,
+    connecting: bool,
+    ever_connected: bool,
+}
+
+impl RedisBridge {
+    pub fn new(
+        url: &str,
+        node_id: Arc<str>,
+        server: Addr<ServerActor>,
+    ) -> redis::RedisResult<Self> {
+        Ok(RedisBridge {
+            client: redis::Client::open(url)?,
+            node_id,
+            server,
+            conn: None,
+            generation: 0,
+            backoff: Duration::from_millis(100),
+            connecting: false,
+            ever_connected: false,
+        })
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting {
+            return;
+        }
+        self.connecting = true;
+        let client = self.client.clone();
+        let fut = async move {
+            let conn = client.get_multiplexed_async_connection().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            Ok::<_, redis::RedisError>((conn, pubsub))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.connecting = false;
+            match res {
+                Ok((conn, pubsub)) => {
+                    act.generation += 1;
+                    act.conn = Some(conn);
+                    act.backoff = Duration::from_millis(100);
+                    if act.ever_connected {
+                        crate::metrics::get().bridge_reconnects.inc();
+                    }
+                    act.ever_connected = true;
+                    log::info!("redis bridge connected node={}", act.node_id);
+                    let generation = act.generation;
+                    let (server, me) = (act.server.clone(), act.node_id.clone());
+                    let addr = ctx.address();
+                    actix_rt::spawn(async move {
+                        let mut stream = pubsub.into_on_message();
+                        while let Some(msg) = stream.next().await {
+                            receive(&server, &me, msg.get_payload_bytes());
+                        }
+                        addr.do_send(Lost { generation });
+                    });
+                    act.heartbeat(ctx);
+                }
+                Err(e) => {
+                    log::warn!(
+                        "redis bridge cannot connect, retrying in {:?}: {e}",
+                        act.backoff
+                    );
+                    act.retry(ctx);
+                }
+            }
+        }));
+    }
+
+    fn retry(&mut self, ctx: &mut Context<Self>) {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        ctx.run_later(wait, |act, ctx| act.connect(ctx));
+    }
+
+    /// Redis went away (a command failed or the subscription ended).
+    fn lost(&mut self, generation: u64, ctx: &mut Context<Self>) {
+        if generation != self.generation || self.conn.is_none() {
+            return;
+        }
+        log::warn!("redis bridge lost its connection; local delivery continues");
+        self.conn = None;
+        self.retry(ctx);
+    }
+
+    /// Writes this node's figures (and so its liveness) to `rt:nodes`.
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let (server, node, generation) =
+            (self.server.clone(), self.node_id.clone(), self.generation);
+        ctx.spawn(
+            async move {
+                let Ok(stats) = server.send(GetStats).await else {
+                    return Ok(());
+                };
+                let entry = serde_json::to_string(&NodeEntry {
+                    ts: now_ms(),
+                    stats,
+                })
+                .unwrap_or_default();
+                conn.hset::<_, _, _, ()>(NODES, &*node, entry).await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                if let Err(e) = res {
+                    log::warn!("redis heartbeat failed: {e}");
+                    act.lost(generation, ctx);
+                }
+            }),
+        );
+    }
+}
+
+impl Actor for RedisBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1 << 16);
+        self.connect(ctx);
+        ctx.run_interval(HEARTBEAT, |act, ctx| act.heartbeat(ctx));
+    }
+}
+
+/// Decodes a message from the channel and hands it to the local registry.
+fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
+    let w: Wire = match serde_json::from_slice(payload) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("redis bridge: undecodable message: {e}");
+            crate::metrics::get().error("bridge_decode");
+            return;
+        }
+    };
+    if w.o == me {
+        return;
+    }
+    let m = crate::metrics::get();
+    m.bridge_messages.with_label_values(&["received"]).inc();
+    m.bridge_lag
+        .observe(((now_ms() - w.p).max(0) as f64) / 1000.0);
+    let rooms: Vec<Room> = w.r.iter().map(|r| Arc::from(r.as_str())).collect();
+    let nsp: Arc<str> = Arc::from(w.n.as_str());
+    match w.k {
+        'd' => server.do_send(DisconnectSockets {
+            nsp,
+            rooms,
+            remote: true,
+        }),
+        _ => {
+            let mut frames = Vec::with_capacity(1 + w.b.len());
+            frames.push(Frame::Text(Bytes::from(w.t.into_bytes())));
+            for b in &w.b {
+                match base64::engine::general_purpose::STANDARD.decode(b) {
+                    Ok(v) => frames.push(Frame::Binary(Bytes::from(v))),
+                    Err(_) => return,
+                }
+            }
+            let packet = Arc::new(Outgoing {
+                id: crate::socketio::next_broadcast_id(),
+                nsp,
+                frames,
+                except_rooms: w.e.iter().map(|r| Arc::from(r.as_str())).collect(),
+                multi: rooms.len() > 1,
+                created: Instant::now(),
+            });
+            server.do_send(Broadcast {
+                rooms,
+                packet,
+                offset: w.x.map(|x| Arc::from(x.as_str())),
+                remote: true,
+            });
+        }
+    }
+}
+
+/// The subscription or a command failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Lost {
+    generation: u64,
+}
+
+impl Handler<Lost> for RedisBridge {
+    type Result = ();
+    fn handle(&mut self, msg: Lost, ctx: &mut Self::Context) {
+        self.lost(msg.generation, ctx);
+    }
+}
+
+/// Publishes a local broadcast to the other nodes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub rooms: Vec<Room>,
+    pub packet: Arc<Outgoing>,
+    pub offset: Option<Arc<str>>,
+}
+
+/// Publishes a local `disconnect_sockets`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishDisconnect {
+    pub nsp: Arc<str>,
+    pub rooms: Vec<Room>,
+}
+
+impl RedisBridge {
+    fn publish(&mut self, w: Wire, ctx: &mut Context<Self>) {
+        let Some(mut conn) = self.conn.clone() else {
+            crate::metrics::get().error("bridge_down");
+            return;
+        };
+        let Ok(payload) = serde_json::to_vec(&w) else {
+            return;
+        };
+        crate::metrics::get()
+            .bridge_messages
+            .with_label_values(&["published"])
+            .inc();
+        let generation = self.generation;
+        ctx.spawn(
+            async move { conn.publish::<_, _, ()>(CHANNEL, payload).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    if let Err(e) = res {
+                        log::warn!("redis publish failed: {e}");
+                        act.lost(generation, ctx);
+                    }
+                }),
+        );
+    }
+}
+
+impl Handler<Publish> for RedisBridge {
+    type Result = ();
+    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
+        let mut text = String::new();
+        let mut bins = Vec::new();
+        for f in &msg.packet.frames {
+            match f {
+                Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
+                Frame::Binary(b) => bins.push(base64::engine::general_purpose::STANDARD.encode(b)),
+            }
+        }
+        let w = Wire {
+            o: self.node_id.to_string(),
+            k: 'b',
+            n: msg.packet.nsp.to_string(),
+            r: msg.rooms.iter().map(|r| r.to_string()).collect(),
+            e: msg
+                .packet
+                .except_rooms
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            t: text,
+            b: bins,
+            x: msg.offset.map(|o| o.to_string()),
+            p: now_ms(),
+        };
+        self.publish(w, ctx);
+    }
+}
+
+impl Handler<PublishDisconnect> for RedisBridge {
+    type Result = ();
+    fn handle(&mut self, msg: PublishDisconnect, ctx: &mut Self::Context) {
+        let w = Wire {
+            o: self.node_id.to_string(),
+            k: 'd',
+            n: msg.nsp.to_string(),
+            r: msg.rooms.iter().map(|r| r.to_string()).collect(),
+            e: Vec::new(),
+            t: String::new(),
+            b: Vec::new(),
+            x: None,
+            p: now_ms(),
+        };
+        self.publish(w, ctx);
+    }
+}
+
+/// The live nodes (`rt:nodes` entries younger than the TTL), from one HGETALL.
+async fn live_nodes(
+    conn: &mut MultiplexedConnection,
+) -> redis::RedisResult<HashMap<String, Stats>> {
+    let all: HashMap<String, String> = conn.hgetall(NODES).await?;
+    let now = now_ms();
+    Ok(all
+        .into_iter()
+        .filter_map(|(id, v)| {
+            let e: NodeEntry = serde_json::from_str(&v).ok()?;
+            (now - e.ts < NODE_TTL_MS).then_some((id, e.stats))
+        })
+        .collect())
+}
+
+/// Cluster-wide presence: counts socket `socket` of `user` in or out of a room and answers
+/// from the live entries of every node. `None` when Redis did not answer.
+#[derive(Message)]
+#[rtype(result = "Option<PresenceChange>")]
+pub struct ClusterPresence(pub UpdatePresence);
+
+impl Handler<ClusterPresence> for RedisBridge {
+    type Result = ResponseFuture<Option<PresenceChange>>;
+    fn handle(&mut self, msg: ClusterPresence, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
+        let node = self.node_id.clone();
+        Box::pin(async move {
+            let u = msg.0;
+            let key = format!("rt:presence:{}:{}", u.nsp, u.room);
+            let me = format!("{node}|{}|{}", u.socket, u.user);
+            // SADD/SREM answer whether the set changed: a socket counted in (or out) twice
+            // changes nothing.
+            let (moved, members): (bool, Vec<String>) = match u.delta.signum() {
+                0 => (false, conn.smembers(&key).await.ok()?),
+                d => {
+                    let mut pipe = redis::pipe();
+                    if d > 0 {
+                        pipe.sadd(&key, &me);
+                    } else {
+                        pipe.srem(&key, &me);
+                    }
+                    pipe.smembers(&key);
+                    let (n, members): (i64, Vec<String>) =
+                        pipe.query_async(&mut conn).await.ok()?;
+                    (n > 0, members)
+                }
+            };
+            let live = live_nodes(&mut conn).await.ok()?;
+            let mut users = HashSet::new();
+            let mut mine = 0usize;
+            let mut dead = Vec::new();
+            for m in &members {
+                let mut parts = m.splitn(3, '|');
+                let (Some(n), Some(_), Some(user)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                if n != &*node && !live.contains_key(n) {
+                    dead.push(m.clone());
+                    continue;
+                }
+                users.insert(user);
+                if user == &*u.user && *m != me {
+                    mine += 1;
+                }
+            }
+            if !dead.is_empty() {
+                let _: redis::RedisResult<()> = conn.srem(&key, dead).await;
+            }
+            let changed = moved && mine == 0;
+            Some(PresenceChange {
+                changed,
+                count: users.len(),
+            })
+        })
+    }
+}
+
+/// The figures of every live node; `None` when Redis did not answer.
+#[derive(Message)]
+#[rtype(result = "Option<Vec<Stats>>")]
+pub struct ClusterStats;
+
+impl Handler<ClusterStats> for RedisBridge {
+    type Result = ResponseFuture<Option<Vec<Stats>>>;
+    fn handle(&mut self, _: ClusterStats, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
+        let (server, node) = (self.server.clone(), self.node_id.clone());
+        Box::pin(async move {
+            let mut live = live_nodes(&mut conn).await.ok()?;
+            // this node's own figures are read fresh
+            if let Ok(mine) = server.send(GetStats).await {
+                live.insert(node.to_string(), mine);
+            }
+            let mut all: Vec<Stats> = live.into_values().collect();
+            all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Some(all)
+        })
+    }
+}
+
+/// Whether Redis answers (for readiness).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct BridgeUp;
+
+impl Handler<BridgeUp> for RedisBridge {
+    type Result = ResponseFuture<bool>;
+    fn handle(&mut self, _: BridgeUp, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { false });
+        };
+        Box::pin(async move {
+            matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    redis::cmd("PING").query_async::<String>(&mut conn)
+                )
+                .await,
+                Ok(Ok(_))
+            )
+        })
+    }
+}
+
+/// Leaves the cluster on a clean shutdown (so admin:stats drops this node at once).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave;
+
+impl Handler<Leave> for RedisBridge {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Leave, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async {});
+        };
+        let node = self.node_id.clone();
+        Box::pin(async move {
+            let _: redis::RedisResult<()> = conn.hdel(NODES, &*node).await;
+        })
+    }
+}

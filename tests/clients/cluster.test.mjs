@@ -1,0 +1,154 @@
+// Two server nodes sharing a real PostgreSQL and a real redis-server: chat, member counts,
+// DMs, notifications, admin:stats and disconnect-user across nodes, each delivery exactly
+// once; Redis stopped mid-test (local delivery goes on, readiness degraded) and restarted
+// (the bridge reconnects by itself and cross-node delivery resumes).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import { startProduct, startPostgres, startRedis, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+
+const SECRET = "cluster-jwt-secret";
+const HOOK = "cluster-hook-secret";
+let pg;
+let redis;
+let a;
+let b;
+
+function connect(node, user, nsp = "/", role = "user") {
+  const s = io(node.url + nsp, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, user, { role }) } });
+  return once(s, "connect", 5000).then(() => s);
+}
+const ask = (s, event, payload) => s.timeout(3000).emitWithAck(event, payload);
+
+before(async () => {
+  pg = await startPostgres();
+  redis = await startRedis();
+  const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url };
+  a = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-a" });
+  b = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-b" });
+  for (const [u, role] of [["alice", "user"], ["bob", "user"], ["carol", "user"], ["root", "admin"]]) {
+    assert.equal((await signedCall(a.url, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true })).status, 200);
+  }
+  assert.equal((await signedCall(b.url, HOOK, "PUT", "/rooms/lobby", { name: "Lobby", isPublic: true })).status, 200);
+  for (const n of [a, b]) {
+    await until(async () => (await (await fetch(`${n.url}/readyz`)).json()).redis === "ok", 5000, "bridge up");
+  }
+});
+after(async () => {
+  for (const n of [a, b]) await n?.stop();
+  await redis?.stop();
+  pg?.stop();
+});
+
+test("chat across nodes: cluster-wide member counts, each message once, typing, DMs", async () => {
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  const aliceUpdates = collect(alice, "room:member-update");
+  assert.deepEqual(await ask(alice, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 1 });
+  assert.deepEqual(await ask(bob, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 2 });
+  await until(() => aliceUpdates.some((u) => u[0].userId === "bob"), 3000, "bob's join seen on node a");
+  assert.deepEqual(aliceUpdates.find((u) => u[0].userId === "bob")[0], { type: "joined", userId: "bob", roomId: "lobby", memberCount: 2 });
+  // a second tab of bob on the other node: still two users
+  const bob2 = await connect(a, "bob");
+  assert.equal((await ask(bob2, "room:join", "lobby")).memberCount, 2);
+
+  const got = { alice: collect(alice, "chat:message"), bob: collect(bob, "chat:message"), bob2: collect(bob2, "chat:message") };
+  const acks = [];
+  for (let i = 0; i < 20; i++) acks.push(await ask(i % 2 ? bob : alice, "chat:send", { roomId: "lobby", text: `m${i}` }));
+  assert.ok(acks.every((x) => x.success));
+  await until(() => Object.values(got).every((g) => g.length === 20), 3000, "20 messages everywhere");
+  await delay(300);
+  for (const [who, g] of Object.entries(got)) {
+    assert.equal(g.length, 20, `${who} got each message once`);
+    assert.deepEqual(g.map((m) => m[0].text), acks.map((_, i) => `m${i}`), `${who} in order`);
+  }
+
+  const typing = collect(bob, "chat:user-typing");
+  await ask(alice, "chat:typing-start", { roomId: "lobby" });
+  await until(() => typing.length === 1, 3000, "typing across nodes");
+
+  // DMs: bob (on both nodes) is online cluster-wide
+  const dms = [collect(bob, "chat:direct"), collect(bob2, "chat:direct")];
+  const dm = await ask(alice, "user:direct-message", { targetId: "bob", message: "psst" });
+  assert.equal(dm.delivered, true);
+  await until(() => dms.every((d) => d.length === 1), 3000, "DM to both tabs on both nodes");
+
+  // bob leaves entirely (both nodes): one left, count 1
+  bob2.disconnect();
+  await delay(200);
+  bob.disconnect();
+  await until(() => aliceUpdates.some((u) => u[0].type === "left" && u[0].userId === "bob"), 3000, "bob left");
+  const left = aliceUpdates.filter((u) => u[0].type === "left");
+  assert.equal(left.length, 1);
+  assert.deepEqual(left[0][0], { type: "left", userId: "bob", roomId: "lobby", memberCount: 1, reason: "disconnect" });
+  alice.disconnect();
+});
+
+test("notifications across nodes: a webhook on node a reaches a watcher and an admin on node b once", async () => {
+  const carol = await connect(b, "carol");
+  const carolN = await connect(a, "carol", "/notifications");
+  const root = await connect(b, "root", "/admin", "admin");
+  await ask(carol, "product:watch", { productId: "p1" });
+  const got = [collect(carol, "notification"), collect(carolN, "notification")];
+  const alerts = collect(root, "admin:stock-alert");
+  const res = await signedCall(a.url, HOOK, "POST", "/notify/stock", { productId: "p1", stock: 2 });
+  assert.deepEqual(await res.json(), { success: true, notified: 1 });
+  await until(() => got.every((g) => g.length === 1) && alerts.length === 1, 3000, "delivered");
+  const prog = collect(carol, "job:progress");
+  const p = await signedCall(b.url, HOOK, "POST", "/notify/progress", { userId: "carol", jobId: "j", progress: 10, status: "processing" });
+  assert.equal((await p.json()).notified, 1);
+  await until(() => prog.length === 1, 3000, "progress");
+  await delay(300);
+  assert.equal(got[0].length + got[1].length + alerts.length, 3, "exactly once each");
+  for (const s of [carol, carolN, root]) s.disconnect();
+});
+
+test("admin:stats lists every node; disconnect-user reaches the other node", async () => {
+  const root = await connect(a, "root", "/admin", "admin");
+  const bob = await connect(b, "bob");
+  const bobN = await connect(a, "bob", "/notifications");
+  const alice = await connect(b, "alice");
+  let st;
+  await until(async () => {
+    st = await ask(root, "admin:stats");
+    return st.connections === 4 && st.nodes.length === 2;
+  }, 8000, "both nodes with their connections");
+  assert.deepEqual(st.nodes.map((n) => n.id).sort(), ["node-a", "node-b"]);
+  assert.deepEqual(st.namespaces, { "/": 2, "/admin": 1, "/notifications": 1 });
+  const gone = [once(bob, "disconnect"), once(bobN, "disconnect")];
+  assert.deepEqual(await ask(root, "admin:disconnect-user", { userId: "bob" }), { success: true });
+  for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
+  await delay(200);
+  assert.equal(alice.connected, true);
+  for (const s of [root, alice]) s.disconnect();
+});
+
+test("Redis stopped: local delivery goes on, readiness degraded; restarted: the bridge reconnects and cross-node delivery resumes", async () => {
+  const alice = await connect(a, "alice");
+  const carol = await connect(a, "carol");
+  const bob = await connect(b, "bob");
+  for (const s of [alice, carol, bob]) assert.equal((await ask(s, "room:join", "lobby")).success, true);
+  const carolGot = collect(carol, "chat:message");
+  const bobGot = collect(bob, "chat:message");
+
+  await redis.stop();
+  await until(async () => (await fetch(`${a.url}/readyz`)).status === 503, 5000, "node a degraded");
+  assert.deepEqual(await (await fetch(`${a.url}/readyz`)).json(), { status: "degraded", db: "ok", redis: "down" });
+  const local = await ask(alice, "chat:send", { roomId: "lobby", text: "while redis is down" });
+  assert.equal(local.success, true, "acked and stored without Redis");
+  await until(() => carolGot.some((m) => m[0].text === "while redis is down"), 3000, "local delivery");
+
+  await redis.restart();
+  for (const n of [a, b]) {
+    await until(async () => (await fetch(`${n.url}/readyz`)).status === 200, 15000, "bridge back");
+  }
+  // both bridges have resubscribed: a message from a reaches b
+  await until(async () => {
+    await ask(alice, "chat:send", { roomId: "lobby", text: "after restart" });
+    await delay(100);
+    return bobGot.some((m) => m[0].text === "after restart");
+  }, 10000, "cross-node delivery resumed");
+  const metrics = await (await fetch(`${a.url}/metrics`)).text();
+  assert.match(metrics, /rt_bridge_reconnects_total [1-9]/);
+  for (const s of [alice, carol, bob]) s.disconnect();
+});
