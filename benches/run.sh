@@ -74,6 +74,8 @@ done
 benches/chat.sh $([ $quick = 1 ] && echo --quick)
 # webhook -> delivery with 10k connected users, 1k watchers
 benches/notify.sh $([ $quick = 1 ] && echo --quick)
+# broadcast into 1000 members: one node vs two nodes through Redis
+benches/cluster.sh $([ $quick = 1 ] && echo --quick)
 
 python3 - "$out/results.jsonl" > "$out/report.md" <<'PY'
 import json, sys
@@ -129,6 +131,15 @@ if nt:
           f"{d['webhooks']} stock webhooks {d['interval_ms']} ms apart: webhook → delivery p50 "
           f"{d['delivery_latency']['p50_ms']:.1f} ms, p99 {d['delivery_latency']['p99_ms']:.1f} ms; "
           f"HTTP answer p50 {d['webhook_http_latency']['p50_ms']:.1f} ms; lost {d['lost']}")
+one = pick("one-node", "broadcast")
+two = pick("two-nodes", "broadcast")
+if one and two:
+    print("\nCluster: broadcast into 1000 members, one node (2 workers) vs two nodes (1 worker each, half the members on each, through Redis)")
+    print("\n| deliveries/s | one node p50 / p99 ms | two nodes p50 / p99 ms | lost (two nodes) |")
+    print("|---:|---:|---:|---:|")
+    for o, t in zip(one, two):
+        print(f"| {t['deliveries_per_s']:,.0f} | {o['latency']['p50_ms']:.1f} / {o['latency']['p99_ms']:.1f} | "
+              f"{t['latency']['p50_ms']:.1f} / {t['latency']['p99_ms']:.1f} | {t['lost']} |")
 big = pick("rust-19k", "connections")
 if big:
     b = big[-1]

@@ -23,6 +23,9 @@ struct Args {
     /// HTTP worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Join a cluster through this Redis (e.g. redis://127.0.0.1:6379/).
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 fn main() -> std::io::Result<()> {
@@ -30,6 +33,7 @@ fn main() -> std::io::Result<()> {
     let a = Args::parse();
     let mut config = Config::default();
     config.server.workers = a.workers;
+    config.redis.url = a.redis;
     let ns = Namespace::new()
         .on("join", |s, ev| {
             let Some(room) = ev.args.first().and_then(Value::as_str).map(str::to_owned) else {

@@ -67,6 +67,9 @@ enum Cmd {
         duration: u64,
         #[arg(long, default_value = "bench")]
         room: String,
+        /// A second node: members alternate between --url and this one (senders too).
+        #[arg(long)]
+        url2: Option<String>,
     },
     /// The product's chat (needs `realtime-server` with a room and users): `members` sockets
     /// join `room`; `senders` of them keep `inflight` `chat:send`s with ack outstanding each;
@@ -131,7 +134,13 @@ fn main() {
                 rate,
                 duration,
                 room,
-            } => broadcast(&cli.url, cli.pid, n, senders, rate, duration, &room).await,
+                url2,
+            } => {
+                let urls: Vec<&str> = std::iter::once(cli.url.as_str())
+                    .chain(url2.as_deref())
+                    .collect();
+                broadcast(&urls, cli.pid, n, senders, rate, duration, &room).await
+            }
             Cmd::Echo {
                 n,
                 inflight,
@@ -263,7 +272,7 @@ async fn connections(
 }
 
 async fn broadcast(
-    url: &str,
+    urls: &[&str],
     pid: Option<u32>,
     n: usize,
     senders: usize,
@@ -276,7 +285,7 @@ async fn broadcast(
     let received = Rc::new(RefCell::new(0u64));
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        match Conn::open(url, Some(source_ip(i))).await {
+        match Conn::open(urls[i % urls.len()], Some(source_ip(i))).await {
             Ok(mut c) => {
                 if let Err(e) = c.join(room).await {
                     eprintln!("join failed: {e}");
@@ -352,6 +361,7 @@ async fn broadcast(
     let h = hist.borrow();
     json!({
         "scenario": "broadcast",
+        "nodes": urls.len(),
         "members": members,
         "senders": senders,
         "rate_msgs_per_s": rate,
