@@ -241,3 +241,73 @@ export async function startRedis() {
   await up();
   return { port, url: `redis://127.0.0.1:${port}/`, stop: down, async restart() { await down(); await up(); } };
 }
+
+/** Real nginx with `nginx/realtime.conf` in front of `ports` (node ports), a fresh self-signed
+ * certificate, and its files in a temp dir. Resolves with the public TLS port and the private
+ * port once it answers. Missing nginx fails loudly. */
+export async function startNginx(ports) {
+  const { execFileSync: exec } = await import("node:child_process");
+  const fs = await import("node:fs");
+  const net = await import("node:net");
+  const bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].find((p) => fs.existsSync(p));
+  if (!bin) throw new Error("nginx not found: apt-get install nginx-light (scripts/test.sh does)");
+  const freePort = () => new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  const dir = fs.mkdtempSync(path.join(tmpdir(), "rt-nginx-"));
+  fs.chmodSync(dir, 0o755);
+  exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+    "-keyout", path.join(dir, "tls.key"), "-out", path.join(dir, "tls.crt")], { stdio: "ignore" });
+  const httpsPort = await freePort();
+  const privatePort = await freePort();
+  const site = fs.readFileSync(path.join(root, "nginx", "realtime.conf"), "utf8")
+    .replace(/    server 127\.0\.0\.1:4001[^\n]*\n    server 127\.0\.0\.1:4002[^\n]*\n/,
+      ports.map((p) => `    server 127.0.0.1:${p} max_fails=3 fail_timeout=10s;\n`).join(""))
+    .replace("listen 443 ssl;", `listen 127.0.0.1:${httpsPort} ssl;`)
+    .replace("listen 127.0.0.1:8081;", `listen 127.0.0.1:${privatePort};`)
+    .replace("/etc/nginx/certs/realtime.crt", path.join(dir, "tls.crt"))
+    .replace("/etc/nginx/certs/realtime.key", path.join(dir, "tls.key"));
+  const directives = site.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
+  if (directives.includes(":4001") || directives.includes("/etc/nginx") || directives.includes(" 443 ")) {
+    throw new Error("nginx/realtime.conf changed: the test's substitutions no longer apply");
+  }
+  fs.writeFileSync(path.join(dir, "site.conf"), site);
+  const asRoot = process.getuid?.() === 0;
+  fs.writeFileSync(path.join(dir, "nginx.conf"), `
+${asRoot ? "user root;" : ""}
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  include ${dir}/site.conf;
+}
+`);
+  exec(bin, ["-t", "-q", "-p", dir, "-c", path.join(dir, "nginx.conf")]);
+  const proc = spawn(bin, ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "inherit" });
+  await until(async () => {
+    try { return (await fetch(`http://127.0.0.1:${privatePort}/healthz`)).status > 0; } catch { return false; }
+  }, 10000, "nginx up");
+  return {
+    httpsPort,
+    privatePort,
+    url: `https://127.0.0.1:${httpsPort}`,
+    privateUrl: `http://127.0.0.1:${privatePort}`,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGQUIT");
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -3,90 +3,38 @@
 // upgrade) and chats; /internal/ is refused on the public side and served on the private one.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
-import { startProduct, signedCall, hsToken, once, until } from "./common.mjs";
+import { startProduct, startNginx, signedCall, hsToken, once, until } from "./common.mjs";
 
 const SECRET = "nginx-jwt-secret";
 const HOOK = "nginx-hook-secret";
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const NGINX = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].find((p) => existsSync(p));
 let dir;
 let nodes = [];
 let nginx;
 let httpsPort;
 let privatePort;
 
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer();
-  s.on("error", reject);
-  s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-});
-
 before(async () => {
-  if (!NGINX) throw new Error("nginx not found: apt-get install nginx-light (scripts/test.sh does)");
-  dir = mkdtempSync(path.join(tmpdir(), "rt-nginx-"));
-  chmodSync(dir, 0o755);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-    "-keyout", path.join(dir, "tls.key"), "-out", path.join(dir, "tls.crt")], { stdio: "ignore" });
+  dir = mkdtempSync(path.join(tmpdir(), "rt-nginx-db-"));
   const db = `sqlite://${path.join(dir, "shared.db")}`;
   for (let i = 0; i < 2; i++) {
     nodes.push(await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: db }));
   }
-  httpsPort = await freePort();
-  privatePort = await freePort();
-  // the shipped config, with this test's ports and files put in
-  const site = readFileSync(path.join(root, "nginx", "realtime.conf"), "utf8")
-    .replace("server 127.0.0.1:4001", `server 127.0.0.1:${nodes[0].port}`)
-    .replace("server 127.0.0.1:4002", `server 127.0.0.1:${nodes[1].port}`)
-    .replace("listen 443 ssl;", `listen 127.0.0.1:${httpsPort} ssl;`)
-    .replace("listen 127.0.0.1:8081;", `listen 127.0.0.1:${privatePort};`)
-    .replace("/etc/nginx/certs/realtime.crt", path.join(dir, "tls.crt"))
-    .replace("/etc/nginx/certs/realtime.key", path.join(dir, "tls.key"));
-  const directives = site.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
-  assert.ok(!directives.includes(":4001") && !directives.includes("/etc/nginx"), "every placeholder replaced");
-  writeFileSync(path.join(dir, "site.conf"), site);
-  const asRoot = process.getuid?.() === 0;
-  writeFileSync(path.join(dir, "nginx.conf"), `
-${asRoot ? "user root;" : ""}
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  include ${dir}/site.conf;
-}
-`);
-  execFileSync(NGINX, ["-t", "-q", "-p", dir, "-c", path.join(dir, "nginx.conf")]);
-  nginx = spawn(NGINX, ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], { stdio: "inherit" });
-  await until(async () => {
-    try { return (await fetch(`http://127.0.0.1:${privatePort}/healthz`)).ok; } catch { return false; }
-  }, 10000, "nginx up");
+  nginx = await startNginx(nodes.map((n) => n.port));
+  ({ httpsPort, privatePort } = nginx);
   for (const u of ["alice", "bob"]) {
-    const res = await signedCall(`http://127.0.0.1:${privatePort}`, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role: "user", isActive: true });
+    const res = await signedCall(nginx.privateUrl, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role: "user", isActive: true });
     assert.equal(res.status, 200, "directory sync through the private side");
   }
-  const room = await signedCall(`http://127.0.0.1:${privatePort}`, HOOK, "PUT", "/rooms/lobby", { name: "Lobby", isPublic: true });
+  const room = await signedCall(nginx.privateUrl, HOOK, "PUT", "/rooms/lobby", { name: "Lobby", isPublic: true });
   assert.equal(room.status, 200);
 });
 
 after(async () => {
-  if (nginx && nginx.exitCode === null) {
-    const exited = new Promise((r) => nginx.once("exit", r));
-    nginx.kill("SIGQUIT");
-    await exited;
-  }
+  await nginx?.stop();
   for (const n of nodes) await n.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
