@@ -513,3 +513,83 @@ impl Handler<Leave> for RedisBridge {
         })
     }
 }
+
+/// A recoverable session as kept in Redis (its data stays on its node).
+#[derive(Serialize, Deserialize)]
+struct SessionEntry {
+    id: String,
+    rooms: Vec<String>,
+}
+
+fn session_key(nsp: &str, pid: &str) -> String {
+    format!("rt:session:{nsp}:{pid}")
+}
+
+/// Keeps a disconnected socket's recovery state for `ttl_ms`, for any node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StoreSession {
+    pub nsp: Arc<str>,
+    pub pid: Arc<str>,
+    pub id: Arc<str>,
+    pub rooms: Vec<Room>,
+    pub ttl_ms: u64,
+}
+
+impl Handler<StoreSession> for RedisBridge {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, msg: StoreSession, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async {});
+        };
+        Box::pin(async move {
+            let entry = SessionEntry {
+                id: msg.id.to_string(),
+                rooms: msg.rooms.iter().map(|r| r.to_string()).collect(),
+            };
+            let Ok(v) = serde_json::to_string(&entry) else {
+                return;
+            };
+            let key = session_key(&msg.nsp, &msg.pid);
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(&key)
+                .arg(v)
+                .arg("PX")
+                .arg(msg.ttl_ms.max(1))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = set {
+                log::warn!("redis: session not kept for other nodes: {e}");
+            }
+        })
+    }
+}
+
+/// Takes (reads and deletes) a session kept by any node: its id and rooms.
+#[derive(Message)]
+#[rtype(result = "Option<(Room, Vec<Room>)>")]
+pub struct TakeSession {
+    pub nsp: Arc<str>,
+    pub pid: String,
+}
+
+impl Handler<TakeSession> for RedisBridge {
+    type Result = ResponseFuture<Option<(Room, Vec<Room>)>>;
+    fn handle(&mut self, msg: TakeSession, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
+        Box::pin(async move {
+            let v: Option<String> = redis::cmd("GETDEL")
+                .arg(session_key(&msg.nsp, &msg.pid))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            let e: SessionEntry = serde_json::from_str(&v?).ok()?;
+            Some((
+                Arc::from(e.id.as_str()),
+                e.rooms.iter().map(|r| Arc::from(r.as_str())).collect(),
+            ))
+        })
+    }
+}

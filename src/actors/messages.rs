@@ -198,6 +198,8 @@ pub struct Restored {
     pub rooms: Vec<Room>,
     pub data: SocketData,
     pub missed: Vec<Vec<Frame>>,
+    /// Restored from another node: its data did not travel, the middleware rebuilds it.
+    pub needs_middleware: bool,
 }
 
 /// Asks every session to close (server shutting down); answers when all were told.

@@ -7,7 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, MessageResult, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, ResponseActFuture,
+    ResponseFuture, WrapFuture,
+};
 use serde_json::Value;
 
 use super::bridge::{self, ClusterPresence, Publish, PublishDisconnect, RedisBridge};
@@ -230,6 +233,17 @@ impl Handler<SocketDisconnected> for ServerActor {
         Self::leave(ns, msg.worker, msg.key, &msg.rooms);
         let n = ns.sockets.len() as i64;
         if let (true, Some(p)) = (recovery, msg.persist) {
+            if let Some(b) = &self.bridge {
+                // kept in Redis too, so the client may come back on another node
+                b.do_send(bridge::StoreSession {
+                    nsp: msg.nsp.clone(),
+                    pid: p.pid.clone(),
+                    id: p.id.clone(),
+                    rooms: p.rooms.clone(),
+                    ttl_ms: self.recovery.max_disconnection_ms,
+                });
+            }
+            let ns = self.ns(&msg.nsp);
             ns.persisted.insert(p.pid.clone(), p);
         }
         crate::metrics::get()
@@ -336,42 +350,90 @@ impl Handler<DisconnectSockets> for ServerActor {
     }
 }
 
-impl Handler<RestoreSession> for ServerActor {
-    type Result = MessageResult<RestoreSession>;
-    fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Self::Result {
-        if !self.recovery.enabled {
-            return MessageResult(None);
-        }
+impl ServerActor {
+    /// Restores a session this node persisted (`None`: not here, too old, or its offset is
+    /// unknown, in which case it stays for a later try as in Node).
+    fn restore_local(&mut self, msg: &RestoreSession) -> Option<Restored> {
         let max_age = self.max_age();
         let ns = self.ns(&msg.nsp);
-        let Some(session) = ns.persisted.remove(msg.pid.as_str()) else {
-            return MessageResult(None);
-        };
+        let session = ns.persisted.remove(msg.pid.as_str())?;
         if session.at.elapsed() > max_age {
-            return MessageResult(None);
+            return None;
         }
-        let Some(index) = ns.packets.iter().position(|p| *p.offset == *msg.offset) else {
-            // Unknown offset: like Node, the session stays and the socket starts anew.
+        let Some(missed) = Self::missed_since(ns, &msg.offset, &session.id, &session.rooms) else {
             ns.persisted.insert(session.pid.clone(), session);
-            return MessageResult(None);
+            return None;
         };
-        let in_rooms = |r: &Room| *r == session.id || session.rooms.contains(r);
-        let missed = ns
-            .packets
-            .iter()
-            .skip(index + 1)
-            .filter(|p| {
-                (p.rooms.is_empty() || p.rooms.iter().any(in_rooms))
-                    && !p.except_rooms.iter().any(in_rooms)
-            })
-            .map(|p| p.frames.clone())
-            .collect();
-        MessageResult(Some(Restored {
+        Some(Restored {
             pid: session.pid,
             id: session.id,
             rooms: session.rooms,
             data: session.data,
             missed,
+            needs_middleware: false,
+        })
+    }
+
+    /// The kept broadcasts after `offset` that reached socket `id` in `rooms`; `None` when
+    /// `offset` is not (or no longer) kept.
+    fn missed_since(
+        ns: &NsState,
+        offset: &str,
+        id: &Room,
+        rooms: &[Room],
+    ) -> Option<Vec<Vec<Frame>>> {
+        let index = ns.packets.iter().position(|p| *p.offset == *offset)?;
+        let in_rooms = |r: &Room| r == id || rooms.contains(r);
+        Some(
+            ns.packets
+                .iter()
+                .skip(index + 1)
+                .filter(|p| {
+                    (p.rooms.is_empty() || p.rooms.iter().any(in_rooms))
+                        && !p.except_rooms.iter().any(in_rooms)
+                })
+                .map(|p| p.frames.clone())
+                .collect(),
+        )
+    }
+}
+
+impl Handler<RestoreSession> for ServerActor {
+    type Result = ResponseActFuture<Self, Option<Restored>>;
+    fn handle(&mut self, msg: RestoreSession, _: &mut Self::Context) -> Self::Result {
+        if !self.recovery.enabled {
+            return Box::pin(actix::fut::ready(None));
+        }
+        let Some(b) = self.bridge.clone() else {
+            return Box::pin(actix::fut::ready(self.restore_local(&msg)));
+        };
+        // In a cluster Redis has the latest state (the client may have been on another node
+        // since this one kept it); this node's copy only contributes the socket's data.
+        let ask = b.send(bridge::TakeSession {
+            nsp: msg.nsp.clone(),
+            pid: msg.pid.clone(),
+        });
+        Box::pin(ask.into_actor(self).map(move |res, act, _| {
+            let Some((id, rooms)) = res.ok().flatten() else {
+                // not in Redis (or Redis away): what this node kept, if anything
+                return act.restore_local(&msg);
+            };
+            let max_age = act.max_age();
+            let ns = act.ns(&msg.nsp);
+            let data = ns
+                .persisted
+                .remove(msg.pid.as_str())
+                .filter(|p| p.id == id && p.at.elapsed() <= max_age)
+                .map(|p| p.data);
+            let missed = Self::missed_since(ns, &msg.offset, &id, &rooms)?;
+            Some(Restored {
+                pid: Arc::from(msg.pid.as_str()),
+                id,
+                rooms,
+                needs_middleware: data.is_none(),
+                data: data.flatten(),
+                missed,
+            })
         }))
     }
 }

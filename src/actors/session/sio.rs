@@ -192,11 +192,14 @@ impl WsSession {
             ctx.spawn(
                 ask.into_actor(self)
                     .map(move |res, act, ctx| match res.ok().flatten() {
+                        Some(restored) if restored.needs_middleware => {
+                            act.run_middleware(ns, nsp, handshake, Some(restored), ctx)
+                        }
                         Some(restored) => {
                             act.connect_done(&nsp);
                             act.finish_connect(ns, nsp, handshake, None, Some(restored), ctx)
                         }
-                        None => act.run_middleware(ns, nsp, handshake, ctx),
+                        None => act.run_middleware(ns, nsp, handshake, None, ctx),
                     }),
             );
             return;
@@ -205,7 +208,7 @@ impl WsSession {
             return self.finish_connect(ns, nsp, handshake, None, None, ctx);
         }
         client.connecting.push(nsp.to_string());
-        self.run_middleware(ns, nsp, handshake, ctx);
+        self.run_middleware(ns, nsp, handshake, None, ctx);
     }
 
     fn connect_done(&mut self, nsp: &str) {
@@ -219,6 +222,7 @@ impl WsSession {
         ns: Arc<Namespace>,
         nsp: Arc<str>,
         hs: Arc<Handshake>,
+        restored: Option<Restored>,
         ctx: &mut Context<Self>,
     ) {
         let chain = ns.middleware.clone();
@@ -238,7 +242,14 @@ impl WsSession {
                 return;
             }
             match res {
-                Ok(data) => act.finish_connect(ns, nsp, hs, data, None, ctx),
+                Ok(data) => {
+                    // A session restored from another node takes the middleware's data.
+                    let restored = restored.map(|r| Restored {
+                        data: data.clone(),
+                        ..r
+                    });
+                    act.finish_connect(ns, nsp, hs, data, restored, ctx)
+                }
                 Err(e) => {
                     let e: crate::socketio::ConnectError = e;
                     crate::metrics::get().error("connect_refused");
