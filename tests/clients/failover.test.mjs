@@ -19,8 +19,8 @@ before(async () => {
   const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url };
   for (const id of ["node-1", "node-2"]) nodes.push(await startProduct({ ...env, RT__SERVER__NODE_ID: id }));
   nginx = await startNginx(nodes.map((n) => n.port));
-  for (const u of ["alice", "bob"]) {
-    assert.equal((await signedCall(nginx.privateUrl, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role: "user", isActive: true })).status, 200);
+  for (const [u, role] of [["alice", "user"], ["bob", "user"], ["root", "admin"]]) {
+    assert.equal((await signedCall(nginx.privateUrl, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true })).status, 200);
   }
   assert.equal((await signedCall(nginx.privateUrl, HOOK, "PUT", "/rooms/lobby", { name: "Lobby", isPublic: true })).status, 200);
 });
@@ -91,6 +91,13 @@ test("kill the node under a client: it reconnects to the other one and loses no 
   const live = once(alice, "chat:message");
   await bob.timeout(3000).emitWithAck("chat:send", { roomId: "lobby", text: "welcome back" });
   assert.equal((await live)[0].text, "welcome back");
+  // the dead node drops out of admin:stats (its heartbeat goes stale within 15 s)
+  const root = io(survivor.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, "root", { role: "admin" }) } });
+  await once(root, "connect");
+  await until(async () => (await root.timeout(3000).emitWithAck("admin:stats")).nodes.length === 1, 30000, "dead node gone from admin:stats");
+  const st = await root.timeout(3000).emitWithAck("admin:stats");
+  assert.equal(st.nodes[0].id, survivor === nodes[0] ? "node-1" : "node-2");
   alice.disconnect();
   bob.disconnect();
+  root.disconnect();
 });
