@@ -122,6 +122,17 @@ test("admin:stats lists every node; disconnect-user reaches the other node", asy
   }, 8000, "both nodes with their connections");
   assert.deepEqual(st.nodes.map((n) => n.id).sort(), ["node-a", "node-b"]);
   assert.deepEqual(st.namespaces, { "/": 2, "/admin": 1, "/notifications": 1 });
+  // whole-namespace broadcasts cross nodes too, once each
+  const ops = await connect(b, "root", "/admin", "admin");
+  const heard = [collect(alice, "system:announcement"), collect(bob, "system:announcement")];
+  const admins = [collect(root, "admin:announcement"), collect(ops, "admin:announcement")];
+  await ask(root, "admin:announce", { message: "maintenance" });
+  await ask(ops, "broadcast:all", { from: "b" });
+  await until(() => heard.every((h) => h.length === 1) && admins.every((x) => x.length === 1), 3000, "announcements on both nodes");
+  await delay(200);
+  assert.deepEqual(heard.map((h) => h.length), [1, 1]);
+  assert.deepEqual(admins.map((x) => x[0][0]), [{ from: "b" }, { from: "b" }]);
+  ops.disconnect();
   const gone = [once(bob, "disconnect"), once(bobN, "disconnect")];
   assert.deepEqual(await ask(root, "admin:disconnect-user", { userId: "bob" }), { success: true });
   for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
