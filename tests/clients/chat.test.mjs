@@ -5,10 +5,8 @@
 // every event checked against the database.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { io } from "socket.io-client";
-import { startProduct, startPostgres, sqliteQuery, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+import { startProduct, testDatabase, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "chat-jwt-secret";
 const HOOK = "chat-hook-secret";
@@ -27,18 +25,11 @@ const ask = (s, event, payload) => s.timeout(3000).emitWithAck(event, payload);
 const count = async (sql) => Number((await query(sql))[0][0]);
 
 for (const backend of ["sqlite", "postgres"]) describe(`chat on ${backend}`, () => {
-let pg;
+let db;
 before(async () => {
-  let url;
-  if (backend === "postgres") {
-    pg = await startPostgres();
-    url = pg.createDb();
-    query = (sql) => pg.query(url, sql);
-  } else {
-    const file = path.join(tmpdir(), `rt-test-chat-${process.pid}.db`);
-    url = `sqlite://${file}`;
-    query = (sql) => sqliteQuery(file, sql);
-  }
+  db = await testDatabase(backend, "chat");
+  query = db.query;
+  const url = db.url;
   srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: url });
   for (const u of ["alice", "bob", "carol", "dave"]) {
     assert.equal((await internal("PUT", `/users/${u}`, { name: u.toUpperCase(), email: `${u}@example.com`, role: "user", isActive: true, ...(u === "alice" ? { avatarUrl: "https://example.com/a.png" } : {}) })).status, 200);
@@ -48,7 +39,7 @@ before(async () => {
   }
   assert.equal((await internal("PUT", "/rooms/secret", { name: "Secret", isPublic: false, members: ["alice"] })).status, 200);
 });
-after(async () => { await srv.stop(); pg?.stop(); });
+after(async () => { await srv.stop(); db?.stop(); });
 
 test("join: ack, own member-update and history; others see joins counted per user", async () => {
   const alice = await client("alice");

@@ -311,3 +311,19 @@ http {
     },
   };
 }
+
+/** A database for one test file: `sqlite` (a temp file) or `postgres` (a throwaway cluster).
+ * `url` goes to DATABASE_URL, `query(sql)` reads rows as arrays of strings, `stop()` cleans. */
+export async function testDatabase(backend, name) {
+  if (backend === "postgres") {
+    const pg = await startPostgres();
+    const url = pg.createDb();
+    return { url, query: (sql) => pg.query(url, sql), stop: () => pg.stop() };
+  }
+  const file = path.join(tmpdir(), `rt-test-${name}-${process.pid}.db`);
+  return {
+    url: `sqlite://${file}`,
+    query: (sql) => sqliteQuery(file, sql),
+    stop: () => { for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true }); },
+  };
+}

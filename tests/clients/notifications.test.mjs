@@ -3,10 +3,8 @@
 // through `notification:backlog`; `Idempotency-Key` replays; every bad input and signature.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { io } from "socket.io-client";
-import { startProduct, startPostgres, sqliteQuery, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+import { startProduct, testDatabase, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "notify-jwt-secret";
 const HOOK = "notify-hook-secret";
@@ -25,25 +23,18 @@ async function connect(user, nsp = "/", role = "user") {
 }
 
 for (const backend of ["sqlite", "postgres"]) describe(`notifications on ${backend}`, () => {
-let pg;
+let db;
 before(async () => {
-  let url;
-  if (backend === "postgres") {
-    pg = await startPostgres();
-    url = pg.createDb();
-    query = (sql) => pg.query(url, sql);
-  } else {
-    const file = path.join(tmpdir(), `rt-test-notify-${process.pid}.db`);
-    url = `sqlite://${file}`;
-    query = (sql) => sqliteQuery(file, sql);
-  }
+  db = await testDatabase(backend, "notify");
+  query = db.query;
+  const url = db.url;
   srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: url });
   for (const [u, role] of [["alice", "user"], ["bob", "user"], ["carol", "user"], ["dave", "user"], ["erin", "user"], ["root", "admin"]]) {
     const res = await internal("PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true });
     assert.equal(res.status, 200);
   }
 });
-after(async () => { await srv.stop(); pg?.stop(); });
+after(async () => { await srv.stop(); db?.stop(); });
 
 test("stock: watchers get STOCK_UPDATE in / and /notifications, cart holders STOCK_SOLD_OUT at 0, admins the alert", async () => {
   const alice = await connect("alice");
