@@ -39,6 +39,9 @@ const NODES: &str = "rt:nodes";
 const NODE_TTL_MS: i64 = 15_000;
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Publishes waiting for Redis at most; beyond, broadcasts reach only this node's members
+/// (counted as `rt_errors_total{kind="bridge_backlog"}`) instead of growing memory.
+const MAX_IN_FLIGHT: usize = 10_000;
 
 fn now_ms() -> i64 {
     crate::db::now_ms()
@@ -85,6 +88,8 @@ pub struct RedisBridge {
     backoff: Duration,
     connecting: bool,
     ever_connected: bool,
+    /// Publishes sent and not yet answered.
+    in_flight: usize,
 }
 
 impl RedisBridge {
@@ -102,6 +107,7 @@ impl RedisBridge {
             backoff: Duration::from_millis(100),
             connecting: false,
             ever_connected: false,
+            in_flight: 0,
         })
     }
 
@@ -208,18 +214,24 @@ impl Actor for RedisBridge {
     }
 }
 
-/// Decodes a message from the channel and hands it to the local registry.
-fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
+/// A message from another node, ready for the local registry.
+enum Relayed {
+    Broadcast(Broadcast),
+    Disconnect(DisconnectSockets),
+}
+
+/// Decodes a message from the channel; `None` for this node's own messages and for garbage.
+fn decode(me: &str, payload: &[u8]) -> Option<Relayed> {
     let w: Wire = match serde_json::from_slice(payload) {
         Ok(w) => w,
         Err(e) => {
             log::warn!("redis bridge: undecodable message: {e}");
             crate::metrics::get().error("bridge_decode");
-            return;
+            return None;
         }
     };
     if w.o == me {
-        return;
+        return None;
     }
     let m = crate::metrics::get();
     m.bridge_messages.with_label_values(&["received"]).inc();
@@ -227,36 +239,69 @@ fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
         .observe(((now_ms() - w.p).max(0) as f64) / 1000.0);
     let rooms: Vec<Room> = w.r.iter().map(|r| Arc::from(r.as_str())).collect();
     let nsp: Arc<str> = Arc::from(w.n.as_str());
-    match w.k {
-        'd' => server.do_send(DisconnectSockets {
+    if w.k == 'd' {
+        return Some(Relayed::Disconnect(DisconnectSockets {
             nsp,
             rooms,
             remote: true,
-        }),
-        _ => {
-            let mut frames = Vec::with_capacity(1 + w.b.len());
-            frames.push(Frame::Text(Bytes::from(w.t.into_bytes())));
-            for b in &w.b {
-                match base64::engine::general_purpose::STANDARD.decode(b) {
-                    Ok(v) => frames.push(Frame::Binary(Bytes::from(v))),
-                    Err(_) => return,
-                }
-            }
-            let packet = Arc::new(Outgoing {
-                id: crate::socketio::next_broadcast_id(),
-                nsp,
-                frames,
-                except_rooms: w.e.iter().map(|r| Arc::from(r.as_str())).collect(),
-                multi: rooms.len() > 1,
-                created: Instant::now(),
-            });
-            server.do_send(Broadcast {
-                rooms,
-                packet,
-                offset: w.x.map(|x| Arc::from(x.as_str())),
-                remote: true,
-            });
+        }));
+    }
+    let mut frames = Vec::with_capacity(1 + w.b.len());
+    frames.push(Frame::Text(Bytes::from(w.t.into_bytes())));
+    for b in &w.b {
+        let v = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+        frames.push(Frame::Binary(Bytes::from(v)));
+    }
+    let packet = Arc::new(Outgoing {
+        id: crate::socketio::next_broadcast_id(),
+        nsp,
+        frames,
+        except_rooms: w.e.iter().map(|r| Arc::from(r.as_str())).collect(),
+        multi: rooms.len() > 1,
+        created: Instant::now(),
+    });
+    Some(Relayed::Broadcast(Broadcast {
+        rooms,
+        packet,
+        offset: w.x.map(|x| Arc::from(x.as_str())),
+        remote: true,
+    }))
+}
+
+/// Hands a message from another node to the local registry.
+fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
+    match decode(me, payload) {
+        Some(Relayed::Broadcast(b)) => server.do_send(b),
+        Some(Relayed::Disconnect(d)) => server.do_send(d),
+        None => {}
+    }
+}
+
+/// The channel message of a local broadcast.
+fn encode(node: &str, msg: &Publish) -> Wire {
+    let mut text = String::new();
+    let mut bins = Vec::new();
+    for f in &msg.packet.frames {
+        match f {
+            Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
+            Frame::Binary(b) => bins.push(base64::engine::general_purpose::STANDARD.encode(b)),
         }
+    }
+    Wire {
+        o: node.to_owned(),
+        k: 'b',
+        n: msg.packet.nsp.to_string(),
+        r: msg.rooms.iter().map(|r| r.to_string()).collect(),
+        e: msg
+            .packet
+            .except_rooms
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+        t: text,
+        b: bins,
+        x: msg.offset.as_ref().map(|o| o.to_string()),
+        p: now_ms(),
     }
 }
 
@@ -297,6 +342,11 @@ impl RedisBridge {
             crate::metrics::get().error("bridge_down");
             return;
         };
+        if self.in_flight >= MAX_IN_FLIGHT {
+            crate::metrics::get().error("bridge_backlog");
+            return;
+        }
+        self.in_flight += 1;
         let Ok(payload) = serde_json::to_vec(&w) else {
             return;
         };
@@ -309,6 +359,7 @@ impl RedisBridge {
             async move { conn.publish::<_, _, ()>(CHANNEL, payload).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
+                    act.in_flight -= 1;
                     if let Err(e) = res {
                         log::warn!("redis publish failed: {e}");
                         act.lost(generation, ctx);
@@ -321,30 +372,7 @@ impl RedisBridge {
 impl Handler<Publish> for RedisBridge {
     type Result = ();
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
-        let mut text = String::new();
-        let mut bins = Vec::new();
-        for f in &msg.packet.frames {
-            match f {
-                Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
-                Frame::Binary(b) => bins.push(base64::engine::general_purpose::STANDARD.encode(b)),
-            }
-        }
-        let w = Wire {
-            o: self.node_id.to_string(),
-            k: 'b',
-            n: msg.packet.nsp.to_string(),
-            r: msg.rooms.iter().map(|r| r.to_string()).collect(),
-            e: msg
-                .packet
-                .except_rooms
-                .iter()
-                .map(|r| r.to_string())
-                .collect(),
-            t: text,
-            b: bins,
-            x: msg.offset.map(|o| o.to_string()),
-            p: now_ms(),
-        };
+        let w = encode(&self.node_id, &msg);
         self.publish(w, ctx);
     }
 }
@@ -591,5 +619,66 @@ impl Handler<TakeSession> for RedisBridge {
                 e.rooms.iter().map(|r| Arc::from(r.as_str())).collect(),
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish() -> Publish {
+        Publish {
+            rooms: vec![Arc::from("room:a"), Arc::from("user:b")],
+            packet: Arc::new(Outgoing {
+                id: 7,
+                nsp: Arc::from("/chat"),
+                frames: vec![
+                    Frame::Text(Bytes::from_static(
+                        b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]",
+                    )),
+                    Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
+                ],
+                except_rooms: vec![Arc::from("sock1")],
+                multi: true,
+                created: Instant::now(),
+            }),
+            offset: Some(Arc::from("abc-1")),
+        }
+    }
+
+    #[test]
+    fn broadcasts_cross_unchanged() {
+        let bytes = serde_json::to_vec(&encode("node-a", &publish())).expect("encodes");
+        let Some(Relayed::Broadcast(b)) = decode("node-b", &bytes) else {
+            panic!("a broadcast of another node is delivered")
+        };
+        assert!(b.remote, "never published again");
+        assert_eq!(b.rooms, publish().rooms);
+        assert_eq!(b.offset.as_deref(), Some("abc-1"));
+        assert_eq!(&*b.packet.nsp, "/chat");
+        assert_eq!(b.packet.except_rooms, vec![Arc::<str>::from("sock1")]);
+        assert!(b.packet.multi);
+        assert_eq!(b.packet.frames.len(), 2);
+        match (&b.packet.frames[0], &b.packet.frames[1]) {
+            (Frame::Text(t), Frame::Binary(bin)) => {
+                assert_eq!(
+                    &t[..],
+                    &b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"[..]
+                );
+                assert_eq!(&bin[..], &[0, 1, 2, 255]);
+            }
+            _ => panic!("text then binary"),
+        }
+    }
+
+    #[test]
+    fn own_messages_and_garbage_are_dropped() {
+        let bytes = serde_json::to_vec(&encode("node-a", &publish())).expect("encodes");
+        assert!(
+            decode("node-a", &bytes).is_none(),
+            "a node skips what it published"
+        );
+        assert!(decode("node-b", b"not json").is_none());
+        assert!(decode("node-b", br#"{"o":"x","k":"b","n":"/","b":["***"],"p":0}"#).is_none());
     }
 }
