@@ -3,12 +3,7 @@
 # embedded default): acked messages/s, ack latency, deliveries. Loopback only, bounded.
 #
 #   benches/chat.sh [--quick]      (called by benches/run.sh; appends to target/bench/results.jsonl)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-quick=0
-[ "${1:-}" = "--quick" ] && quick=1
-out=target/bench
-mkdir -p "$out"
+source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server >&2
 LG=target/release/loadgen
 BIN=target/release/realtime-server

@@ -4,12 +4,7 @@
 # Both set-ups get the same two worker threads in all.
 #
 #   benches/cluster.sh [--quick]    (called by benches/run.sh; appends to target/bench/results.jsonl)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-quick=0
-[ "${1:-}" = "--quick" ] && quick=1
-out=target/bench
-mkdir -p "$out"
+source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server --bins --example bench_server >&2
 LG=target/release/loadgen
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }

@@ -4,12 +4,7 @@
 # to each watcher's `notification`. Loopback only, bounded.
 #
 #   benches/notify.sh [--quick]     (called by benches/run.sh; appends to target/bench/results.jsonl)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-quick=0
-[ "${1:-}" = "--quick" ] && quick=1
-out=target/bench
-mkdir -p "$out"
+source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server >&2
 work=$(mktemp -d)
 export JWT_SECRET=bench-jwt-secret WEBHOOK_SECRET=bench-hook-secret DATABASE_URL="sqlite://$work/notify.db"

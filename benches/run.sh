@@ -5,13 +5,7 @@
 #   benches/run.sh [--quick]
 #
 # Output: target/bench/results.jsonl (one JSON line per run) and target/bench/report.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-quick=0
-[ "${1:-}" = "--quick" ] && quick=1
-
-out=target/bench
-mkdir -p "$out"
+source "$(dirname "$0")/lib.sh" "$@"
 : > "$out/results.jsonl"
 
 cargo build --release -p loadgen >&2
