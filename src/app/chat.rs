@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use super::events;
 use super::payload::{self, Bad};
 use super::reply::{self, Code};
+use super::session_auth::user_id;
 use super::writer::{self, MessageWriter, Pending, Rejected};
-use crate::auth::Identity;
 use crate::config::ChatConfig;
 use crate::db::messages::{self, NewMessage, Refusal};
 use crate::db::{products, rooms, Db};
@@ -49,7 +49,7 @@ fn chat_rooms(s: &SocketCtx<'_>) -> Vec<String> {
 /// Counts the socket's user out of (`delta` -1) or back into (1) all its chat rooms, telling
 /// each room when that was the user's last socket out or first one in.
 fn recount(s: &SocketCtx<'_>, delta: i8) {
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+    let Some(user) = user_id(s) else {
         return;
     };
     let io = s.io_handle();
@@ -81,7 +81,7 @@ fn room_and_user(s: &mut SocketCtx<'_>, ev: &Event) -> Option<(String, String)> 
         );
         return None;
     };
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+    let Some(user) = user_id(s) else {
         reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
         return None;
     };
@@ -242,11 +242,6 @@ fn leave(s: &mut SocketCtx<'_>, ev: Event) {
     });
 }
 
-/// The user id of an authenticated socket.
-fn user_of(s: &SocketCtx<'_>) -> Option<String> {
-    s.data::<Identity>().map(|i| i.user_id.clone())
-}
-
 /// Answers a refused payload.
 fn refuse(s: &mut SocketCtx<'_>, ack: Option<crate::socketio::AckId>, (code, msg): Bad) {
     reply::fail(s, ack, code, &msg);
@@ -279,7 +274,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok(m) => m,
         Err(bad) => return refuse(s, ev.ack, bad),
     };
-    let Some(user) = user_of(s) else {
+    let Some(user) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     msg.sender_id = user;
@@ -326,7 +321,7 @@ fn read(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok(p) => p,
         Err(bad) => return refuse(s, ev.ack, bad),
     };
-    let Some(user) = user_of(s) else {
+    let Some(user) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let is_in = joined(s, &room);
@@ -373,7 +368,7 @@ fn stop_typing(s: &mut SocketCtx<'_>, room: &str) {
 }
 
 fn typing_event(s: &SocketCtx<'_>, room: &str, event: &str) {
-    let Some(user) = user_of(s) else { return };
+    let Some(user) = user_id(s) else { return };
     s.to(&sio_room(room))
         .except(s.id())
         .emit(event, &[json!({"userId": user, "roomId": room})]);
@@ -432,7 +427,7 @@ fn sync(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok(p) => p,
         Err(bad) => return refuse(s, ev.ack, bad),
     };
-    let Some(user) = user_of(s) else {
+    let Some(user) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let (h, ack, db, limit) = (s.handle(), ev.ack, chat.db.clone(), chat.cfg.sync_limit);
@@ -465,7 +460,7 @@ fn watch(s: &mut SocketCtx<'_>, ev: Event, on: bool, chat: &Chat) {
         Ok(p) => p.to_owned(),
         Err(bad) => return refuse(s, ev.ack, bad),
     };
-    let Some(user) = user_of(s) else {
+    let Some(user) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let (h, ack, db) = (s.handle(), ev.ack, chat.db.clone());

@@ -13,7 +13,7 @@ use super::chat::{Chat, NSP};
 use super::events;
 use super::payload::{self, Bad};
 use super::reply::{self, Code};
-use crate::auth::Identity;
+use super::session_auth::user_id;
 use crate::db::direct::{self, DirectMessage};
 use crate::db::{now_ms, Db};
 use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
@@ -29,7 +29,7 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
     let db = chat.db.clone();
     ns.on(events::DIRECT_MESSAGE, move |s, ev| send(s, ev, &chat))
         .on_connect(move |s| {
-            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+            let Some(user) = user_id(s) else {
                 return;
             };
             let (io, db, id) = (s.io_handle(), db.clone(), s.id().to_owned());
@@ -42,7 +42,7 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
             });
         })
         .on_disconnect(|s, _| {
-            let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+            let Some(user) = user_id(s) else {
                 return;
             };
             let gone = s
@@ -61,7 +61,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok(p) => p,
         Err((code, msg)) => return reply::fail(s, ev.ack, code, &msg),
     };
-    let Some(from) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+    let Some(from) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let (h, io, ack, db) = (s.handle(), s.io_handle(), ev.ack, chat.db.clone());

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::events;
 use super::notify::notifications_room;
 use super::reply::{self, Code};
-use crate::auth::Identity;
+use super::session_auth::user_id;
 use crate::db::{notifications, now_ms, Db};
 use crate::socketio::{Event, Namespace, SocketCtx};
 
@@ -20,7 +20,7 @@ const MAX_IDS: usize = 1000;
 pub fn handlers(ns: Namespace, db: Db) -> Namespace {
     let db2 = db.clone();
     ns.on_connect(move |s| {
-        let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        let Some(user) = user_id(s) else {
             return;
         };
         let room = notifications_room(&user);
@@ -42,7 +42,7 @@ pub fn handlers(ns: Namespace, db: Db) -> Namespace {
         });
     })
     .on_disconnect(|s, _| {
-        let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+        let Some(user) = user_id(s) else {
             return;
         };
         let gone = s
@@ -72,7 +72,7 @@ fn read(s: &mut SocketCtx<'_>, ev: Event, db: &Db) {
             "ids (array of at most 1000 strings) is required",
         );
     };
-    let Some(user) = s.data::<Identity>().map(|i| i.user_id.clone()) else {
+    let Some(user) = user_id(s) else {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let (h, ack, db) = (s.handle(), ev.ack, db.clone());

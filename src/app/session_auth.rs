@@ -15,6 +15,11 @@ use crate::socketio::{ConnectError, Event, Namespace, SocketCtx, SocketData};
 /// Name of the per-socket timer that disconnects at token expiry.
 const EXPIRY_TIMER: &str = "auth-expiry";
 
+/// The authenticated user of a socket (every socket of an authenticated namespace has one).
+pub fn user_id(s: &SocketCtx<'_>) -> Option<String> {
+    s.data::<Identity>().map(|i| i.user_id.clone())
+}
+
 /// Who may connect to a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

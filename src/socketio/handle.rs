@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::ctx::{BroadcastOp, SocketCtx};
 use super::AckId;
 pub use crate::actors::messages::Stats;
-use crate::actors::messages::{GetStats, PresenceChange, UpdatePresence};
+use crate::actors::messages::{PresenceChange, UpdatePresence};
 use crate::actors::session::{ForSocket, SocketCommand};
 use crate::actors::{ServerActor, WsSession};
 
@@ -88,20 +88,6 @@ pub struct IoHandle {
 impl IoHandle {
     pub(crate) fn new(server: Addr<ServerActor>, recovery: bool) -> Self {
         IoHandle { server, recovery }
-    }
-
-    /// This node's figures: connections, rooms, sockets per namespace, id, uptime.
-    pub async fn stats(&self) -> Stats {
-        match self.server.send(GetStats).await {
-            Ok(s) => s,
-            Err(_) => Stats {
-                node_id: String::new(),
-                uptime_s: 0,
-                sessions: 0,
-                rooms: 0,
-                sockets: Value::Object(Default::default()),
-            },
-        }
     }
 
     /// The figures of every live node (this one alone without Redis).
