@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use realtime_server::socketio::{ConnectError, Event, Namespace, SocketCtx};
-use realtime_server::{Config, EngineHandler, EngineMessage, Server, SocketIo};
+use realtime_server::{Config, EngineCtx, EngineHandler, EngineMessage, Server, SocketIo};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -44,11 +44,12 @@ struct Args {
     recovery: bool,
 }
 
+/// The bare Engine.IO application: each connection sends every message back.
 struct Echo;
 
 impl EngineHandler for Echo {
-    fn on_message(&self, msg: EngineMessage) -> Vec<EngineMessage> {
-        vec![msg]
+    fn on_message(&mut self, msg: EngineMessage, ctx: &mut EngineCtx<'_, Self>) {
+        ctx.send(msg);
     }
 }
 
@@ -145,7 +146,7 @@ fn main() -> std::io::Result<()> {
     println!("listening on {}", listener.local_addr()?);
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)
-            .engine_io("/engine.io/", Echo)
+            .engine_io("/engine.io/", || Echo)
             .socket_io("/socket.io/", io)
             .run(listener, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The whole configuration, one field per `[section]`.
+#[allow(missing_docs)] // each section's type says what it is
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -90,6 +92,7 @@ pub struct InternalConfig {
 pub struct DatabaseConfig {
     /// `sqlite://PATH`, a plain path, or `postgres://…`.
     pub url: String,
+    /// Connections in the pool.
     pub pool_size: u32,
 }
 
@@ -104,8 +107,11 @@ impl Default for DatabaseConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+/// The listener and the node.
 pub struct ServerConfig {
+    /// Listen address (`HOST`).
     pub host: String,
+    /// Listen port (`PORT`).
     pub port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
@@ -117,13 +123,17 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EngineConfig {
+    /// The Engine.IO endpoint (`/socket.io/`).
     pub path: String,
+    /// Server ping period.
     pub ping_interval_ms: u64,
+    /// Time allowed for the pong.
     pub ping_timeout_ms: u64,
     /// Largest message (WebSocket) or POST body (polling) accepted, in bytes.
     pub max_payload: u64,
     /// Time a new connection has to join a namespace before it is closed.
     pub connect_timeout_ms: u64,
+    /// Time to complete a polling→WebSocket upgrade.
     pub upgrade_timeout_ms: u64,
     /// Frames queued for one connection before it counts as a slow consumer and is closed.
     pub max_buffered_frames: usize,
@@ -133,12 +143,15 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RecoveryConfig {
+    /// Recovery allowed (the application still has to ask for it).
     pub enabled: bool,
+    /// How long a disconnected socket can be recovered.
     pub max_disconnection_ms: u64,
     /// Broadcast packets kept for replay per namespace (oldest dropped first).
     pub max_packets: usize,
 }
 
+/// Cross-origin requests (`CLIENT_URL`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CorsConfig {
@@ -152,6 +165,7 @@ pub struct CorsConfig {
 pub struct AuthConfig {
     /// HMAC secret (`JWT_SECRET`); when absent one is generated and kept in `secret_file`.
     pub jwt_secret: Option<String>,
+    /// Where a generated secret is kept.
     pub secret_file: String,
     /// Accepted algorithms; HMAC and public-key ones cannot be mixed.
     pub algorithms: Vec<String>,
@@ -217,15 +231,19 @@ impl Default for CorsConfig {
 }
 
 impl EngineConfig {
+    /// `ping_interval_ms` as a duration.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_millis(self.ping_interval_ms)
     }
+    /// `ping_timeout_ms` as a duration.
     pub fn ping_timeout(&self) -> Duration {
         Duration::from_millis(self.ping_timeout_ms)
     }
+    /// `connect_timeout_ms` as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
+    /// `upgrade_timeout_ms` as a duration.
     pub fn upgrade_timeout(&self) -> Duration {
         Duration::from_millis(self.upgrade_timeout_ms)
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use actix::Actor;
 use clap::{Parser, Subcommand, ValueEnum};
 use realtime_server::app::notify::NotificationActor;
+use realtime_server::app::presence::Presence;
 use realtime_server::auth::{Role, Verifier};
 use realtime_server::db::Db;
 use realtime_server::{Config, Server};
@@ -147,7 +148,8 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         listener.local_addr()?
     );
     config.recovery.enabled = true;
-    let io = realtime_server::app::socket_io(&config, verifier, db.clone());
+    let presence = Presence::default();
+    let io = realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
     let webhook_secret = config
         .internal
         .webhook_secret
@@ -163,7 +165,8 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         Server::new(config)
             .socket_io(&path, io)
             .routes_with_io(move |io| {
-                let notifier = NotificationActor::new(db.clone(), io.clone(), low_stock).start();
+                let notifier =
+                    NotificationActor::new(db.clone(), io.clone(), presence, low_stock).start();
                 realtime_server::http::configure(realtime_server::http::InternalState {
                     db,
                     webhook_secret,

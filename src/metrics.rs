@@ -10,6 +10,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Every metric of the process, registered once.
 pub struct Metrics {
     registry: Registry,
     /// Engine.IO connections.
@@ -26,6 +27,7 @@ pub struct Metrics {
     pub acks: IntCounterVec,
     /// `acks{direction="sent"}` and `{direction="received"}`, resolved once (hot paths).
     pub acks_sent: IntCounter,
+    /// `acks{direction="received"}`.
     pub acks_received: IntCounter,
     /// Errors by kind (`parse`, `slow_consumer`, `connect_refused`, application codes, ...).
     pub errors: IntCounterVec,
@@ -155,11 +157,14 @@ pub fn render() -> String {
 /// Per-namespace counters resolved once.
 #[derive(Clone)]
 pub struct NsCounters {
+    /// `rt_events_in_total{nsp}`.
     pub events_in: IntCounter,
+    /// `rt_events_out_total{nsp}`.
     pub events_out: IntCounter,
 }
 
 impl NsCounters {
+    /// The counters of namespace `nsp`.
     pub fn new(nsp: &str) -> NsCounters {
         let m = get();
         NsCounters {

@@ -13,12 +13,14 @@ use serde_json::{json, Value};
 
 use super::events;
 use super::payload::{self, Bad};
+use super::presence::Presence;
 use super::reply::{self, Code};
 use super::session_auth::user_id;
 use super::writer::{self, MessageWriter, Pending, Rejected};
 use crate::config::ChatConfig;
 use crate::db::messages::{self, NewMessage, Refusal};
 use crate::db::{products, rooms, Db};
+use crate::socketio::bus::{PresenceChange, PresenceOp};
 use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
 
 pub const NSP: &str = "/";
@@ -26,6 +28,7 @@ pub const NSP: &str = "/";
 /// What the chat handlers share.
 pub struct Chat {
     pub db: Db,
+    pub presence: Presence,
     pub writer: MessageWriter,
     pub cfg: ChatConfig,
 }
@@ -46,25 +49,26 @@ fn chat_rooms(s: &SocketCtx<'_>) -> Vec<String> {
         .collect()
 }
 
-/// Counts the socket's user out of (`delta` -1) or back into (1) all its chat rooms, telling
-/// each room when that was the user's last socket out or first one in.
-fn recount(s: &SocketCtx<'_>, delta: i8) {
+/// Counts the socket's user out of (`Leave`) or back into (`Join`) all its chat rooms,
+/// telling each room when that was the user's last socket out or first one in.
+fn recount(s: &SocketCtx<'_>, presence: &Presence, op: PresenceOp) {
     let Some(user) = user_id(s) else {
         return;
     };
     let io = s.io_handle();
     for room in chat_rooms(s) {
         let (io, user) = (io.clone(), user.clone());
-        let update = io.presence(NSP, &room, &user, s.id(), delta);
+        let update = presence.step(&io, NSP, &room, &user, s.id(), op);
         actix_rt::spawn(async move {
             let p = update.await;
-            if p.changed {
-                let (kind, disconnect) = if delta > 0 {
-                    ("joined", false)
-                } else {
-                    ("left", true)
-                };
-                member_update(&io, &room, kind, &user, p.count, disconnect, None);
+            match p.change {
+                PresenceChange::Arrived => {
+                    member_update(&io, &room, "joined", &user, p.count, false, None)
+                }
+                PresenceChange::Departed => {
+                    member_update(&io, &room, "left", &user, p.count, true, None)
+                }
+                PresenceChange::Unchanged => {}
             }
         });
     }
@@ -103,6 +107,11 @@ fn room_id(ev: &Event) -> Option<String> {
 
 /// Adds the chat handlers to `ns`.
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
+    let (p1, p2, presence) = (
+        chat.presence.clone(),
+        chat.presence.clone(),
+        chat.presence.clone(),
+    );
     let (c1, c2, c3, c4, c5, c6, c7) = (
         chat.clone(),
         chat.clone(),
@@ -113,7 +122,7 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         chat.clone(),
     );
     ns.on(events::ROOM_JOIN, move |s, ev| join(s, ev, &c1))
-        .on(events::ROOM_LEAVE, leave)
+        .on(events::ROOM_LEAVE, move |s, ev| leave(s, ev, &p1))
         .on(events::CHAT_SEND, move |s, ev| send(s, ev, &c2))
         .on(events::CHAT_READ, move |s, ev| read(s, ev, &c3))
         .on(events::CHAT_TYPING_START, move |s, ev| {
@@ -127,17 +136,17 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         .on(events::PRODUCT_UNWATCH, move |s, ev| {
             watch(s, ev, false, &chat)
         })
-        .on_connect(|s| {
+        .on_connect(move |s| {
             // A recovered socket is back in its rooms: count it in again.
             if s.recovered() {
-                recount(s, 1);
+                recount(s, &p2, PresenceOp::Join);
             }
         })
-        .on_disconnect(|s, _reason| {
+        .on_disconnect(move |s, _reason| {
             for room in chat_rooms(s) {
                 stop_typing(s, &room);
             }
-            recount(s, -1)
+            recount(s, &presence, PresenceOp::Leave)
         })
 }
 
@@ -164,6 +173,7 @@ fn member_update(
 
 fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     let (db, history_len) = (chat.db.clone(), chat.cfg.history);
+    let presence = chat.presence.clone();
     let Some((room, user)) = room_and_user(s, &ev) else {
         return;
     };
@@ -190,10 +200,10 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         h.run(move |s| {
             s.join(&sio_room(&room));
             let (h, io) = (s.handle(), s.io_handle());
-            let update = io.presence(NSP, &room, &user, s.id(), 1);
+            let update = presence.join(&io, NSP, &room, &user, s.id());
             actix_rt::spawn(async move {
                 let p = update.await;
-                if p.changed {
+                if p.change == PresenceChange::Arrived {
                     // Others through the room; the joiner directly (its join is done).
                     member_update(&io, &room, "joined", &user, p.count, false, Some(h.id()));
                     h.emit(
@@ -216,7 +226,7 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     });
 }
 
-fn leave(s: &mut SocketCtx<'_>, ev: Event) {
+fn leave(s: &mut SocketCtx<'_>, ev: Event, presence: &Presence) {
     let Some((room, user)) = room_and_user(s, &ev) else {
         return;
     };
@@ -227,10 +237,10 @@ fn leave(s: &mut SocketCtx<'_>, ev: Event) {
     stop_typing(s, &room);
     s.leave(&sio_room(&room));
     let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
-    let update = io.presence(NSP, &room, &user, s.id(), -1);
+    let update = presence.leave(&io, NSP, &room, &user, s.id());
     actix_rt::spawn(async move {
         let p = update.await;
-        if p.changed {
+        if p.change == PresenceChange::Departed {
             member_update(&io, &room, "left", &user, p.count, false, None);
         }
         if let Some(ack) = ack {

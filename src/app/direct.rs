@@ -3,7 +3,7 @@
 //! target that was offline gets it, once, on its next connect to `/`.
 //!
 //! "Online" is the presence count of the target's `user:{id}` room (counted on connect and
-//! disconnect), the same count that will be cluster-wide once presence lives in Redis.
+//! disconnect), cluster-wide in a cluster.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use serde_json::json;
 use super::chat::{Chat, NSP};
 use super::events;
 use super::payload::{self, Bad};
+use super::presence::Presence;
 use super::reply::{self, Code};
 use super::session_auth::user_id;
 use crate::db::direct::{self, DirectMessage};
@@ -27,13 +28,14 @@ pub fn user_room(user: &str) -> String {
 /// their identity and are in `user:{id}`).
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
     let db = chat.db.clone();
+    let (p1, p2) = (chat.presence.clone(), chat.presence.clone());
     ns.on(events::DIRECT_MESSAGE, move |s, ev| send(s, ev, &chat))
         .on_connect(move |s| {
             let Some(user) = user_id(s) else {
                 return;
             };
             let (io, db, id) = (s.io_handle(), db.clone(), s.id().to_owned());
-            let counted = io.presence(NSP, &user_room(&user), &user, &id, 1);
+            let counted = p1.join(&io, NSP, &user_room(&user), &user, &id);
             actix_rt::spawn(async move {
                 // Counted first, then the look-up: a DM stored in between is seen by one
                 // of the two (see `send`).
@@ -41,13 +43,11 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
                 deliver_pending(&db, &io, &user, Some(&id)).await;
             });
         })
-        .on_disconnect(|s, _| {
+        .on_disconnect(move |s, _| {
             let Some(user) = user_id(s) else {
                 return;
             };
-            let gone = s
-                .io_handle()
-                .presence(NSP, &user_room(&user), &user, s.id(), -1);
+            let gone = p2.leave(&s.io_handle(), NSP, &user_room(&user), &user, s.id());
             actix_rt::spawn(gone);
         })
 }
@@ -65,6 +65,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
     };
     let (h, io, ack, db) = (s.handle(), s.io_handle(), ev.ack, chat.db.clone());
+    let presence = chat.presence.clone();
     actix_rt::spawn(async move {
         let t = target.clone();
         match db.run(move |c| direct::user_exists(c, &t)).await {
@@ -75,7 +76,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                 return reply::fail_later(&h, ack, Code::Internal, "internal error");
             }
         }
-        let online = online(&io, &target).await;
+        let online = online(&presence, &io, &target).await;
         let now = now_ms();
         let dm = DirectMessage {
             id: uuid::Uuid::now_v7().to_string(),
@@ -95,7 +96,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             io.of(NSP)
                 .to(&user_room(&target))
                 .emit(events::CHAT_DIRECT, &[dm.payload()]);
-        } else if self::online(&io, &target).await {
+        } else if self::online(&presence, &io, &target).await {
             // The target connected while this DM was being stored; its connect may have looked
             // for pending DMs before the row existed. Claims make this delivery the only one.
             delivered = deliver_pending(&db, &io, &target, None).await > 0;
@@ -109,8 +110,9 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     });
 }
 
-pub(super) async fn online(io: &IoHandle, user: &str) -> bool {
-    io.presence(NSP, &user_room(user), user, "", 0).await.count > 0
+/// Whether `user` has a socket in `/` (on any node).
+pub(super) async fn online(presence: &Presence, io: &IoHandle, user: &str) -> bool {
+    presence.count(io, NSP, &user_room(user)).await > 0
 }
 
 /// Sends `user`'s pending DMs (oldest first) to `to` (a socket id), or to all the user's

@@ -8,6 +8,7 @@ pub mod events;
 mod notifications;
 pub mod notify;
 mod payload;
+pub mod presence;
 pub mod reply;
 mod session_auth;
 mod writer;
@@ -18,10 +19,12 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
 use crate::socketio::{Namespace, SocketIo};
+use presence::Presence;
 use session_auth::Access;
 
-/// The product's Socket.IO application.
-pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
+/// The product's Socket.IO application; its presence counts are shared with `presence`
+/// (the webhooks' `notified` asks them).
+pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Presence) -> SocketIo {
     let allow_query = config.auth.allow_query_token;
     let auth = |access| {
         session_auth::authenticated(
@@ -32,12 +35,13 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db) -> SocketIo {
             access,
         )
     };
-    let notifications = notifications::handlers(auth(Access::Users), db.clone());
+    let notifications = notifications::handlers(auth(Access::Users), db.clone(), presence.clone());
     let admin = admin::handlers(auth(Access::Admins), Arc::new(config.chat.clone()));
     let chat = auth(Access::Users);
     let shared = Arc::new(chat::Chat {
         writer: writer::MessageWriter::start(db.clone(), config.chat.write_queue),
         db,
+        presence,
         cfg: config.chat.clone(),
     });
     let chat = chat::handlers(chat, shared.clone());

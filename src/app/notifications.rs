@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::events;
 use super::notify::notifications_room;
+use super::presence::Presence;
 use super::reply::{self, Code};
 use super::session_auth::user_id;
 use crate::db::{notifications, now_ms, Db};
@@ -17,8 +18,9 @@ const BACKLOG: i64 = 200;
 /// Ids one `notification:read` may carry.
 const MAX_IDS: usize = 1000;
 
-pub fn handlers(ns: Namespace, db: Db) -> Namespace {
+pub fn handlers(ns: Namespace, db: Db, presence: Presence) -> Namespace {
     let db2 = db.clone();
+    let p2 = presence.clone();
     ns.on_connect(move |s| {
         let Some(user) = user_id(s) else {
             return;
@@ -26,7 +28,7 @@ pub fn handlers(ns: Namespace, db: Db) -> Namespace {
         let room = notifications_room(&user);
         s.join(&room);
         let (h, io, db) = (s.handle(), s.io_handle(), db.clone());
-        let counted = io.presence(NSP, &room, &user, s.id(), 1);
+        let counted = presence.join(&io, NSP, &room, &user, s.id());
         actix_rt::spawn(async move {
             counted.await;
             match db
@@ -41,13 +43,17 @@ pub fn handlers(ns: Namespace, db: Db) -> Namespace {
             }
         });
     })
-    .on_disconnect(|s, _| {
+    .on_disconnect(move |s, _| {
         let Some(user) = user_id(s) else {
             return;
         };
-        let gone = s
-            .io_handle()
-            .presence(NSP, &notifications_room(&user), &user, s.id(), -1);
+        let gone = p2.leave(
+            &s.io_handle(),
+            NSP,
+            &notifications_room(&user),
+            &user,
+            s.id(),
+        );
         actix_rt::spawn(gone);
     })
     .on(events::NOTIFICATION_READ, move |s, ev| read(s, ev, &db2))

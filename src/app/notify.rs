@@ -9,6 +9,7 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use serde_json::{json, Value};
 
 use super::events;
+use super::presence::Presence;
 use crate::db::notifications::{self, NewNotification};
 use crate::db::{now_ms, Db, DbError};
 use crate::socketio::IoHandle;
@@ -21,12 +22,18 @@ pub fn notifications_room(user: &str) -> String {
 pub struct NotificationActor {
     db: Db,
     io: IoHandle,
+    presence: Presence,
     low_stock: u64,
 }
 
 impl NotificationActor {
-    pub fn new(db: Db, io: IoHandle, low_stock: u64) -> Self {
-        NotificationActor { db, io, low_stock }
+    pub fn new(db: Db, io: IoHandle, presence: Presence, low_stock: u64) -> Self {
+        NotificationActor {
+            db,
+            io,
+            presence,
+            low_stock,
+        }
     }
 }
 
@@ -193,14 +200,13 @@ impl Handler<PriceChanged> for NotificationActor {
 impl Handler<JobProgress> for NotificationActor {
     type Result = ResponseFuture<Result<usize, DbError>>;
     fn handle(&mut self, msg: JobProgress, _: &mut Self::Context) -> Self::Result {
-        let io = self.io.clone();
+        let (io, presence) = (self.io.clone(), self.presence.clone());
         Box::pin(async move {
             let user = msg.user_id;
-            let online = super::direct::online(&io, &user).await
-                || io
-                    .presence("/notifications", &notifications_room(&user), &user, "", 0)
+            let online = super::direct::online(&presence, &io, &user).await
+                || presence
+                    .count(&io, super::notifications::NSP, &notifications_room(&user))
                     .await
-                    .count
                     > 0;
             let payload = json!({
                 "jobId": msg.job_id,

@@ -1,7 +1,9 @@
-//! Plain HTTP endpoints beside Engine.IO: the backend's directory sync under `/internal/`
-//! (HMAC-signed), health. JSON in, JSON out; failures are `{success:false, error, code}`.
+//! Plain HTTP endpoints beside Engine.IO: the backend's directory sync and webhooks under
+//! `/internal/` (HMAC-signed), readiness, health, metrics and CORS. JSON in, JSON out;
+//! failures are `{success:false, error, code}`.
 
 pub mod directory;
+pub mod health;
 pub mod notify;
 pub mod signature;
 
@@ -53,7 +55,7 @@ pub fn internal_error() -> HttpResponse {
 async fn readyz(st: web::Data<InternalState>) -> HttpResponse {
     let db = st.db.clone();
     let db_ok = web::block(move || db.ping()).await.unwrap_or(false);
-    let redis = st.io.redis_status().await;
+    let redis = st.io.cluster_status().await;
     let status = match (db_ok, redis) {
         (false, _) => "unavailable",
         // Redis away: this node still serves its own clients, but not the cluster.

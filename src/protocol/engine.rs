@@ -15,6 +15,7 @@ use super::DecodeError;
 pub const SEPARATOR: u8 = 0x1e;
 
 /// Engine.IO packet type digits.
+#[allow(missing_docs)] // the names are the protocol document's
 pub mod kind {
     pub const OPEN: u8 = b'0';
     pub const CLOSE: u8 = b'1';
@@ -28,15 +29,21 @@ pub mod kind {
 /// A decoded packet received from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
+    /// `0` with its JSON (never sent by a client; ignored).
     Open(String),
+    /// `1`: the client closes.
     Close,
+    /// `2` and its data (`probe` during an upgrade).
     Ping(String),
+    /// `3` and its data: the answer to the server's ping.
     Pong(String),
     /// A text message (the data after the `4`).
     Message(String),
     /// A binary message.
     Binary(Bytes),
+    /// `5`: switch to the probed WebSocket.
     Upgrade,
+    /// `6`.
     Noop,
 }
 
@@ -44,7 +51,9 @@ pub enum Packet {
 /// frame is the raw message. Cloning shares the bytes, so a broadcast is encoded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// A text frame, type digit first.
     Text(Bytes),
+    /// A binary message.
     Binary(Bytes),
 }
 
@@ -69,6 +78,7 @@ impl Frame {
         }
     }
 
+    /// True for an empty frame.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

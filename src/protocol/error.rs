@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 /// Why a frame, payload or packet could not be decoded.
+#[allow(missing_docs)] // each variant says what it is in its message
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("empty packet")]

@@ -6,6 +6,8 @@
 
 pub mod engine;
 pub mod error;
+pub mod reason;
 pub mod socket;
 
 pub use error::DecodeError;
+pub use reason::DisconnectReason;

@@ -26,6 +26,8 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
+/// Socket.IO packet types (the protocol document's names and numbers).
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {
     Connect = 0,
@@ -63,10 +65,15 @@ impl PacketKind {
 /// A decoded Socket.IO packet. `data` keeps placeholders for binary attachments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packet {
+    /// Its type.
     pub kind: PacketKind,
+    /// Its namespace (`/` when absent).
     pub nsp: String,
+    /// The ack id, if any.
     pub id: Option<u64>,
+    /// The JSON data, if any.
     pub data: Option<Value>,
+    /// How many binary attachments follow.
     pub attachments: usize,
 }
 
@@ -180,7 +187,9 @@ pub fn placeholder(num: usize) -> Value {
 /// A packet with its binary attachments gathered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Complete {
+    /// The packet.
     pub packet: Packet,
+    /// Its attachments, in order.
     pub attachments: Vec<Bytes>,
 }
 

@@ -1,67 +1,69 @@
-//! `SocketCtx`: what an event handler acts through while it runs on the session.
+//! `SocketCtx`: what an event handler acts through while it runs on the socket's session.
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, AsyncContext, Context};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::broadcast::BroadcastOp;
+use super::client::{Client, SockState};
 use super::handle::{IoHandle, SocketHandle};
-use super::{AckError, AckId, AckReply, Handshake};
-use crate::actors::messages::{Broadcast, Outgoing, Room};
-use crate::actors::{ServerActor, WsSession};
-use crate::protocol::engine::Frame;
-use crate::protocol::socket;
+use super::{AckError, AckId, AckReply, Handshake, SocketData};
+use crate::engine::EngineCtx;
 
-/// The socket an event handler runs for, with the session it lives on.
+/// The socket an event handler runs for, with the connection it lives on.
 pub struct SocketCtx<'a> {
-    session: &'a mut WsSession,
-    ctx: &'a mut Context<WsSession>,
+    client: &'a mut Client,
+    ctx: EngineCtx<'a, Client>,
     key: u64,
 }
 
 impl<'a> SocketCtx<'a> {
-    pub(crate) fn new(
-        session: &'a mut WsSession,
-        ctx: &'a mut Context<WsSession>,
-        key: u64,
-    ) -> Self {
-        SocketCtx { session, ctx, key }
+    pub(crate) fn new(client: &'a mut Client, ctx: EngineCtx<'a, Client>, key: u64) -> Self {
+        SocketCtx { client, ctx, key }
+    }
+
+    fn socket(&self) -> Option<&SockState> {
+        self.client.socket(self.key)
     }
 
     /// The socket id (`socket.id` on the client); empty once disconnected.
     pub fn id(&self) -> &str {
-        self.session.socket(self.key).map_or("", |s| &s.id)
+        self.socket().map_or("", |s| &s.id)
     }
 
+    /// Its namespace.
     pub fn nsp(&self) -> &str {
-        self.session.socket(self.key).map_or("", |s| &s.nsp)
+        self.socket().map_or("", |s| &s.nsp)
     }
 
+    /// False once the socket left.
     pub fn connected(&self) -> bool {
-        self.session.socket(self.key).is_some()
+        self.socket().is_some()
     }
 
     /// True when this socket was restored by connection state recovery.
     pub fn recovered(&self) -> bool {
-        self.session.socket(self.key).is_some_and(|s| s.recovered)
+        self.socket().is_some_and(|s| s.recovered)
     }
 
+    /// Its CONNECT packet's auth and the opening request.
     pub fn handshake(&self) -> Option<&Handshake> {
-        self.session.socket(self.key).map(|s| &*s.handshake)
+        self.socket().map(|s| &*s.handshake)
     }
 
     /// The data the connect middleware attached.
     pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
-        let s = self.session.socket(self.key)?;
-        s.data.as_ref()?.downcast_ref::<T>()
+        self.socket()?.data.as_ref()?.downcast_ref::<T>()
     }
 
     /// Replaces the socket's application data.
-    pub fn set_data(&mut self, data: super::SocketData) {
-        self.session.set_socket_data(self.key, data);
+    pub fn set_data(&mut self, data: SocketData) {
+        if let Some(s) = self.client.socket_mut(self.key) {
+            s.data = data;
+        }
     }
 
     /// Runs `f` on this socket after `after`; a timer of the same name is replaced. Timers
@@ -74,35 +76,37 @@ impl<'a> SocketCtx<'a> {
     ) where
         F: FnOnce(&mut SocketCtx<'_>) + 'static,
     {
-        self.session
-            .set_socket_timer(self.key, name.into(), after, Box::new(f), self.ctx);
+        self.client
+            .set_timer(self.key, name.into(), after, Box::new(f), &mut self.ctx);
     }
 
+    /// Cancels the timer `name`.
     pub fn cancel_timer(&mut self, name: &str) {
-        self.session.cancel_socket_timer(self.key, name, self.ctx);
+        self.client.cancel_timer(self.key, name, &mut self.ctx);
     }
 
     /// Whether the timer `name` is armed.
     pub fn has_timer(&self, name: &str) -> bool {
-        self.session.has_socket_timer(self.key, name)
+        self.socket()
+            .is_some_and(|s| s.timers.iter().any(|(n, _)| n == name))
     }
 
     /// Rooms this socket joined (its own id room is implicit).
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
-        self.session
-            .socket(self.key)
+        self.socket()
             .into_iter()
             .flat_map(|s| s.rooms.iter().map(|r| &**r))
     }
 
+    /// Emits to this socket.
     pub fn emit(&mut self, event: &str, args: &[Value]) {
         self.emit_binary(event, args, Vec::new());
     }
 
     /// Emits with binary attachments; `args` hold `{"_placeholder":true,"num":N}` for them.
     pub fn emit_binary(&mut self, event: &str, args: &[Value], binary: Vec<Bytes>) {
-        self.session
-            .emit_to_socket(self.key, event, args, binary, None, self.ctx);
+        self.client
+            .emit(self.key, event, args, binary, None, &mut self.ctx);
     }
 
     /// Emits and waits for the client's acknowledgement, at most `timeout`.
@@ -110,13 +114,13 @@ impl<'a> SocketCtx<'a> {
     where
         F: FnOnce(Result<AckReply, AckError>) + 'static,
     {
-        self.session.emit_to_socket(
+        self.client.emit(
             self.key,
             event,
             args,
             Vec::new(),
             Some((timeout, Box::new(cb))),
-            self.ctx,
+            &mut self.ctx,
         );
     }
 
@@ -125,23 +129,25 @@ impl<'a> SocketCtx<'a> {
         self.ack_binary(ack, args, Vec::new());
     }
 
+    /// Answers with binary attachments.
     pub fn ack_binary(&mut self, ack: AckId, args: &[Value], binary: Vec<Bytes>) {
-        self.session
-            .ack_socket(self.key, ack, args, binary, self.ctx);
+        self.client.ack(self.key, ack, args, binary, &mut self.ctx);
     }
 
+    /// Joins a room.
     pub fn join(&mut self, room: &str) {
-        self.session
-            .join_rooms(self.key, vec![Arc::from(room)], self.ctx);
+        self.client
+            .join(self.key, vec![Arc::from(room)], &mut self.ctx);
     }
 
+    /// Leaves a room.
     pub fn leave(&mut self, room: &str) {
-        self.session.leave_rooms(self.key, vec![Arc::from(room)]);
+        self.client.leave(self.key, vec![Arc::from(room)]);
     }
 
     /// Disconnects this socket from its namespace (the client sees `io server disconnect`).
     pub fn disconnect(&mut self) {
-        self.session.disconnect_socket(self.key, self.ctx);
+        self.client.disconnect(self.key, &mut self.ctx);
     }
 
     /// To a room, except this socket (like `socket.to(room)` in Node).
@@ -156,15 +162,13 @@ impl<'a> SocketCtx<'a> {
 
     /// Server-level operations on this socket's namespace (like `io.of(nsp)`).
     pub fn io(&self) -> BroadcastOp {
-        let (server, recovery) = self.session.io_parts();
-        BroadcastOp::new(server, recovery, Arc::from(self.nsp()))
+        BroadcastOp::new(self.client.io.clone(), Arc::from(self.nsp()))
     }
 
     /// A handle usable after the handler returned (from a spawned future, another thread).
     pub fn handle(&self) -> SocketHandle {
         let (id, nsp) = self
-            .session
-            .socket(self.key)
+            .socket()
             .map(|s| (s.id.clone(), s.nsp.clone()))
             .unwrap_or_else(|| (Arc::from(""), Arc::from("/")));
         SocketHandle::new(self.ctx.address(), self.key, id, nsp)
@@ -172,114 +176,6 @@ impl<'a> SocketCtx<'a> {
 
     /// A handle on the whole server, for broadcasts from anywhere.
     pub fn io_handle(&self) -> IoHandle {
-        let (server, recovery) = self.session.io_parts();
-        IoHandle::new(server, recovery)
-    }
-}
-
-/// Builds a broadcast: rooms to reach (none: the whole namespace) and rooms to skip.
-#[derive(Clone)]
-pub struct BroadcastOp {
-    server: Addr<ServerActor>,
-    recovery: bool,
-    nsp: Arc<str>,
-    rooms: Vec<Room>,
-    except: Vec<Room>,
-}
-
-/// Broadcast ids; also the counter part of recovery offsets.
-static NEXT_BROADCAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// A fresh broadcast id (unique in this process).
-pub fn next_broadcast_id() -> u64 {
-    NEXT_BROADCAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-fn offset_prefix() -> &'static str {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PREFIX.get_or_init(|| {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        format!("{ms:x}")
-    })
-}
-
-impl BroadcastOp {
-    pub(crate) fn new(server: Addr<ServerActor>, recovery: bool, nsp: Arc<str>) -> Self {
-        BroadcastOp {
-            server,
-            recovery,
-            nsp,
-            rooms: Vec::new(),
-            except: Vec::new(),
-        }
-    }
-
-    pub fn to(mut self, room: &str) -> Self {
-        if !self.rooms.iter().any(|r| &**r == room) {
-            self.rooms.push(Arc::from(room));
-        }
-        self
-    }
-
-    pub fn except(mut self, room: &str) -> Self {
-        if !room.is_empty() && !self.except.iter().any(|r| &**r == room) {
-            self.except.push(Arc::from(room));
-        }
-        self
-    }
-
-    pub fn emit(self, event: &str, args: &[Value]) {
-        self.emit_binary(event, args, Vec::new());
-    }
-
-    /// Disconnects the targeted sockets server side (Node's `disconnectSockets()`): the
-    /// clients see `io server disconnect` and do not reconnect by themselves. Exceptions do
-    /// not apply here.
-    pub fn disconnect_sockets(self) {
-        self.server
-            .do_send(crate::actors::messages::DisconnectSockets {
-                nsp: self.nsp,
-                rooms: self.rooms,
-                remote: false,
-            });
-    }
-
-    /// Encodes the packet once and hands it to the rooms' actors.
-    pub fn emit_binary(self, event: &str, args: &[Value], binary: Vec<Bytes>) {
-        let id = next_broadcast_id();
-        let offset: Option<Arc<str>> = self
-            .recovery
-            .then(|| Arc::from(format!("{}-{id:x}", offset_prefix())));
-        let text = socket::encode_event(
-            &self.nsp,
-            event,
-            args,
-            None,
-            binary.len(),
-            offset.as_deref(),
-        );
-        let mut frames = Vec::with_capacity(1 + binary.len());
-        frames.push(Frame::Text(text));
-        frames.extend(binary.into_iter().map(Frame::Binary));
-        let packet = Arc::new(Outgoing {
-            id,
-            nsp: self.nsp,
-            frames,
-            except_rooms: self.except,
-            multi: self.rooms.len() > 1,
-            created: std::time::Instant::now(),
-        });
-        crate::metrics::get()
-            .broadcasts
-            .with_label_values(&[&packet.nsp])
-            .inc();
-        self.server.do_send(Broadcast {
-            rooms: self.rooms,
-            packet,
-            offset,
-            remote: false,
-        });
+        IoHandle::new(self.client.io.clone())
     }
 }

@@ -1,19 +1,32 @@
 //! Handles that outlive a handler call: [`SocketHandle`] for one socket, [`IoHandle`] for
-//! broadcasts. Both are `Send + Clone` and act by messages, never by shared state.
+//! broadcasts and the server's figures. Both are `Send + Clone` and act by messages, never
+//! by shared mutable state.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use actix::Addr;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::ctx::{BroadcastOp, SocketCtx};
-use super::AckId;
-pub use crate::actors::messages::Stats;
-use crate::actors::messages::{PresenceChange, UpdatePresence};
-use crate::actors::session::{ForSocket, SocketCommand};
-use crate::actors::{ServerActor, WsSession};
+use super::adapter::{BusStatus, ClusterStats, ServerActor, Stats};
+use super::broadcast::BroadcastOp;
+use super::bus::Bus;
+use super::client::{ForSocket, SocketCommand, WsSession};
+use super::ctx::SocketCtx;
+use super::{AckId, Namespace};
 
+/// What every connection and handle of one Socket.IO server shares.
+pub(crate) struct IoShared {
+    pub(crate) namespaces: HashMap<String, Arc<Namespace>>,
+    /// Connection state recovery on (the application asked and the configuration allows).
+    pub(crate) recovery: bool,
+    pub(crate) server: Addr<ServerActor>,
+    /// The cluster, once attached (never on a single node).
+    pub(crate) bus: OnceLock<Arc<dyn Bus>>,
+}
+
+/// One socket, from anywhere (a spawned future, another thread).
 #[derive(Clone)]
 pub struct SocketHandle {
     addr: Addr<WsSession>,
@@ -27,10 +40,12 @@ impl SocketHandle {
         SocketHandle { addr, key, id, nsp }
     }
 
+    /// The socket id.
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// Its namespace.
     pub fn nsp(&self) -> &str {
         &self.nsp
     }
@@ -39,10 +54,12 @@ impl SocketHandle {
         self.addr.do_send(ForSocket { key: self.key, cmd });
     }
 
+    /// Emits to this socket.
     pub fn emit(&self, event: &str, args: Vec<Value>) {
         self.emit_binary(event, args, Vec::new());
     }
 
+    /// Emits with binary attachments.
     pub fn emit_binary(&self, event: &str, args: Vec<Value>, binary: Vec<Bytes>) {
         self.send(SocketCommand::Emit {
             event: event.to_owned(),
@@ -51,6 +68,7 @@ impl SocketHandle {
         });
     }
 
+    /// Answers the client's acknowledgement request.
     pub fn ack(&self, ack: AckId, args: Vec<Value>) {
         self.send(SocketCommand::Ack {
             ack,
@@ -59,14 +77,17 @@ impl SocketHandle {
         });
     }
 
+    /// Joins a room.
     pub fn join(&self, room: &str) {
         self.send(SocketCommand::Join(vec![Arc::from(room)]));
     }
 
+    /// Leaves a room.
     pub fn leave(&self, room: &str) {
         self.send(SocketCommand::Leave(vec![Arc::from(room)]));
     }
 
+    /// Disconnects the socket from its namespace (server side).
     pub fn disconnect(&self) {
         self.send(SocketCommand::Disconnect);
     }
@@ -78,64 +99,39 @@ impl SocketHandle {
     }
 }
 
-/// Broadcasts from anywhere: `io.of("/").to("room").emit(...)`.
+/// The server, from anywhere: `io.of("/").to("room").emit(...)`, figures, the cluster.
 #[derive(Clone)]
 pub struct IoHandle {
-    server: Addr<ServerActor>,
-    recovery: bool,
+    io: Arc<IoShared>,
 }
 
 impl IoHandle {
-    pub(crate) fn new(server: Addr<ServerActor>, recovery: bool) -> Self {
-        IoHandle { server, recovery }
+    pub(crate) fn new(io: Arc<IoShared>) -> Self {
+        IoHandle { io }
     }
 
-    /// The figures of every live node (this one alone without Redis).
+    /// This node's figures; `None` when the registry is gone (shutting down).
+    pub async fn node_stats(&self) -> Option<Stats> {
+        self.io.server.send(super::adapter::GetStats).await.ok()
+    }
+
+    /// The figures of every live node (this one alone on a single node).
     pub async fn cluster_stats(&self) -> Vec<Stats> {
-        self.server
-            .send(crate::actors::messages::ClusterStats)
-            .await
-            .unwrap_or_default()
+        self.io.server.send(ClusterStats).await.unwrap_or_default()
     }
 
-    /// Whether Redis answers: `None` on a single node (no Redis configured).
-    pub async fn redis_status(&self) -> Option<bool> {
-        self.server
-            .send(crate::actors::messages::RedisStatus)
-            .await
-            .unwrap_or(Some(false))
+    /// Whether the cluster bus answers: `None` on a single node.
+    pub async fn cluster_status(&self) -> Option<bool> {
+        self.io.server.send(BusStatus).await.unwrap_or(Some(false))
     }
 
+    /// The cluster bus, if this node is part of one.
+    pub fn bus(&self) -> Option<&Arc<dyn Bus>> {
+        self.io.bus.get()
+    }
+
+    /// Operations on namespace `nsp` (like `io.of(nsp)`).
     pub fn of(&self, nsp: &str) -> BroadcastOp {
-        BroadcastOp::new(self.server.clone(), self.recovery, Arc::from(nsp))
-    }
-
-    /// Counts socket `socket` of `user` into (`delta` 1) or out of (-1) a room of `nsp`, or
-    /// only reads (0); says whether that was the user's first socket in (last out) and how
-    /// many distinct users are in the room. Counting a socket in (or out) twice is a no-op.
-    ///
-    /// The update is queued when this is called (not when the future is first polled), so
-    /// updates reach the registry in the order of the calls.
-    pub fn presence(
-        &self,
-        nsp: &str,
-        room: &str,
-        user: &str,
-        socket: &str,
-        delta: i8,
-    ) -> impl std::future::Future<Output = PresenceChange> + 'static {
-        let req = self.server.send(UpdatePresence {
-            nsp: Arc::from(nsp),
-            room: Arc::from(room),
-            user: Arc::from(user),
-            socket: Arc::from(socket),
-            delta,
-        });
-        async move {
-            req.await.unwrap_or(PresenceChange {
-                changed: false,
-                count: 0,
-            })
-        }
+        BroadcastOp::new(self.io.clone(), Arc::from(nsp))
     }
 }

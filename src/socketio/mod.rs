@@ -1,11 +1,20 @@
-//! The public Socket.IO API an application builds on: namespaces with a connect middleware,
-//! event handlers, and the socket context handlers act through.
+//! The Socket.IO v5 layer, above the engine: the per-connection [`Client`] (the engine
+//! handler: namespace sockets, binary reassembly, connect with middleware and recovery,
+//! event dispatch, acks both ways), the [`SocketCtx`] handlers act through, broadcasts
+//! ([`BroadcastOp`], encoded once), connection state recovery, and the [`adapter`] (the
+//! `ServerActor` registry of namespaces and rooms, and the `RoomActor`s that fan out).
+//! Between nodes it talks through a [`Bus`]; it never names the application.
 //!
-//! Handlers run on the connection's `WsSession` actor thread and must not block; slow work
-//! (database, HTTP) is spawned and acts later through a [`SocketHandle`] or [`IoHandle`].
+//! Handlers run on the connection's actor thread and must not block; slow work (database,
+//! HTTP) is spawned and acts later through a [`SocketHandle`] or [`IoHandle`].
 
+pub mod adapter;
+mod broadcast;
+pub mod bus;
+mod client;
 mod ctx;
 mod handle;
+mod recovery;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -15,28 +24,27 @@ use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-pub use ctx::{next_broadcast_id, BroadcastOp, SocketCtx};
+pub use crate::engine::RequestInfo;
+pub use crate::protocol::DisconnectReason;
+pub use adapter::{Room, Stats};
+pub use broadcast::{next_broadcast_id, BroadcastOp, Outgoing};
+pub use bus::Bus;
+pub use client::{Client, WsSession};
+pub use ctx::SocketCtx;
+pub(crate) use handle::IoShared;
 pub use handle::{IoHandle, SocketHandle};
-
-/// The HTTP request that opened the Engine.IO connection (shared by its sockets).
-#[derive(Debug, Default)]
-pub struct RequestInfo {
-    /// The query of the Engine.IO handshake request.
-    pub query: Vec<(String, String)>,
-    /// Headers of the handshake request (lower-case names).
-    pub headers: Vec<(String, String)>,
-    pub remote_addr: Option<std::net::SocketAddr>,
-}
 
 /// What a socket's connect middleware sees.
 #[derive(Debug, Clone)]
 pub struct Handshake {
     /// The CONNECT packet's auth payload (`{}` when none).
     pub auth: Value,
+    /// The request that opened the connection.
     pub request: Arc<RequestInfo>,
 }
 
 impl Handshake {
+    /// A header of the handshake request (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.request
             .headers
@@ -45,6 +53,7 @@ impl Handshake {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A query parameter of the handshake request.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.request
             .query
@@ -53,6 +62,7 @@ impl Handshake {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The peer's address.
     pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
         self.request.remote_addr
     }
@@ -61,17 +71,21 @@ impl Handshake {
 /// A refused namespace connect: sent as CONNECT_ERROR `{message, data}`.
 #[derive(Debug, Clone)]
 pub struct ConnectError {
+    /// `message` of the CONNECT_ERROR.
     pub message: String,
+    /// `data` of the CONNECT_ERROR (e.g. `{code}`).
     pub data: Option<Value>,
 }
 
 impl ConnectError {
+    /// A refusal with a message.
     pub fn new(message: impl Into<String>) -> Self {
         ConnectError {
             message: message.into(),
             data: None,
         }
     }
+    /// Adds `data` (e.g. `{code}`).
     pub fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
@@ -95,16 +109,21 @@ pub type Middleware = Arc<
         + Send
         + Sync,
 >;
+/// Runs when a socket has connected.
 pub type ConnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>) + Send + Sync>;
+/// Handles one event.
 pub type EventHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Event) + Send + Sync>;
-pub type DisconnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>, &str) + Send + Sync>;
+/// Runs before a socket goes, with the reason.
+pub type DisconnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>, DisconnectReason) + Send + Sync>;
 
 /// An event received from a client.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The event name.
     pub name: String,
     /// The arguments after the event name; binary arguments are placeholders into `binary`.
     pub args: Vec<Value>,
+    /// Binary attachments.
     pub binary: Vec<Bytes>,
     /// Present when the client asked for an acknowledgement.
     pub ack: Option<AckId>,
@@ -113,6 +132,7 @@ pub struct Event {
 /// The id of an acknowledgement the client waits for (and when its event arrived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckId {
+    /// The packet id the client waits on.
     pub id: u64,
     pub(crate) at: std::time::Instant,
 }
@@ -120,8 +140,10 @@ pub struct AckId {
 /// Why a server→client acknowledgement did not arrive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AckError {
+    /// No answer in time.
     #[error("operation has timed out")]
     Timeout,
+    /// The socket went away first.
     #[error("socket has been disconnected")]
     Disconnected,
 }
@@ -129,10 +151,13 @@ pub enum AckError {
 /// The arguments of an acknowledgement the client sent back.
 #[derive(Debug, Clone)]
 pub struct AckReply {
+    /// The answer's arguments.
     pub args: Vec<Value>,
+    /// Its binary attachments.
     pub binary: Vec<Bytes>,
 }
 
+/// Receives a client's acknowledgement (or why none came).
 pub type AckCallback = Box<dyn FnOnce(Result<AckReply, AckError>)>;
 
 /// A namespace definition: middleware, handlers.
@@ -148,6 +173,7 @@ pub struct Namespace {
 }
 
 impl Namespace {
+    /// An empty namespace (accepts every socket, handles nothing).
     pub fn new() -> Self {
         Self::default()
     }
@@ -178,13 +204,13 @@ impl Namespace {
 
     /// Runs `f` (with the reason) before a socket goes; handlers added later run after
     /// earlier ones.
-    pub fn on_disconnect<F: Fn(&mut SocketCtx<'_>, &str) + Send + Sync + 'static>(
+    pub fn on_disconnect<F: Fn(&mut SocketCtx<'_>, DisconnectReason) + Send + Sync + 'static>(
         mut self,
         f: F,
     ) -> Self {
         self.on_disconnect = Some(match self.on_disconnect.take() {
             None => Arc::new(f),
-            Some(first) => Arc::new(move |s: &mut SocketCtx<'_>, reason: &str| {
+            Some(first) => Arc::new(move |s: &mut SocketCtx<'_>, reason: DisconnectReason| {
                 first(s, reason);
                 f(s, reason);
             }),
@@ -192,6 +218,7 @@ impl Namespace {
         self
     }
 
+    /// Handles the event `event`.
     pub fn on<F: Fn(&mut SocketCtx<'_>, Event) + Send + Sync + 'static>(
         mut self,
         event: &str,
@@ -220,6 +247,7 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
+    /// No namespaces yet, recovery off.
     pub fn new() -> Self {
         Self::default()
     }
@@ -231,35 +259,24 @@ impl SocketIo {
         self
     }
 
+    /// The shared state of its connections once it serves through `server`; recovery stays
+    /// on only where the configuration allows it.
+    pub(crate) fn into_shared(
+        self,
+        server: actix::Addr<adapter::ServerActor>,
+        recovery_allowed: bool,
+    ) -> Arc<IoShared> {
+        Arc::new(IoShared {
+            namespaces: self.namespaces,
+            recovery: self.recovery && recovery_allowed,
+            server,
+            bus: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Turns connection state recovery on or off (default off, as in Node).
     pub fn recovery(mut self, on: bool) -> Self {
         self.recovery = on;
         self
-    }
-}
-
-/// Disconnect reasons, named as Node's socket.io names them.
-pub mod reason {
-    pub const TRANSPORT_CLOSE: &str = "transport close";
-    pub const TRANSPORT_ERROR: &str = "transport error";
-    pub const PING_TIMEOUT: &str = "ping timeout";
-    pub const PARSE_ERROR: &str = "parse error";
-    pub const FORCED_CLOSE: &str = "forced close";
-    pub const FORCED_SERVER_CLOSE: &str = "forced server close";
-    pub const SERVER_SHUTTING_DOWN: &str = "server shutting down";
-    pub const CLIENT_NAMESPACE_DISCONNECT: &str = "client namespace disconnect";
-    pub const SERVER_NAMESPACE_DISCONNECT: &str = "server namespace disconnect";
-
-    /// Reasons after which a socket's state is kept for recovery.
-    pub fn recoverable(r: &str) -> bool {
-        matches!(
-            r,
-            TRANSPORT_CLOSE
-                | TRANSPORT_ERROR
-                | PING_TIMEOUT
-                | FORCED_CLOSE
-                | FORCED_SERVER_CLOSE
-                | SERVER_SHUTTING_DOWN
-        )
     }
 }

@@ -1,11 +1,10 @@
 //! WebSocket connections: the HTTP dispatcher hands every `Connection: Upgrade` request here
 //! together with the raw connection. After the checks (Node's error bodies) and the 101
-//! answer, the TCP stream is split between a `WsSession`'s reader and writer; the HTTP
+//! answer, the TCP stream is split between a [`Session`](super::Session)'s reader and writer; the HTTP
 //! dispatcher and its buffers are gone.
 
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext};
 use actix_codec::Framed;
 use actix_http::body::BodySize;
 use actix_http::{h1, ws, HttpMessage, Request, Response, StatusCode};
@@ -13,11 +12,13 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 
-use super::{query_pairs, request_info, EngineError};
-use crate::actors::session::{random_id, BeginUpgrade, ForwardWs, RequestError, WsSession};
-use crate::Mount;
+use super::handler::EngineHandler;
+use super::http::{query_pairs, request_info, EngineError};
+use super::mount::{Endpoint, Mount};
+use super::session::{BeginUpgrade, ForwardWs, RequestError};
 
-type Conn = Framed<TcpStream, h1::Codec>;
+/// An HTTP/1 connection handed over by the dispatcher with its upgrade request.
+pub type Conn = Framed<TcpStream, h1::Codec>;
 
 /// Answers with a status and a body, then the connection ends.
 async fn reply(mut framed: Conn, status: StatusCode, content_type: &str, body: String) {
@@ -43,12 +44,17 @@ async fn refuse(framed: Conn, e: EngineError) {
     .await;
 }
 
-/// The upgrade service: one call per upgrade request.
-pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<Mount>>>) {
-    let Some(mount) = mounts.iter().find(|m| m.path == req.path()).cloned() else {
+/// The upgrade service: one call per upgrade request, routed to the mount of its path.
+pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<dyn Endpoint>>>) {
+    let Some(mount) = mounts.iter().find(|m| m.path() == req.path()).cloned() else {
         let body = r#"{"code":404,"message":"Not found"}"#.to_owned();
         return reply(framed, StatusCode::NOT_FOUND, "application/json", body).await;
     };
+    mount.upgrade(req, framed).await;
+}
+
+/// A WebSocket request for `mount`: a new session, or the upgrade of a polling one.
+pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, framed: Conn) {
     let query = query_pairs(req.uri().query().unwrap_or(""));
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("transport") {
@@ -64,7 +70,7 @@ pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<Mount>>>) {
         return refuse(framed, EngineError::BadRequest).await;
     }
     let session = match &sid {
-        Some(sid) => match mount.session(sid).await {
+        Some(sid) => match mount.session(sid) {
             Some(s) => Some(s),
             None => return refuse(framed, EngineError::UnknownSid).await,
         },
@@ -89,11 +95,7 @@ pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<Mount>>>) {
     match session {
         None => {
             let frames = super::ws::inbound(rd, leftover, max);
-            let sid = random_id();
-            WsSession::create(move |ctx| {
-                ctx.add_stream(frames);
-                WsSession::websocket(sid, mount, wr, info)
-            });
+            mount.open_websocket(frames, wr, info);
         }
         Some(session) => {
             let gen = match session.send(BeginUpgrade { writer: wr }).await {

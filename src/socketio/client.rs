@@ -1,23 +1,36 @@
-//! The Socket.IO layer of a session: its namespace sockets, binary reassembly, connect
-//! (middleware, recovery), event dispatch, acknowledgements in both directions, and leaving.
+//! `Client`: the Socket.IO side of one Engine.IO connection, and the engine's handler for
+//! it. It holds the connection's namespace sockets, reassembles binary packets, connects
+//! sockets (middleware, recovery), dispatches events, keeps acknowledgements in both
+//! directions, and removes sockets. [`WsSession`] is the connection's actor.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture};
+use actix::{Handler, Message, SpawnHandle};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{EngineMessage, Queued, WsSession};
-use crate::actors::messages::*;
+use super::adapter::{
+    JoinRooms, LeaveRooms, LocalSocket, Member, RestoreSession, Room, Shard, SocketConnected,
+    SocketDisconnected,
+};
+use super::recovery::{PersistedSocket, Restored};
+use super::{
+    AckCallback, AckError, AckId, AckReply, ConnectError, Event, Handshake, IoShared, Namespace,
+    Outgoing, SocketCtx, SocketData,
+};
+use crate::engine::{random_id, EngineCtx, EngineHandler, EngineMessage, RequestInfo, Session};
 use crate::protocol::engine::Frame;
 use crate::protocol::socket::{self, Complete, PacketKind, Reassembler};
-use crate::socketio::{
-    reason, AckCallback, AckError, AckId, AckReply, Event, Handshake, Namespace, SocketCtx,
-    SocketData, SocketIo,
-};
+use crate::protocol::DisconnectReason;
+
+/// The actor of one connection serving Socket.IO.
+pub type WsSession = Session<Client>;
+
+type Ctx<'a> = EngineCtx<'a, Client>;
 
 /// A socket timer's name: usually a constant, sometimes built (one per room).
 pub(crate) type TimerName = std::borrow::Cow<'static, str>;
@@ -25,14 +38,20 @@ pub(crate) type TimerName = std::borrow::Cow<'static, str>;
 /// Unique key of a socket in room maps (cheaper than its string id).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-pub struct SioClient {
-    pub(crate) io: Arc<SocketIo>,
-    pub(crate) sockets: Vec<SockState>,
+/// The Socket.IO state of one connection.
+pub struct Client {
+    pub(crate) io: Arc<IoShared>,
+    request: Arc<RequestInfo>,
+    sockets: Vec<SockState>,
+    /// Namespaces whose CONNECT is being processed (middleware, recovery look-up).
     connecting: Vec<String>,
     reasm: Reassembler,
     connect_timer: Option<SpawnHandle>,
+    /// The worker this connection lives on (for sharded rooms).
+    shard: Shard,
 }
 
+/// One namespace socket of the connection.
 pub(crate) struct SockState {
     pub(crate) ns: Arc<Namespace>,
     pub(crate) nsp: Arc<str>,
@@ -43,83 +62,92 @@ pub(crate) struct SockState {
     pub(crate) data: SocketData,
     pub(crate) handshake: Arc<Handshake>,
     pub(crate) recovered: bool,
+    /// What the fan-outs of this thread see of the socket.
+    local: Rc<LocalSocket>,
     acks: HashMap<u64, (AckCallback, SpawnHandle)>,
     next_ack: u64,
     /// Named application timers (`SocketCtx::set_timer`).
-    timers: Vec<(TimerName, SpawnHandle)>,
+    pub(crate) timers: Vec<(TimerName, SpawnHandle)>,
 }
 
-impl SioClient {
-    pub fn new(io: Arc<SocketIo>) -> Self {
-        SioClient {
-            io,
+impl Client {
+    /// The handler factory of a Socket.IO mount.
+    pub(crate) fn factory(io: Arc<IoShared>) -> crate::engine::HandlerFactory<Client> {
+        Box::new(move |request| Client {
+            io: io.clone(),
+            request: request.clone(),
             sockets: Vec::new(),
             connecting: Vec::new(),
             reasm: Reassembler::default(),
             connect_timer: None,
-        }
+            shard: Shard::current(),
+        })
     }
 
-    pub(crate) fn index(&self, key: u64) -> Option<usize> {
+    fn index(&self, key: u64) -> Option<usize> {
         self.sockets.iter().position(|s| s.key == key)
     }
-}
 
-/// A random id like Node's (20 URL-safe characters).
-pub fn random_id() -> Arc<str> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    let bytes: [u8; 15] = rand::random();
-    Arc::from(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-impl WsSession {
-    pub(super) fn sio_started(&mut self, ctx: &mut Context<Self>) {
-        if self.client.is_none() {
-            return;
-        }
-        let timeout = self.mount.config.engine.connect_timeout();
-        let h = ctx.run_later(timeout, |act, ctx| {
-            if act.client.as_ref().is_some_and(|c| c.sockets.is_empty()) {
-                log::debug!("no namespace joined in time sid={}", act.sid);
-                act.close(reason::FORCED_CLOSE, ctx);
-            }
-        });
-        if let Some(c) = self.client.as_mut() {
-            c.connect_timer = Some(h);
-        }
+    pub(crate) fn socket(&self, key: u64) -> Option<&SockState> {
+        self.sockets.iter().find(|s| s.key == key)
     }
 
-    /// An Engine.IO message carrying Socket.IO data.
-    pub(super) fn sio_message(&mut self, msg: EngineMessage, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
+    pub(crate) fn socket_mut(&mut self, key: u64) -> Option<&mut SockState> {
+        self.sockets.iter_mut().find(|s| s.key == key)
+    }
+
+    fn member(&self, key: u64, ctx: &Ctx<'_>) -> Member {
+        Member {
+            key,
+            addr: ctx.address(),
+        }
+    }
+}
+
+impl EngineHandler for Client {
+    fn on_open(&mut self, ctx: &mut Ctx<'_>) {
+        let timeout = ctx.config().engine.connect_timeout();
+        let h = ctx.run_later(timeout, |client, ctx| {
+            if client.sockets.is_empty() {
+                log::debug!("no namespace joined in time sid={}", ctx.sid());
+                ctx.close(DisconnectReason::ForcedClose);
+            }
+        });
+        self.connect_timer = Some(h);
+    }
+
+    fn on_message(&mut self, msg: EngineMessage, ctx: &mut Ctx<'_>) {
         let res = match msg {
-            EngineMessage::Text(t) => client.reasm.push_text(&t),
-            EngineMessage::Binary(b) => client.reasm.push_binary(b),
+            EngineMessage::Text(t) => self.reasm.push_text(&t),
+            EngineMessage::Binary(b) => self.reasm.push_binary(b),
         };
         match res {
-            Ok(Some(c)) => self.sio_packet(c, ctx),
+            Ok(Some(c)) => self.on_packet(c, ctx),
             Ok(None) => {}
             Err(e) => {
                 // Node closes the connection with "forced close" on a bad Socket.IO packet.
-                log::debug!("socket.io decode error sid={} err={e}", self.sid);
-                self.close(reason::FORCED_CLOSE, ctx);
+                log::debug!("socket.io decode error sid={} err={e}", ctx.sid());
+                ctx.close(DisconnectReason::ForcedClose);
             }
         }
     }
 
-    fn sio_packet(&mut self, c: Complete, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
+    /// Every socket goes with the connection's reason.
+    fn on_close(&mut self, reason: DisconnectReason, ctx: &mut Ctx<'_>) {
+        while !self.sockets.is_empty() {
+            self.remove_socket(0, reason, false, ctx);
+        }
+    }
+}
+
+impl Client {
+    fn on_packet(&mut self, c: Complete, ctx: &mut Ctx<'_>) {
         let Complete {
             packet,
             attachments,
         } = c;
-        let idx = client.sockets.iter().position(|s| *s.nsp == *packet.nsp);
-        let connecting = client.connecting.contains(&packet.nsp);
+        let idx = self.sockets.iter().position(|s| *s.nsp == *packet.nsp);
+        let connecting = self.connecting.contains(&packet.nsp);
         match (packet.kind, idx) {
             (PacketKind::Connect, None) if !connecting => {
                 self.start_connect(packet.nsp, packet.data, ctx)
@@ -133,9 +161,8 @@ impl WsSession {
             (PacketKind::Ack | PacketKind::BinaryAck, Some(i)) => {
                 let Some(id) = packet.id else { return };
                 crate::metrics::get().acks_received.inc();
-                let s = &mut client.sockets[i];
-                if let Some((cb, timer)) = s.acks.remove(&id) {
-                    ctx.cancel_future(timer);
+                if let Some((cb, timer)) = self.sockets[i].acks.remove(&id) {
+                    ctx.cancel(timer);
                     let args = match packet.data {
                         Some(Value::Array(a)) => a,
                         _ => Vec::new(),
@@ -147,30 +174,27 @@ impl WsSession {
                 }
             }
             (PacketKind::Disconnect, Some(i)) => {
-                self.remove_socket(i, reason::CLIENT_NAMESPACE_DISCONNECT, false, ctx)
+                self.remove_socket(i, DisconnectReason::ClientNamespaceDisconnect, false, ctx)
             }
             _ => {
                 // Node: a packet for a namespace the client is not in (or a second
                 // CONNECT) is an invalid state and closes the connection.
                 log::debug!(
                     "invalid socket.io state sid={} type={:?} nsp={}",
-                    self.sid,
+                    ctx.sid(),
                     packet.kind,
                     packet.nsp
                 );
-                self.close(reason::FORCED_CLOSE, ctx);
+                ctx.close(DisconnectReason::ForcedClose);
             }
         }
     }
 
-    fn start_connect(&mut self, nsp: String, auth: Option<Value>, ctx: &mut Context<Self>) {
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
-        let Some(ns) = client.io.namespaces.get(&nsp).cloned() else {
+    fn start_connect(&mut self, nsp: String, auth: Option<Value>, ctx: &mut Ctx<'_>) {
+        let Some(ns) = self.io.namespaces.get(&nsp).cloned() else {
             let err = serde_json::json!({"message": "Invalid namespace"});
             let frame = socket::encode_control(PacketKind::ConnectError, &nsp, Some(&err));
-            self.send_frame(frame, ctx);
+            ctx.send_frame(&frame);
             return;
         };
         let auth = auth.unwrap_or_else(|| Value::Object(Map::new()));
@@ -179,42 +203,36 @@ impl WsSession {
             request: self.request.clone(),
         });
         let nsp: Arc<str> = Arc::from(nsp);
-        let recovery = client.io.recovery && self.mount.config.recovery.enabled;
         let pid = auth.get("pid").and_then(Value::as_str);
         let offset = auth.get("offset").and_then(Value::as_str);
-        if let (true, Some(pid), Some(offset)) = (recovery, pid, offset) {
-            client.connecting.push(nsp.to_string());
-            let ask = self.mount.server.send(RestoreSession {
+        if let (true, Some(pid), Some(offset)) = (self.io.recovery, pid, offset) {
+            self.connecting.push(nsp.to_string());
+            let ask = self.io.server.send(RestoreSession {
                 nsp: nsp.clone(),
                 pid: pid.to_owned(),
                 offset: offset.to_owned(),
             });
-            ctx.spawn(
-                ask.into_actor(self)
-                    .map(move |res, act, ctx| match res.ok().flatten() {
-                        Some(restored) if restored.needs_middleware => {
-                            act.run_middleware(ns, nsp, handshake, Some(restored), ctx)
-                        }
-                        Some(restored) => {
-                            act.connect_done(&nsp);
-                            act.finish_connect(ns, nsp, handshake, None, Some(restored), ctx)
-                        }
-                        None => act.run_middleware(ns, nsp, handshake, None, ctx),
-                    }),
-            );
+            ctx.spawn(ask, move |client, res, ctx| match res.ok().flatten() {
+                Some(restored) if restored.needs_middleware => {
+                    client.run_middleware(ns, nsp, handshake, Some(restored), ctx)
+                }
+                Some(restored) => {
+                    client.connect_done(&nsp);
+                    client.finish_connect(ns, nsp, handshake, None, Some(restored), ctx)
+                }
+                None => client.run_middleware(ns, nsp, handshake, None, ctx),
+            });
             return;
         }
         if ns.middleware.is_empty() {
             return self.finish_connect(ns, nsp, handshake, None, None, ctx);
         }
-        client.connecting.push(nsp.to_string());
+        self.connecting.push(nsp.to_string());
         self.run_middleware(ns, nsp, handshake, None, ctx);
     }
 
     fn connect_done(&mut self, nsp: &str) {
-        if let Some(c) = self.client.as_mut() {
-            c.connecting.retain(|n| n != nsp);
-        }
+        self.connecting.retain(|n| n != nsp);
     }
 
     fn run_middleware(
@@ -223,7 +241,7 @@ impl WsSession {
         nsp: Arc<str>,
         hs: Arc<Handshake>,
         restored: Option<Restored>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
         let chain = ns.middleware.clone();
         let hs2 = hs.clone();
@@ -234,11 +252,11 @@ impl WsSession {
                     data = Some(d);
                 }
             }
-            Ok(data)
+            Ok::<_, ConnectError>(data)
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.connect_done(&nsp);
-            if act.closed {
+        ctx.spawn(fut, move |client, res, ctx| {
+            client.connect_done(&nsp);
+            if ctx.is_closed() {
                 return;
             }
             match res {
@@ -248,17 +266,16 @@ impl WsSession {
                         data: data.clone(),
                         ..r
                     });
-                    act.finish_connect(ns, nsp, hs, data, restored, ctx)
+                    client.finish_connect(ns, nsp, hs, data, restored, ctx)
                 }
                 Err(e) => {
-                    let e: crate::socketio::ConnectError = e;
                     crate::metrics::get().error("connect_refused");
                     let frame =
                         socket::encode_control(PacketKind::ConnectError, &nsp, Some(&e.to_json()));
-                    act.send_frame(frame, ctx);
+                    ctx.send_frame(&frame);
                 }
             }
-        }));
+        });
     }
 
     fn finish_connect(
@@ -268,38 +285,34 @@ impl WsSession {
         handshake: Arc<Handshake>,
         data: SocketData,
         restored: Option<Restored>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
-        if self.closed {
+        if ctx.is_closed() {
             return;
         }
-        let recovery = self.mount.config.recovery.enabled
-            && self.client.as_ref().is_some_and(|c| c.io.recovery);
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (id, pid, rooms, data, missed, recovered) = match restored {
             Some(r) => (r.id, Some(r.pid), r.rooms, r.data, r.missed, true),
             None => (
                 random_id(),
-                recovery.then(random_id),
+                self.io.recovery.then(random_id),
                 Vec::new(),
                 data,
                 Vec::new(),
                 false,
             ),
         };
-        let addr = ctx.address();
-        self.mount.server.do_send(SocketConnected {
+        let member = self.member(key, ctx);
+        self.io.server.do_send(SocketConnected {
             nsp: nsp.clone(),
             id: id.clone(),
-            key,
-            addr: addr.clone(),
+            member: member.clone(),
             shard: self.shard.clone(),
         });
         if !rooms.is_empty() {
-            self.mount.server.do_send(JoinRooms {
+            self.io.server.do_send(JoinRooms {
                 nsp: nsp.clone(),
-                key,
-                addr,
+                member,
                 shard: self.shard.clone(),
                 rooms: rooms.clone(),
             });
@@ -309,17 +322,11 @@ impl WsSession {
         if let Some(pid) = &pid {
             answer.insert("pid".into(), Value::from(&**pid));
         }
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
-        if let Some(h) = client.connect_timer.take() {
-            ctx.cancel_future(h);
+        if let Some(h) = self.connect_timer.take() {
+            ctx.cancel(h);
         }
-        self.outbox
-            .borrow_mut()
-            .add_socket(key, id.clone(), rooms.clone());
-        super::outbox::register(key, self.outbox.clone());
-        client.sockets.push(SockState {
+        let local = LocalSocket::register(key, id.clone(), rooms.clone(), ctx.outbox().clone());
+        self.sockets.push(SockState {
             ns: ns.clone(),
             nsp: nsp.clone(),
             id: id.clone(),
@@ -329,23 +336,22 @@ impl WsSession {
             data,
             handshake,
             recovered,
+            local,
             acks: HashMap::new(),
             next_ack: 0,
             timers: Vec::new(),
         });
         let frame = socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)));
-        self.send_frame(frame, ctx);
-        for frames in missed {
-            for f in frames {
-                self.send_frame(f, ctx);
-            }
+        ctx.send_frame(&frame);
+        for frames in &missed {
+            ctx.send_frames(frames);
         }
         log::debug!(
             "socket connected sid={} nsp={nsp} id={id} recovered={recovered}",
-            self.sid
+            ctx.sid()
         );
         if let Some(h) = ns.on_connect.clone() {
-            h(&mut SocketCtx::new(self, ctx, key));
+            h(&mut SocketCtx::new(self, ctx.reborrow(), key));
         }
     }
 
@@ -355,12 +361,9 @@ impl WsSession {
         id: Option<u64>,
         data: Option<Value>,
         binary: Vec<Bytes>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
-        let Some(client) = self.client.as_ref() else {
-            return;
-        };
-        let s = &client.sockets[i];
+        let s = &self.sockets[i];
         let Some(Value::Array(mut arr)) = data else {
             return;
         };
@@ -386,47 +389,39 @@ impl WsSession {
                     at: Instant::now(),
                 }),
             };
-            h(&mut SocketCtx::new(self, ctx, key), ev);
+            h(&mut SocketCtx::new(self, ctx.reborrow(), key), ev);
         }
     }
 
     /// Removes socket `i`: its handler hears the reason, its rooms are left, its pending
     /// acks fail, and (when recovery is on and the reason allows) its state is kept.
-    pub(crate) fn remove_socket(
+    fn remove_socket(
         &mut self,
         i: usize,
-        why: &'static str,
+        why: DisconnectReason,
         send_disconnect: bool,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
-        let Some(client) = self.client.as_ref() else {
-            return;
-        };
-        let Some(s) = client.sockets.get(i) else {
+        let Some(s) = self.sockets.get(i) else {
             return;
         };
         let (key, handler) = (s.key, s.ns.on_disconnect.clone());
         if let Some(h) = handler {
-            h(&mut SocketCtx::new(self, ctx, key), why);
+            h(&mut SocketCtx::new(self, ctx.reborrow(), key), why);
         }
-        let Some(client) = self.client.as_mut() else {
+        let Some(i) = self.index(key) else {
             return;
         };
-        let Some(i) = client.index(key) else {
-            return;
-        };
-        let mut s = client.sockets.remove(i);
-        self.outbox.borrow_mut().remove_socket(key);
-        super::outbox::unregister(key);
-        let recovery = client.io.recovery && self.mount.config.recovery.enabled;
+        let mut s = self.sockets.remove(i);
+        s.local.retire();
         for (_, timer) in s.timers.drain(..) {
-            ctx.cancel_future(timer);
+            ctx.cancel(timer);
         }
         for (_, (cb, timer)) in s.acks.drain() {
-            ctx.cancel_future(timer);
+            ctx.cancel(timer);
             cb(Err(AckError::Disconnected));
         }
-        let persist = match (&s.pid, recovery && reason::recoverable(why)) {
+        let persist = match (&s.pid, self.io.recovery && why.recoverable()) {
             (Some(pid), true) => Some(PersistedSocket {
                 pid: pid.clone(),
                 id: s.id.clone(),
@@ -436,7 +431,7 @@ impl WsSession {
             }),
             _ => None,
         };
-        self.mount.server.do_send(SocketDisconnected {
+        self.io.server.do_send(SocketDisconnected {
             nsp: s.nsp.clone(),
             id: s.id.clone(),
             key,
@@ -446,43 +441,26 @@ impl WsSession {
         });
         if send_disconnect {
             let frame = socket::encode_control(PacketKind::Disconnect, &s.nsp, None);
-            self.send_frame(frame, ctx);
+            ctx.send_frame(&frame);
         }
         log::debug!(
             "socket disconnected sid={} nsp={} id={} reason={why}",
-            self.sid,
+            ctx.sid(),
             s.nsp,
             s.id
         );
     }
 
-    /// The engine connection is closing: every socket goes with `why`.
-    pub(super) fn sio_closed(&mut self, why: &'static str, ctx: &mut Context<Self>) {
-        while self.client.as_ref().is_some_and(|c| !c.sockets.is_empty()) {
-            self.remove_socket(0, why, false, ctx);
-        }
-    }
+    // ---- operations of `SocketCtx` and `SocketHandle` ----
 
-    // ---- operations used by `SocketCtx` and `SocketHandle` ----
-
-    pub(crate) fn socket(&self, key: u64) -> Option<&SockState> {
-        let c = self.client.as_ref()?;
-        c.sockets.iter().find(|s| s.key == key)
-    }
-
-    pub(crate) fn socket_mut(&mut self, key: u64) -> Option<&mut SockState> {
-        let c = self.client.as_mut()?;
-        c.sockets.iter_mut().find(|s| s.key == key)
-    }
-
-    pub(crate) fn emit_to_socket(
+    pub(crate) fn emit(
         &mut self,
         key: u64,
         event: &str,
         args: &[Value],
         binary: Vec<Bytes>,
         ack: Option<(Duration, AckCallback)>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
         let Some(s) = self.socket_mut(key) else {
             if let Some((_, cb)) = ack {
@@ -494,8 +472,8 @@ impl WsSession {
             Some((timeout, cb)) => {
                 let id = s.next_ack;
                 s.next_ack += 1;
-                let timer = ctx.run_later(timeout, move |act, _| {
-                    if let Some(s) = act.socket_mut(key) {
+                let timer = ctx.run_later(timeout, move |client, _| {
+                    if let Some(s) = client.socket_mut(key) {
                         if let Some((cb, _)) = s.acks.remove(&id) {
                             cb(Err(AckError::Timeout));
                         }
@@ -510,19 +488,19 @@ impl WsSession {
             c.events_out.inc();
         }
         let text = socket::encode_event(&s.nsp, event, args, id, binary.len(), None);
-        self.send_frame(Frame::Text(text), ctx);
+        ctx.send_frame(&Frame::Text(text));
         for b in binary {
-            self.send_frame(Frame::Binary(b), ctx);
+            ctx.send_frame(&Frame::Binary(b));
         }
     }
 
-    pub(crate) fn ack_socket(
+    pub(crate) fn ack(
         &mut self,
         key: u64,
         ack: AckId,
         args: &[Value],
         binary: Vec<Bytes>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
         let Some(s) = self.socket(key) else { return };
         if let Some(c) = &s.ns.counters {
@@ -532,13 +510,15 @@ impl WsSession {
         m.acks_sent.inc();
         m.ack_latency.observe(ack.at.elapsed().as_secs_f64());
         let text = socket::encode_ack(&s.nsp, ack.id, args, binary.len());
-        self.send_frame(Frame::Text(text), ctx);
+        ctx.send_frame(&Frame::Text(text));
         for b in binary {
-            self.send_frame(Frame::Binary(b), ctx);
+            ctx.send_frame(&Frame::Binary(b));
         }
     }
 
-    pub(crate) fn join_rooms(&mut self, key: u64, rooms: Vec<Room>, ctx: &mut Context<Self>) {
+    pub(crate) fn join(&mut self, key: u64, rooms: Vec<Room>, ctx: &mut Ctx<'_>) {
+        let member = self.member(key, ctx);
+        let shard = self.shard.clone();
         let Some(s) = self.socket_mut(key) else {
             return;
         };
@@ -552,18 +532,18 @@ impl WsSession {
             return;
         }
         s.rooms.extend(new.iter().cloned());
-        let (nsp, rooms) = (s.nsp.clone(), s.rooms.clone());
-        self.outbox.borrow_mut().set_rooms(key, &rooms);
-        self.mount.server.do_send(JoinRooms {
+        s.local.set_rooms(&s.rooms);
+        let nsp = s.nsp.clone();
+        self.io.server.do_send(JoinRooms {
             nsp,
-            key,
-            addr: ctx.address(),
-            shard: self.shard.clone(),
+            member,
+            shard,
             rooms: new,
         });
     }
 
-    pub(crate) fn leave_rooms(&mut self, key: u64, rooms: Vec<Room>) {
+    pub(crate) fn leave(&mut self, key: u64, rooms: Vec<Room>) {
+        let worker = self.shard.worker;
         let Some(s) = self.socket_mut(key) else {
             return;
         };
@@ -572,142 +552,149 @@ impl WsSession {
             return;
         }
         s.rooms.retain(|r| !gone.contains(r));
-        let (nsp, rooms) = (s.nsp.clone(), s.rooms.clone());
-        self.outbox.borrow_mut().set_rooms(key, &rooms);
-        self.mount.server.do_send(LeaveRooms {
+        s.local.set_rooms(&s.rooms);
+        let nsp = s.nsp.clone();
+        self.io.server.do_send(LeaveRooms {
             nsp,
             key,
-            worker: self.shard.worker,
+            worker,
             rooms: gone,
         });
     }
 
-    pub(crate) fn disconnect_socket(&mut self, key: u64, ctx: &mut Context<Self>) {
-        let Some(i) = self.client.as_ref().and_then(|c| c.index(key)) else {
+    pub(crate) fn disconnect(&mut self, key: u64, ctx: &mut Ctx<'_>) {
+        let Some(i) = self.index(key) else {
             return;
         };
-        self.remove_socket(i, reason::SERVER_NAMESPACE_DISCONNECT, true, ctx);
+        self.remove_socket(i, DisconnectReason::ServerNamespaceDisconnect, true, ctx);
     }
-}
 
-impl Handler<Deliver> for WsSession {
-    type Result = ();
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        let (queued, ws) = {
-            let mut ob = self.outbox.borrow_mut();
-            (ob.deliver(msg.key, &msg.packet), ob.is_websocket())
-        };
-        match queued {
-            Queued::Yes if ws => self.schedule_flush(ctx),
-            Queued::Overflow => self.slow_consumer(ctx),
-            _ => {}
-        }
-    }
-}
-
-/// Operations on one socket from anywhere (a spawned future, another thread).
-pub enum SocketCommand {
-    Emit {
-        event: String,
-        args: Vec<Value>,
-        binary: Vec<Bytes>,
-    },
-    Ack {
-        ack: AckId,
-        args: Vec<Value>,
-        binary: Vec<Bytes>,
-    },
-    Join(Vec<Room>),
-    Leave(Vec<Room>),
-    Disconnect,
-    /// Runs in the socket's context, if the socket still exists.
-    Run(Box<dyn FnOnce(&mut SocketCtx<'_>) + Send>),
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForSocket {
-    pub key: u64,
-    pub cmd: SocketCommand,
-}
-
-impl Handler<ForSocket> for WsSession {
-    type Result = ();
-    fn handle(&mut self, msg: ForSocket, ctx: &mut Self::Context) {
-        let key = msg.key;
-        match msg.cmd {
-            SocketCommand::Emit {
-                event,
-                args,
-                binary,
-            } => self.emit_to_socket(key, &event, &args, binary, None, ctx),
-            SocketCommand::Ack { ack, args, binary } => {
-                self.ack_socket(key, ack, &args, binary, ctx)
-            }
-            SocketCommand::Join(rooms) => self.join_rooms(key, rooms, ctx),
-            SocketCommand::Leave(rooms) => self.leave_rooms(key, rooms),
-            SocketCommand::Disconnect => self.disconnect_socket(key, ctx),
-            SocketCommand::Run(f) => {
-                if self.socket(key).is_some() {
-                    f(&mut SocketCtx::new(self, ctx, key));
-                }
-            }
-        }
-    }
-}
-
-impl WsSession {
-    /// The server address and whether broadcasts are kept for recovery.
-    pub(crate) fn io_parts(&self) -> (actix::Addr<crate::actors::ServerActor>, bool) {
-        let recovery = self.mount.config.recovery.enabled
-            && self.client.as_ref().is_some_and(|c| c.io.recovery);
-        (self.mount.server.clone(), recovery)
-    }
-}
-
-impl WsSession {
     /// Runs `f` on socket `key` after `after`, replacing its timer of the same name.
-    pub(crate) fn set_socket_timer(
+    pub(crate) fn set_timer(
         &mut self,
         key: u64,
         name: TimerName,
         after: Duration,
         f: Box<dyn FnOnce(&mut SocketCtx<'_>)>,
-        ctx: &mut Context<Self>,
+        ctx: &mut Ctx<'_>,
     ) {
-        self.cancel_socket_timer(key, &name, ctx);
+        self.cancel_timer(key, &name, ctx);
         if self.socket(key).is_none() {
             return;
         }
         let fired = name.clone();
-        let handle = ctx.run_later(after, move |act, ctx| {
-            let Some(s) = act.socket_mut(key) else { return };
+        let handle = ctx.run_later(after, move |client, ctx| {
+            let Some(s) = client.socket_mut(key) else {
+                return;
+            };
             s.timers.retain(|(n, _)| *n != fired);
-            f(&mut SocketCtx::new(act, ctx, key));
+            f(&mut SocketCtx::new(client, ctx.reborrow(), key));
         });
         if let Some(s) = self.socket_mut(key) {
             s.timers.push((name, handle));
         }
     }
 
-    pub(crate) fn cancel_socket_timer(&mut self, key: u64, name: &str, ctx: &mut Context<Self>) {
+    pub(crate) fn cancel_timer(&mut self, key: u64, name: &str, ctx: &mut Ctx<'_>) {
         let Some(s) = self.socket_mut(key) else {
             return;
         };
         if let Some(i) = s.timers.iter().position(|(n, _)| *n == name) {
             let (_, h) = s.timers.swap_remove(i);
-            ctx.cancel_future(h);
+            ctx.cancel(h);
         }
     }
 
-    pub(crate) fn has_socket_timer(&self, key: u64, name: &str) -> bool {
-        self.socket(key)
-            .is_some_and(|s| s.timers.iter().any(|(n, _)| n == name))
+    fn deliver(&mut self, key: u64, packet: &Outgoing, ctx: &mut Ctx<'_>) {
+        let Some(s) = self.socket(key) else { return };
+        if let Some(queued) = s.local.deliver(packet) {
+            ctx.queued(queued);
+        }
     }
 
-    pub(crate) fn set_socket_data(&mut self, key: u64, data: SocketData) {
-        if let Some(s) = self.socket_mut(key) {
-            s.data = data;
+    fn command(&mut self, key: u64, cmd: SocketCommand, ctx: &mut Ctx<'_>) {
+        match cmd {
+            SocketCommand::Emit {
+                event,
+                args,
+                binary,
+            } => self.emit(key, &event, &args, binary, None, ctx),
+            SocketCommand::Ack { ack, args, binary } => self.ack(key, ack, &args, binary, ctx),
+            SocketCommand::Join(rooms) => self.join(key, rooms, ctx),
+            SocketCommand::Leave(rooms) => self.leave(key, rooms),
+            SocketCommand::Disconnect => self.disconnect(key, ctx),
+            SocketCommand::Run(f) => {
+                if self.socket(key).is_some() {
+                    f(&mut SocketCtx::new(self, ctx.reborrow(), key));
+                }
+            }
         }
+    }
+}
+
+/// Hands a broadcast packet to one socket of a session (when the socket is not on the
+/// sending room actor's thread, or is the target of a single-socket broadcast).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// The socket's key.
+    pub key: u64,
+    /// The shared packet.
+    pub packet: Arc<Outgoing>,
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        self.with_handler(ctx, |client, ectx| {
+            client.deliver(msg.key, &msg.packet, ectx)
+        });
+    }
+}
+
+/// Operations on one socket from anywhere (a spawned future, another thread).
+pub enum SocketCommand {
+    /// Emit an event.
+    Emit {
+        /// Its name.
+        event: String,
+        /// Its arguments.
+        args: Vec<Value>,
+        /// Its attachments.
+        binary: Vec<Bytes>,
+    },
+    /// Answer an acknowledgement request.
+    Ack {
+        /// The request.
+        ack: AckId,
+        /// The answer.
+        args: Vec<Value>,
+        /// Its attachments.
+        binary: Vec<Bytes>,
+    },
+    /// Join rooms.
+    Join(Vec<Room>),
+    /// Leave rooms.
+    Leave(Vec<Room>),
+    /// Disconnect the socket (server side).
+    Disconnect,
+    /// Runs in the socket's context, if the socket still exists.
+    Run(Box<dyn FnOnce(&mut SocketCtx<'_>) + Send>),
+}
+
+/// A [`SocketCommand`] for socket `key` of a session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForSocket {
+    /// The socket's key.
+    pub key: u64,
+    /// What to do.
+    pub cmd: SocketCommand,
+}
+
+impl Handler<ForSocket> for WsSession {
+    type Result = ();
+    fn handle(&mut self, msg: ForSocket, ctx: &mut Self::Context) {
+        self.with_handler(ctx, |client, ectx| client.command(msg.key, msg.cmd, ectx));
     }
 }

@@ -17,21 +17,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use base64::Engine;
-use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::messages::{
-    Broadcast, DisconnectSockets, GetStats, Outgoing, PresenceChange, Room, Stats, UpdatePresence,
+use super::wire::BusMessage;
+use crate::socketio::adapter::{GetStats, ServerActor, Stats};
+use crate::socketio::bus::{
+    Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
+    Relay,
 };
-use super::ServerActor;
-use crate::protocol::engine::Frame;
 
 const CHANNEL: &str = "rt:broadcast";
 const NODES: &str = "rt:nodes";
@@ -44,31 +44,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_IN_FLIGHT: usize = 10_000;
 
 fn now_ms() -> i64 {
-    crate::db::now_ms()
-}
-
-/// What goes through the channel.
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    /// Origin node.
-    o: String,
-    /// `b` broadcast, `d` disconnect sockets.
-    k: char,
-    n: String,
-    #[serde(default)]
-    r: Vec<String>,
-    #[serde(default)]
-    e: Vec<String>,
-    /// The text frame.
-    #[serde(default)]
-    t: String,
-    /// Binary attachments, base64.
-    #[serde(default)]
-    b: Vec<String>,
-    #[serde(default)]
-    x: Option<String>,
-    /// Publish time, ms.
-    p: i64,
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A node's figures as kept in `rt:nodes`.
@@ -78,6 +56,7 @@ struct NodeEntry {
     stats: Stats,
 }
 
+/// The actor that holds the Redis connections of this node.
 pub struct RedisBridge {
     client: redis::Client,
     node_id: Arc<str>,
@@ -93,15 +72,11 @@ pub struct RedisBridge {
 }
 
 impl RedisBridge {
-    pub fn new(
-        url: &str,
-        node_id: Arc<str>,
-        server: Addr<ServerActor>,
-    ) -> redis::RedisResult<Self> {
+    fn new(url: &str, node: BusNode) -> redis::RedisResult<Self> {
         Ok(RedisBridge {
             client: redis::Client::open(url)?,
-            node_id,
-            server,
+            node_id: node.id,
+            server: node.server,
             conn: None,
             generation: 0,
             backoff: Duration::from_millis(100),
@@ -214,95 +189,25 @@ impl Actor for RedisBridge {
     }
 }
 
-/// A message from another node, ready for the local registry.
-enum Relayed {
-    Broadcast(Broadcast),
-    Disconnect(DisconnectSockets),
-}
-
-/// Decodes a message from the channel; `None` for this node's own messages and for garbage.
-fn decode(me: &str, payload: &[u8]) -> Option<Relayed> {
-    let w: Wire = match serde_json::from_slice(payload) {
-        Ok(w) => w,
+/// Hands a message from another node to the local registry; drops this node's own and
+/// garbage.
+fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
+    let msg = match BusMessage::decode(payload) {
+        Ok(m) => m,
         Err(e) => {
-            log::warn!("redis bridge: undecodable message: {e}");
+            log::warn!("redis bridge: {e}");
             crate::metrics::get().error("bridge_decode");
-            return None;
+            return;
         }
     };
-    if w.o == me {
-        return None;
+    if msg.origin() == me {
+        return;
     }
     let m = crate::metrics::get();
     m.bridge_messages.with_label_values(&["received"]).inc();
     m.bridge_lag
-        .observe(((now_ms() - w.p).max(0) as f64) / 1000.0);
-    let rooms: Vec<Room> = w.r.iter().map(|r| Arc::from(r.as_str())).collect();
-    let nsp: Arc<str> = Arc::from(w.n.as_str());
-    if w.k == 'd' {
-        return Some(Relayed::Disconnect(DisconnectSockets {
-            nsp,
-            rooms,
-            remote: true,
-        }));
-    }
-    let mut frames = Vec::with_capacity(1 + w.b.len());
-    frames.push(Frame::Text(Bytes::from(w.t.into_bytes())));
-    for b in &w.b {
-        let v = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
-        frames.push(Frame::Binary(Bytes::from(v)));
-    }
-    let packet = Arc::new(Outgoing {
-        id: crate::socketio::next_broadcast_id(),
-        nsp,
-        frames,
-        except_rooms: w.e.iter().map(|r| Arc::from(r.as_str())).collect(),
-        multi: rooms.len() > 1,
-        created: Instant::now(),
-    });
-    Some(Relayed::Broadcast(Broadcast {
-        rooms,
-        packet,
-        offset: w.x.map(|x| Arc::from(x.as_str())),
-        remote: true,
-    }))
-}
-
-/// Hands a message from another node to the local registry.
-fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
-    match decode(me, payload) {
-        Some(Relayed::Broadcast(b)) => server.do_send(b),
-        Some(Relayed::Disconnect(d)) => server.do_send(d),
-        None => {}
-    }
-}
-
-/// The channel message of a local broadcast.
-fn encode(node: &str, msg: &Publish) -> Wire {
-    let mut text = String::new();
-    let mut bins = Vec::new();
-    for f in &msg.packet.frames {
-        match f {
-            Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
-            Frame::Binary(b) => bins.push(base64::engine::general_purpose::STANDARD.encode(b)),
-        }
-    }
-    Wire {
-        o: node.to_owned(),
-        k: 'b',
-        n: msg.packet.nsp.to_string(),
-        r: msg.rooms.iter().map(|r| r.to_string()).collect(),
-        e: msg
-            .packet
-            .except_rooms
-            .iter()
-            .map(|r| r.to_string())
-            .collect(),
-        t: text,
-        b: bins,
-        x: msg.offset.as_ref().map(|o| o.to_string()),
-        p: now_ms(),
-    }
+        .observe(((now_ms() - msg.published_ms()).max(0) as f64) / 1000.0);
+    server.do_send(FromNode(msg.into_relay()));
 }
 
 /// The subscription or a command failed.
@@ -319,25 +224,13 @@ impl Handler<Lost> for RedisBridge {
     }
 }
 
-/// Publishes a local broadcast to the other nodes.
+/// Publishes a local broadcast or disconnect to the other nodes.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Publish {
-    pub rooms: Vec<Room>,
-    pub packet: Arc<Outgoing>,
-    pub offset: Option<Arc<str>>,
-}
-
-/// Publishes a local `disconnect_sockets`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PublishDisconnect {
-    pub nsp: Arc<str>,
-    pub rooms: Vec<Room>,
-}
+struct Publish(Relay);
 
 impl RedisBridge {
-    fn publish(&mut self, w: Wire, ctx: &mut Context<Self>) {
+    fn publish(&mut self, msg: BusMessage, ctx: &mut Context<Self>) {
         let Some(mut conn) = self.conn.clone() else {
             crate::metrics::get().error("bridge_down");
             return;
@@ -347,9 +240,7 @@ impl RedisBridge {
             return;
         }
         self.in_flight += 1;
-        let Ok(payload) = serde_json::to_vec(&w) else {
-            return;
-        };
+        let payload = msg.encode();
         crate::metrics::get()
             .bridge_messages
             .with_label_values(&["published"])
@@ -372,26 +263,8 @@ impl RedisBridge {
 impl Handler<Publish> for RedisBridge {
     type Result = ();
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) {
-        let w = encode(&self.node_id, &msg);
-        self.publish(w, ctx);
-    }
-}
-
-impl Handler<PublishDisconnect> for RedisBridge {
-    type Result = ();
-    fn handle(&mut self, msg: PublishDisconnect, ctx: &mut Self::Context) {
-        let w = Wire {
-            o: self.node_id.to_string(),
-            k: 'd',
-            n: msg.nsp.to_string(),
-            r: msg.rooms.iter().map(|r| r.to_string()).collect(),
-            e: Vec::new(),
-            t: String::new(),
-            b: Vec::new(),
-            x: None,
-            p: now_ms(),
-        };
-        self.publish(w, ctx);
+        let m = BusMessage::from_relay(&self.node_id, &msg.0, now_ms());
+        self.publish(m, ctx);
     }
 }
 
@@ -413,11 +286,11 @@ async fn live_nodes(
 /// Cluster-wide presence: counts socket `socket` of `user` in or out of a room and answers
 /// from the live entries of every node. `None` when Redis did not answer.
 #[derive(Message)]
-#[rtype(result = "Option<PresenceChange>")]
-pub struct ClusterPresence(pub UpdatePresence);
+#[rtype(result = "Option<PresenceCount>")]
+struct ClusterPresence(PresenceUpdate);
 
 impl Handler<ClusterPresence> for RedisBridge {
-    type Result = ResponseFuture<Option<PresenceChange>>;
+    type Result = ResponseFuture<Option<PresenceCount>>;
     fn handle(&mut self, msg: ClusterPresence, _: &mut Self::Context) -> Self::Result {
         let Some(mut conn) = self.conn.clone() else {
             return Box::pin(async { None });
@@ -429,11 +302,11 @@ impl Handler<ClusterPresence> for RedisBridge {
             let me = format!("{node}|{}|{}", u.socket, u.user);
             // SADD/SREM answer whether the set changed: a socket counted in (or out) twice
             // changes nothing.
-            let (moved, members): (bool, Vec<String>) = match u.delta.signum() {
-                0 => (false, conn.smembers(&key).await.ok()?),
-                d => {
+            let (moved, members): (bool, Vec<String>) = match u.op {
+                PresenceOp::Count => (false, conn.smembers(&key).await.ok()?),
+                op => {
                     let mut pipe = redis::pipe();
-                    if d > 0 {
+                    if op == PresenceOp::Join {
                         pipe.sadd(&key, &me);
                     } else {
                         pipe.srem(&key, &me);
@@ -466,9 +339,13 @@ impl Handler<ClusterPresence> for RedisBridge {
             if !dead.is_empty() {
                 let _: redis::RedisResult<()> = conn.srem(&key, dead).await;
             }
-            let changed = moved && mine == 0;
-            Some(PresenceChange {
-                changed,
+            let change = match (moved && mine == 0, u.op) {
+                (true, PresenceOp::Join) => PresenceChange::Arrived,
+                (true, PresenceOp::Leave) => PresenceChange::Departed,
+                _ => PresenceChange::Unchanged,
+            };
+            Some(PresenceCount {
+                change,
                 count: users.len(),
             })
         })
@@ -478,7 +355,7 @@ impl Handler<ClusterPresence> for RedisBridge {
 /// The figures of every live node; `None` when Redis did not answer.
 #[derive(Message)]
 #[rtype(result = "Option<Vec<Stats>>")]
-pub struct ClusterStats;
+struct ClusterStats;
 
 impl Handler<ClusterStats> for RedisBridge {
     type Result = ResponseFuture<Option<Vec<Stats>>>;
@@ -503,7 +380,7 @@ impl Handler<ClusterStats> for RedisBridge {
 /// Whether Redis answers (for readiness).
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct BridgeUp;
+struct BridgeUp;
 
 impl Handler<BridgeUp> for RedisBridge {
     type Result = ResponseFuture<bool>;
@@ -527,7 +404,7 @@ impl Handler<BridgeUp> for RedisBridge {
 /// Leaves the cluster on a clean shutdown (so admin:stats drops this node at once).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Leave;
+struct Leave;
 
 impl Handler<Leave> for RedisBridge {
     type Result = ResponseFuture<()>;
@@ -556,12 +433,11 @@ fn session_key(nsp: &str, pid: &str) -> String {
 /// Keeps a disconnected socket's recovery state for `ttl_ms`, for any node.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct StoreSession {
-    pub nsp: Arc<str>,
-    pub pid: Arc<str>,
-    pub id: Arc<str>,
-    pub rooms: Vec<Room>,
-    pub ttl_ms: u64,
+struct StoreSession {
+    nsp: Arc<str>,
+    pid: Arc<str>,
+    session: KeptSession,
+    ttl_ms: u64,
 }
 
 impl Handler<StoreSession> for RedisBridge {
@@ -572,8 +448,8 @@ impl Handler<StoreSession> for RedisBridge {
         };
         Box::pin(async move {
             let entry = SessionEntry {
-                id: msg.id.to_string(),
-                rooms: msg.rooms.iter().map(|r| r.to_string()).collect(),
+                id: msg.session.id.to_string(),
+                rooms: msg.session.rooms.iter().map(|r| r.to_string()).collect(),
             };
             let Ok(v) = serde_json::to_string(&entry) else {
                 return;
@@ -595,14 +471,14 @@ impl Handler<StoreSession> for RedisBridge {
 
 /// Takes (reads and deletes) a session kept by any node: its id and rooms.
 #[derive(Message)]
-#[rtype(result = "Option<(Room, Vec<Room>)>")]
-pub struct TakeSession {
-    pub nsp: Arc<str>,
-    pub pid: String,
+#[rtype(result = "Option<KeptSession>")]
+struct TakeSession {
+    nsp: Arc<str>,
+    pid: Arc<str>,
 }
 
 impl Handler<TakeSession> for RedisBridge {
-    type Result = ResponseFuture<Option<(Room, Vec<Room>)>>;
+    type Result = ResponseFuture<Option<KeptSession>>;
     fn handle(&mut self, msg: TakeSession, _: &mut Self::Context) -> Self::Result {
         let Some(mut conn) = self.conn.clone() else {
             return Box::pin(async { None });
@@ -614,71 +490,72 @@ impl Handler<TakeSession> for RedisBridge {
                 .await
                 .ok()?;
             let e: SessionEntry = serde_json::from_str(&v?).ok()?;
-            Some((
-                Arc::from(e.id.as_str()),
-                e.rooms.iter().map(|r| Arc::from(r.as_str())).collect(),
-            ))
+            Some(KeptSession {
+                id: Arc::from(e.id.as_str()),
+                rooms: e.rooms.iter().map(|r| Arc::from(r.as_str())).collect(),
+            })
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The cluster through Redis: a [`Bus`] over this node's [`RedisBridge`].
+pub struct RedisBus {
+    bridge: Addr<RedisBridge>,
+}
 
-    fn publish() -> Publish {
-        Publish {
-            rooms: vec![Arc::from("room:a"), Arc::from("user:b")],
-            packet: Arc::new(Outgoing {
-                id: 7,
-                nsp: Arc::from("/chat"),
-                frames: vec![
-                    Frame::Text(Bytes::from_static(
-                        b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]",
-                    )),
-                    Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
-                ],
-                except_rooms: vec![Arc::from("sock1")],
-                multi: true,
-                created: Instant::now(),
-            }),
-            offset: Some(Arc::from("abc-1")),
-        }
+impl RedisBus {
+    /// Connects node `node` to the Redis at `url` (connecting and reconnecting happen in
+    /// the background; an invalid URL is an error now).
+    pub fn start(url: &str, node: BusNode) -> redis::RedisResult<Arc<dyn Bus>> {
+        let bridge = RedisBridge::new(url, node)?.start();
+        Ok(Arc::new(RedisBus { bridge }))
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, relay: Relay) {
+        self.bridge.do_send(Publish(relay));
     }
 
-    #[test]
-    fn broadcasts_cross_unchanged() {
-        let bytes = serde_json::to_vec(&encode("node-a", &publish())).expect("encodes");
-        let Some(Relayed::Broadcast(b)) = decode("node-b", &bytes) else {
-            panic!("a broadcast of another node is delivered")
-        };
-        assert!(b.remote, "never published again");
-        assert_eq!(b.rooms, publish().rooms);
-        assert_eq!(b.offset.as_deref(), Some("abc-1"));
-        assert_eq!(&*b.packet.nsp, "/chat");
-        assert_eq!(b.packet.except_rooms, vec![Arc::<str>::from("sock1")]);
-        assert!(b.packet.multi);
-        assert_eq!(b.packet.frames.len(), 2);
-        match (&b.packet.frames[0], &b.packet.frames[1]) {
-            (Frame::Text(t), Frame::Binary(bin)) => {
-                assert_eq!(
-                    &t[..],
-                    &b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"[..]
-                );
-                assert_eq!(&bin[..], &[0, 1, 2, 255]);
-            }
-            _ => panic!("text then binary"),
-        }
+    fn presence(&self, update: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>> {
+        // queued now, so steps reach Redis in the order they were asked
+        let ask = self.bridge.send(ClusterPresence(update));
+        async move { ask.await.ok().flatten() }.boxed()
     }
 
-    #[test]
-    fn own_messages_and_garbage_are_dropped() {
-        let bytes = serde_json::to_vec(&encode("node-a", &publish())).expect("encodes");
-        assert!(
-            decode("node-a", &bytes).is_none(),
-            "a node skips what it published"
-        );
-        assert!(decode("node-b", b"not json").is_none());
-        assert!(decode("node-b", br#"{"o":"x","k":"b","n":"/","b":["***"],"p":0}"#).is_none());
+    fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
+        let ask = self.bridge.send(ClusterStats);
+        async move { ask.await.ok().flatten() }.boxed()
+    }
+
+    fn keep_session(&self, nsp: Arc<str>, pid: Arc<str>, session: KeptSession, ttl_ms: u64) {
+        self.bridge.do_send(StoreSession {
+            nsp,
+            pid,
+            session,
+            ttl_ms,
+        });
+    }
+
+    fn take_session(
+        &self,
+        nsp: Arc<str>,
+        pid: Arc<str>,
+    ) -> BoxFuture<'static, Option<KeptSession>> {
+        let ask = self.bridge.send(TakeSession { nsp, pid });
+        async move { ask.await.ok().flatten() }.boxed()
+    }
+
+    fn is_up(&self) -> BoxFuture<'static, bool> {
+        let ask = self.bridge.send(BridgeUp);
+        async move { ask.await.unwrap_or(false) }.boxed()
+    }
+
+    fn leave(&self) -> BoxFuture<'static, ()> {
+        let ask = self.bridge.send(Leave);
+        async move {
+            let _ = ask.await;
+        }
+        .boxed()
     }
 }

@@ -1,27 +1,24 @@
-//! The HTTP face of Engine.IO: request checks with Node's error bodies, the handshake,
-//! polling GET/POST, and WebSocket connections (new ones and upgrades).
+//! The HTTP face of Engine.IO: request checks with Node's error bodies, the handshake and
+//! polling GET/POST. (WebSocket requests arrive in [`super::upgrade`].)
 //!
-//! Transports only move bytes between HTTP and a `WsSession`; decoding is the protocol
-//! layer's, behaviour is the session's.
-
-pub mod upgrade;
-pub mod ws;
+//! This only moves bytes between HTTP and a [`Session`]; decoding is the protocol layer's,
+//! behaviour is the session's.
 
 use std::sync::Arc;
 
-use actix::Actor;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::actors::session::{
-    random_id, Poll, PollData, PollReply, RequestError, RequestInfo, WsSession,
-};
+use super::handler::EngineHandler;
+use super::mount::Mount;
+use super::session::{Poll, PollData, PollReply, RequestError, Session};
+use super::RequestInfo;
 use crate::protocol::engine;
-use crate::Mount;
 
 /// Node's Engine.IO error codes and messages.
+#[allow(missing_docs)] // Node's names
 #[derive(Debug, Clone, Copy)]
 pub enum EngineError {
     UnknownTransport,
@@ -53,6 +50,7 @@ impl EngineError {
         serde_json::to_string(&Body { code, message }).unwrap_or_default()
     }
 
+    /// The 400 answer Node gives.
     pub fn response(self) -> HttpResponse {
         HttpResponse::BadRequest()
             .content_type("application/json")
@@ -84,10 +82,10 @@ pub(crate) fn request_info(
 
 /// Every Engine.IO request of a mount comes here, except WebSocket upgrades (the
 /// dispatcher hands those to [`upgrade::service`] with the raw connection).
-pub async fn endpoint(
+pub async fn endpoint<H: EngineHandler>(
     req: HttpRequest,
     body: web::Payload,
-    mount: web::Data<Mount>,
+    mount: web::Data<Mount<H>>,
 ) -> HttpResponse {
     let mount = mount.into_inner();
     let query = query_pairs(req.query_string());
@@ -98,7 +96,7 @@ pub async fn endpoint(
         _ => return EngineError::UnknownTransport.response(),
     };
     if let Some(sid) = get("sid") {
-        let Some(session) = mount.session(sid).await else {
+        let Some(session) = mount.session(sid) else {
             return EngineError::UnknownSid.response();
         };
         return if websocket {
@@ -118,9 +116,8 @@ pub async fn endpoint(
     if websocket {
         return EngineError::BadRequest.response();
     }
-    let sid = random_id();
     let info = request_info(req.headers(), query, req.peer_addr());
-    let addr = WsSession::polling(sid, mount, info).start();
+    let addr = mount.open_polling(info);
     respond_poll(
         addr.send(Poll)
             .await
@@ -150,11 +147,11 @@ async fn respond_poll(res: Result<PollReply, RequestError>) -> HttpResponse {
         .body(body)
 }
 
-async fn polling(
+async fn polling<H: EngineHandler>(
     req: &HttpRequest,
     mut body: web::Payload,
-    session: actix::Addr<WsSession>,
-    mount: &Arc<Mount>,
+    session: actix::Addr<Session<H>>,
+    mount: &Arc<Mount<H>>,
 ) -> HttpResponse {
     match *req.method() {
         actix_web::http::Method::GET => {

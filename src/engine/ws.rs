@@ -1,6 +1,6 @@
-//! WebSocket I/O owned by a `WsSession`, below actix-http's dispatcher.
+//! WebSocket I/O owned by a [`Session`](super::Session), below actix-http's dispatcher.
 //!
-//! At the upgrade the HTTP layer hands over the raw TCP stream (see `transport::upgrade`);
+//! At the upgrade the HTTP layer hands over the raw TCP stream (see [`super::upgrade`]);
 //! from then on the session reads and writes it itself:
 //! - [`inbound`]: a stream of whole messages. It waits for readiness without a buffer and
 //!   allocates one only while bytes are being decoded, so an idle connection holds none.
@@ -25,12 +25,17 @@ use crate::protocol::engine::Frame;
 /// A whole inbound WebSocket message, or the end of the stream.
 #[derive(Debug)]
 pub enum WsIn {
+    /// A text message.
     Text(Bytes),
+    /// A binary message.
     Binary(Bytes),
+    /// A WebSocket ping (answered with a pong).
     Ping(Bytes),
+    /// The client closed, or the stream ended.
     Close,
-    /// A framing error; `too_big` when the message exceeded the size limit.
+    /// A framing error.
     Error {
+        /// The message exceeded the size limit.
         too_big: bool,
     },
 }
@@ -168,6 +173,7 @@ pub struct WsWriter {
     closing: bool,
     /// The socket failed; everything is dropped.
     broken: bool,
+    /// Which WebSocket of the session this is (0: the first; upgrades count up).
     pub gen: u32,
 }
 
@@ -183,6 +189,7 @@ pub enum Flushed {
 }
 
 impl WsWriter {
+    /// A writer over the write half of a socket.
     pub fn new(half: OwnedWriteHalf, gen: u32) -> Self {
         WsWriter {
             half: Arc::new(half),
@@ -200,10 +207,12 @@ impl WsWriter {
         self.pending_frames
     }
 
+    /// Bytes wait to be written.
     pub fn has_pending(&self) -> bool {
         self.written < self.buf.len()
     }
 
+    /// Encodes a frame into the buffer.
     pub fn frame(&mut self, f: &Frame) {
         if self.closing || self.broken {
             return;
@@ -216,6 +225,7 @@ impl WsWriter {
         self.pending_frames += 1;
     }
 
+    /// Encodes a pong answering a client's ping.
     pub fn pong(&mut self, payload: &[u8]) {
         if !self.closing && !self.broken {
             Parser::write_message(&mut self.buf, payload, OpCode::Pong, true, false);

@@ -6,29 +6,31 @@
 //! broadcasts is done. It never encodes anything: the packet arrives encoded.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message};
 
-use super::messages::{AddMember, Deliver, DisconnectMembers, Fanout, RemoveMember, StopRoom};
-use super::session::{
-    self, ForSocket, OutboxTrouble, Queued, SharedOutbox, SocketCommand, WsSession,
-};
-use crate::transport::ws::Flushed;
+use super::local::LocalSocket;
+use super::Member;
+use crate::engine::{Flushed, OutboxTrouble, Queued};
+use crate::socketio::client::{Deliver, ForSocket, SocketCommand};
+use crate::socketio::Outgoing;
 
-struct Member {
-    addr: Addr<WsSession>,
-    /// The member's outbox when it lives on this thread (always, but for a socket gone
+struct Entry {
+    member: Member,
+    /// The member's socket when it lives on this thread (always, but for a socket gone
     /// before its join arrived): broadcasts then skip the session's mailbox.
-    outbox: Option<SharedOutbox>,
+    local: Option<Rc<LocalSocket>>,
     /// Queued into since the last flush.
     dirty: bool,
 }
 
+/// One room's members on one worker.
 pub struct RoomActor {
     nsp: Arc<str>,
     name: Arc<str>,
-    members: HashMap<u64, Member>,
+    members: HashMap<u64, Entry>,
     /// Members with bytes to write at the end of this batch.
     to_flush: Vec<u64>,
     flush_scheduled: bool,
@@ -37,6 +39,7 @@ pub struct RoomActor {
 }
 
 impl RoomActor {
+    /// An empty room `name` of namespace `nsp`.
     pub fn new(nsp: Arc<str>, name: Arc<str>) -> Self {
         let delivered = crate::metrics::get().events_out.with_label_values(&[&nsp]);
         RoomActor {
@@ -51,22 +54,20 @@ impl RoomActor {
 
     fn flush(&mut self) {
         for key in self.to_flush.drain(..) {
-            let Some(m) = self.members.get_mut(&key) else {
+            let Some(e) = self.members.get_mut(&key) else {
                 continue;
             };
-            m.dirty = false;
-            let Some(ob) = &m.outbox else { continue };
-            let Ok(mut o) = ob.try_borrow_mut() else {
+            e.dirty = false;
+            let Some(local) = &e.local else { continue };
+            let Ok(mut ob) = local.outbox().try_borrow_mut() else {
                 continue;
             };
-            if o.blocked || o.closed {
-                continue;
-            }
-            let flushed = o.flush();
-            if flushed != Flushed::Done {
-                o.blocked = flushed == Flushed::Blocked;
-                drop(o);
-                m.addr.do_send(OutboxTrouble { flushed });
+            match ob.flush_if_idle() {
+                None | Some(Flushed::Done) => {}
+                Some(flushed) => {
+                    drop(ob);
+                    e.member.addr.do_send(OutboxTrouble { flushed });
+                }
             }
         }
     }
@@ -86,19 +87,33 @@ impl Actor for RoomActor {
     }
 }
 
+/// Adds a member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddMember(pub Member);
+
 impl Handler<AddMember> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: AddMember, _: &mut Self::Context) {
-        let outbox = session::local_outbox(msg.key);
+        let key = msg.0.key;
+        let local = LocalSocket::find(key);
         self.members.insert(
-            msg.key,
-            Member {
-                addr: msg.addr,
-                outbox,
+            key,
+            Entry {
+                member: msg.0,
+                local,
                 dirty: false,
             },
         );
     }
+}
+
+/// Removes a member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveMember {
+    /// The member's socket key.
+    pub key: u64,
 }
 
 impl Handler<RemoveMember> for RoomActor {
@@ -108,6 +123,14 @@ impl Handler<RemoveMember> for RoomActor {
     }
 }
 
+/// Delivers a packet to every member.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Fanout {
+    /// The encoded packet, shared by every recipient.
+    pub packet: Arc<Outgoing>,
+}
+
 impl Handler<Fanout> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: Fanout, ctx: &mut Self::Context) {
@@ -115,29 +138,26 @@ impl Handler<Fanout> for RoomActor {
             .delivery_latency
             .observe(msg.packet.created.elapsed().as_secs_f64());
         let mut queued_n = 0u64;
-        for (key, m) in self.members.iter_mut() {
-            let queued = match m.outbox.as_ref().map(|o| o.try_borrow_mut()) {
-                Some(Ok(mut o)) => o.deliver(*key, &msg.packet),
-                _ => {
-                    m.addr.do_send(Deliver {
-                        key: *key,
-                        packet: msg.packet.clone(),
-                    });
-                    continue;
-                }
+        for (key, e) in self.members.iter_mut() {
+            let Some(queued) = e.local.as_ref().and_then(|l| l.deliver(&msg.packet)) else {
+                e.member.addr.do_send(Deliver {
+                    key: *key,
+                    packet: msg.packet.clone(),
+                });
+                continue;
             };
-            if queued == Queued::Yes {
-                queued_n += 1;
-            }
             match queued {
-                Queued::Yes if !m.dirty => {
-                    m.dirty = true;
-                    self.to_flush.push(*key);
+                Queued::Yes => {
+                    queued_n += 1;
+                    if !e.dirty {
+                        e.dirty = true;
+                        self.to_flush.push(*key);
+                    }
                 }
-                Queued::Overflow => m.addr.do_send(OutboxTrouble {
+                Queued::Overflow => e.member.addr.do_send(OutboxTrouble {
                     flushed: Flushed::Done,
                 }),
-                _ => {}
+                Queued::No => {}
             }
         }
         self.delivered.inc_by(queued_n);
@@ -153,17 +173,27 @@ impl Handler<Fanout> for RoomActor {
     }
 }
 
+/// Disconnects every member (server side).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectMembers;
+
 impl Handler<DisconnectMembers> for RoomActor {
     type Result = ();
     fn handle(&mut self, _: DisconnectMembers, _: &mut Self::Context) {
-        for (key, m) in &self.members {
-            m.addr.do_send(ForSocket {
+        for (key, e) in &self.members {
+            e.member.addr.do_send(ForSocket {
                 key: *key,
                 cmd: SocketCommand::Disconnect,
             });
         }
     }
 }
+
+/// No members are left: stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRoom;
 
 impl Handler<StopRoom> for RoomActor {
     type Result = ();

@@ -1,0 +1,154 @@
+//! An in-memory cluster: several servers in one process share a [`MemoryHub`]. Relays go
+//! through the same wire encoding as Redis, so what one node emits reaches the others as
+//! it would through Redis (once, never back to its origin). For tests and embedding.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use super::wire::BusMessage;
+use crate::socketio::adapter::{GetStats, Stats};
+use crate::socketio::bus::{
+    Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
+    Relay,
+};
+
+/// A presence entry: node, socket, user.
+type Entry = (Arc<str>, Arc<str>, Arc<str>);
+
+#[derive(Default)]
+struct HubState {
+    nodes: Vec<BusNode>,
+    presence: HashMap<(Arc<str>, Arc<str>), HashSet<Entry>>,
+    sessions: HashMap<(Arc<str>, Arc<str>), KeptSession>,
+}
+
+/// The shared state of an in-memory cluster.
+#[derive(Clone, Default)]
+pub struct MemoryHub {
+    state: Arc<Mutex<HubState>>,
+}
+
+impl MemoryHub {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a node; its bus relays to every other node of the hub.
+    pub fn join(&self, node: BusNode) -> Arc<dyn Bus> {
+        self.lock().nodes.push(node.clone());
+        Arc::new(MemoryBus {
+            hub: self.clone(),
+            me: node,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // Every change under the lock is a single insert or remove: a poisoned lock still
+        // holds consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct MemoryBus {
+    hub: MemoryHub,
+    me: BusNode,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Bus for MemoryBus {
+    fn publish(&self, relay: Relay) {
+        let bytes = BusMessage::from_relay(&self.me.id, &relay, now_ms()).encode();
+        let others: Vec<_> = self
+            .hub
+            .lock()
+            .nodes
+            .iter()
+            .filter(|n| n.id != self.me.id)
+            .map(|n| n.server.clone())
+            .collect();
+        for server in others {
+            if let Ok(msg) = BusMessage::decode(&bytes) {
+                server.do_send(FromNode(msg.into_relay()));
+            }
+        }
+    }
+
+    fn presence(&self, u: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>> {
+        let mut hub = self.hub.lock();
+        let live: HashSet<Arc<str>> = hub.nodes.iter().map(|n| n.id.clone()).collect();
+        let set = hub
+            .presence
+            .entry((u.nsp.clone(), u.room.clone()))
+            .or_default();
+        set.retain(|(node, _, _)| live.contains(node));
+        let me: Entry = (self.me.id.clone(), u.socket.clone(), u.user.clone());
+        let moved = match u.op {
+            PresenceOp::Join => set.insert(me),
+            PresenceOp::Leave => set.remove(&me),
+            PresenceOp::Count => false,
+        };
+        let others_of_user = set.iter().filter(|(_, _, user)| *user == u.user).count();
+        let count = set
+            .iter()
+            .map(|(_, _, user)| user)
+            .collect::<HashSet<_>>()
+            .len();
+        let change = match (moved, u.op) {
+            (true, PresenceOp::Join) if others_of_user == 1 => PresenceChange::Arrived,
+            (true, PresenceOp::Leave) if others_of_user == 0 => PresenceChange::Departed,
+            _ => PresenceChange::Unchanged,
+        };
+        futures_util::future::ready(Some(PresenceCount { change, count })).boxed()
+    }
+
+    fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
+        let asks: Vec<_> = self
+            .hub
+            .lock()
+            .nodes
+            .iter()
+            .map(|n| n.server.send(GetStats))
+            .collect();
+        async move {
+            let mut all: Vec<Stats> = futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Some(all)
+        }
+        .boxed()
+    }
+
+    fn keep_session(&self, nsp: Arc<str>, pid: Arc<str>, session: KeptSession, _ttl_ms: u64) {
+        self.hub.lock().sessions.insert((nsp, pid), session);
+    }
+
+    fn take_session(
+        &self,
+        nsp: Arc<str>,
+        pid: Arc<str>,
+    ) -> BoxFuture<'static, Option<KeptSession>> {
+        let kept = self.hub.lock().sessions.remove(&(nsp, pid));
+        futures_util::future::ready(kept).boxed()
+    }
+
+    fn is_up(&self) -> BoxFuture<'static, bool> {
+        futures_util::future::ready(true).boxed()
+    }
+
+    fn leave(&self) -> BoxFuture<'static, ()> {
+        self.hub.lock().nodes.retain(|n| n.id != self.me.id);
+        futures_util::future::ready(()).boxed()
+    }
+}

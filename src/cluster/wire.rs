@@ -1,0 +1,337 @@
+//! What travels between nodes on the Redis channel: a [`BusMessage`], as one JSON object.
+//!
+//! The JSON keeps the short field names of the first version (`o`, `k`, `n`, …), so nodes
+//! of both versions understand each other; [`Envelope`] is that encoding and nothing else
+//! reads it. Pure: no I/O.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::engine::Frame;
+use crate::socketio::bus::Relay;
+use crate::socketio::{next_broadcast_id, Outgoing, Room};
+
+/// A message from one node to the others.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BusMessage {
+    /// A broadcast, delivered by every other node to its local members.
+    Broadcast {
+        /// The node that emitted it (which never takes it back).
+        origin: String,
+        /// Its namespace.
+        nsp: String,
+        /// Target rooms; empty for the whole namespace.
+        rooms: Vec<String>,
+        /// Rooms (and socket ids) that do not get it.
+        except: Vec<String>,
+        /// The encoded Socket.IO text frame.
+        text: String,
+        /// Its binary attachments.
+        binary: Vec<Bytes>,
+        /// Its recovery offset, when recovery is on.
+        offset: Option<String>,
+        /// When it was published (ms since the epoch), for the bridge lag.
+        published_ms: i64,
+    },
+    /// `disconnect_sockets()` of the sockets of `nsp` in `rooms` (all when empty).
+    DisconnectSockets {
+        /// The node that asked.
+        origin: String,
+        /// The namespace.
+        nsp: String,
+        /// Target rooms; empty for the whole namespace.
+        rooms: Vec<String>,
+        /// When it was published (ms since the epoch).
+        published_ms: i64,
+    },
+}
+
+/// Why a channel message was not understood.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Not the JSON of an envelope.
+    #[error("undecodable message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An attachment that is not base64.
+    #[error("bad attachment: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// An unknown `k`.
+    #[error("unknown kind {0:?}")]
+    Kind(char),
+}
+
+/// The JSON form (short names kept for compatibility between node versions).
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// Origin node.
+    o: String,
+    /// `b` broadcast, `d` disconnect sockets.
+    k: char,
+    /// Namespace.
+    n: String,
+    /// Target rooms.
+    #[serde(default)]
+    r: Vec<String>,
+    /// Excluded rooms.
+    #[serde(default)]
+    e: Vec<String>,
+    /// The text frame.
+    #[serde(default)]
+    t: String,
+    /// Binary attachments, base64.
+    #[serde(default)]
+    b: Vec<String>,
+    /// Recovery offset.
+    #[serde(default)]
+    x: Option<String>,
+    /// Publish time, ms.
+    p: i64,
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+impl BusMessage {
+    /// The message of a local relay, from node `origin` at `now_ms`.
+    pub fn from_relay(origin: &str, relay: &Relay, now_ms: i64) -> Self {
+        let strings = |rooms: &[Room]| rooms.iter().map(|r| r.to_string()).collect();
+        match relay {
+            Relay::Broadcast {
+                rooms,
+                packet,
+                offset,
+            } => {
+                let mut text = String::new();
+                let mut binary = Vec::new();
+                for f in &packet.frames {
+                    match f {
+                        Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
+                        Frame::Binary(b) => binary.push(b.clone()),
+                    }
+                }
+                BusMessage::Broadcast {
+                    origin: origin.to_owned(),
+                    nsp: packet.nsp.to_string(),
+                    rooms: strings(rooms),
+                    except: strings(&packet.except_rooms),
+                    text,
+                    binary,
+                    offset: offset.as_ref().map(|o| o.to_string()),
+                    published_ms: now_ms,
+                }
+            }
+            Relay::DisconnectSockets { nsp, rooms } => BusMessage::DisconnectSockets {
+                origin: origin.to_owned(),
+                nsp: nsp.to_string(),
+                rooms: strings(rooms),
+                published_ms: now_ms,
+            },
+        }
+    }
+
+    /// The node that sent it.
+    pub fn origin(&self) -> &str {
+        match self {
+            BusMessage::Broadcast { origin, .. } | BusMessage::DisconnectSockets { origin, .. } => {
+                origin
+            }
+        }
+    }
+
+    /// When it was published (ms).
+    pub fn published_ms(&self) -> i64 {
+        match self {
+            BusMessage::Broadcast { published_ms, .. }
+            | BusMessage::DisconnectSockets { published_ms, .. } => *published_ms,
+        }
+    }
+
+    /// The relay to deliver on the receiving node (a fresh broadcast id there).
+    pub fn into_relay(self) -> Relay {
+        let rooms =
+            |v: Vec<String>| -> Vec<Room> { v.iter().map(|r| Arc::from(r.as_str())).collect() };
+        match self {
+            BusMessage::Broadcast {
+                nsp,
+                rooms: r,
+                except,
+                text,
+                binary,
+                offset,
+                ..
+            } => {
+                let rooms = rooms(r);
+                let mut frames = Vec::with_capacity(1 + binary.len());
+                frames.push(Frame::Text(Bytes::from(text.into_bytes())));
+                frames.extend(binary.into_iter().map(Frame::Binary));
+                let packet = Arc::new(Outgoing {
+                    id: next_broadcast_id(),
+                    nsp: Arc::from(nsp.as_str()),
+                    frames,
+                    except_rooms: except.iter().map(|r| Arc::from(r.as_str())).collect(),
+                    multi: rooms.len() > 1,
+                    created: Instant::now(),
+                });
+                Relay::Broadcast {
+                    rooms,
+                    packet,
+                    offset: offset.map(|x| Arc::from(x.as_str())),
+                }
+            }
+            BusMessage::DisconnectSockets { nsp, rooms: r, .. } => Relay::DisconnectSockets {
+                nsp: Arc::from(nsp.as_str()),
+                rooms: rooms(r),
+            },
+        }
+    }
+
+    /// The bytes on the channel.
+    pub fn encode(&self) -> Vec<u8> {
+        let env = match self.clone() {
+            BusMessage::Broadcast {
+                origin,
+                nsp,
+                rooms,
+                except,
+                text,
+                binary,
+                offset,
+                published_ms,
+            } => Envelope {
+                o: origin,
+                k: 'b',
+                n: nsp,
+                r: rooms,
+                e: except,
+                t: text,
+                b: binary.iter().map(|b| B64.encode(b)).collect(),
+                x: offset,
+                p: published_ms,
+            },
+            BusMessage::DisconnectSockets {
+                origin,
+                nsp,
+                rooms,
+                published_ms,
+            } => Envelope {
+                o: origin,
+                k: 'd',
+                n: nsp,
+                r: rooms,
+                e: Vec::new(),
+                t: String::new(),
+                b: Vec::new(),
+                x: None,
+                p: published_ms,
+            },
+        };
+        // An envelope of strings and numbers always serializes.
+        serde_json::to_vec(&env).unwrap_or_default()
+    }
+
+    /// Reads the bytes of the channel.
+    pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
+        let env: Envelope = serde_json::from_slice(payload)?;
+        match env.k {
+            'b' => Ok(BusMessage::Broadcast {
+                origin: env.o,
+                nsp: env.n,
+                rooms: env.r,
+                except: env.e,
+                text: env.t,
+                binary: env
+                    .b
+                    .iter()
+                    .map(|b| B64.decode(b).map(Bytes::from))
+                    .collect::<Result<_, _>>()?,
+                offset: env.x,
+                published_ms: env.p,
+            }),
+            'd' => Ok(BusMessage::DisconnectSockets {
+                origin: env.o,
+                nsp: env.n,
+                rooms: env.r,
+                published_ms: env.p,
+            }),
+            k => Err(WireError::Kind(k)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay() -> Relay {
+        Relay::Broadcast {
+            rooms: vec![Arc::from("room:a"), Arc::from("user:b")],
+            packet: Arc::new(Outgoing {
+                id: 7,
+                nsp: Arc::from("/chat"),
+                frames: vec![
+                    Frame::Text(Bytes::from_static(
+                        b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]",
+                    )),
+                    Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
+                ],
+                except_rooms: vec![Arc::from("sock1")],
+                multi: true,
+                created: Instant::now(),
+            }),
+            offset: Some(Arc::from("abc-1")),
+        }
+    }
+
+    #[test]
+    fn broadcasts_cross_unchanged() {
+        let bytes = BusMessage::from_relay("node-a", &relay(), 5).encode();
+        let msg = BusMessage::decode(&bytes).expect("decodes");
+        assert_eq!(msg.origin(), "node-a");
+        assert_eq!(msg.published_ms(), 5);
+        let Relay::Broadcast {
+            rooms,
+            packet,
+            offset,
+        } = msg.into_relay()
+        else {
+            panic!("a broadcast stays a broadcast")
+        };
+        assert_eq!(rooms, vec![Arc::<str>::from("room:a"), Arc::from("user:b")]);
+        assert_eq!(offset.as_deref(), Some("abc-1"));
+        assert_eq!(&*packet.nsp, "/chat");
+        assert_eq!(packet.except_rooms, vec![Arc::<str>::from("sock1")]);
+        assert!(packet.multi);
+        assert_eq!(
+            packet.frames,
+            vec![
+                Frame::Text(Bytes::from_static(
+                    b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"
+                )),
+                Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_bytes_are_the_first_versions() {
+        let d = Relay::DisconnectSockets {
+            nsp: Arc::from("/"),
+            rooms: vec![Arc::from("user:x")],
+        };
+        let bytes = BusMessage::from_relay("n1", &d, 9).encode();
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            r#"{"o":"n1","k":"d","n":"/","r":["user:x"],"e":[],"t":"","b":[],"x":null,"p":9}"#
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(BusMessage::decode(b"not json").is_err());
+        assert!(BusMessage::decode(br#"{"o":"x","k":"b","n":"/","b":["***"],"p":0}"#).is_err());
+        assert!(BusMessage::decode(br#"{"o":"x","k":"z","n":"/","p":0}"#).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The Engine.IO v4 engine: handshake, HTTP long-polling, WebSocket I/O, the upgrade from one
+//! to the other, the heartbeat, and each connection's bounded outbound queue.
+//!
+//! It is generic over one narrow trait, [`EngineHandler`]: the layer above gets whole
+//! messages and a context to answer through, and the engine never knows what they mean. It
+//! imports nothing from Socket.IO or the application (`crate::protocol`, `crate::config` and
+//! `crate::metrics` only).
+//!
+//! Data path: [`http`] (handshake, polling) or [`upgrade`] (WebSocket) → [`Mount`] (finds or
+//! starts the connection's [`Session`]) → the session decodes with `crate::protocol` and calls
+//! its handler → the handler answers through [`EngineCtx`] into the [`Outbox`] → [`ws`] writes.
+
+mod handler;
+pub mod http;
+mod mount;
+mod outbox;
+mod session;
+pub mod upgrade;
+pub mod ws;
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use handler::{EngineCtx, EngineHandler};
+pub use mount::{Endpoint, HandlerFactory, Mount};
+pub use outbox::{Outbox, Queued, SharedOutbox};
+pub use session::{CloseSession, OutboxTrouble, Session};
+pub use ws::Flushed;
+
+/// A whole message between the engine and its handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineMessage {
+    /// A text message (an Engine.IO `4` packet).
+    Text(String),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// The HTTP request that opened an Engine.IO connection.
+#[derive(Debug, Default)]
+pub struct RequestInfo {
+    /// The query of the handshake request.
+    pub query: Vec<(String, String)>,
+    /// Headers of the handshake request (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The peer's address.
+    pub remote_addr: Option<std::net::SocketAddr>,
+}
+
+/// A random id like Node's (20 URL-safe characters): Engine.IO session ids, Socket.IO
+/// socket ids and recovery ids.
+pub fn random_id() -> Arc<str> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let bytes: [u8; 15] = rand::random();
+    Arc::from(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// An Engine.IO session id (`sid` of the handshake and of every polling request).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sid(Arc<str>);
+
+impl Sid {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Sid(random_id())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Sid {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Sid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,153 @@
+//! `Mount<H>`: one Engine.IO endpoint (a path), the way it makes a handler for each new
+//! connection, and the registry of its live sessions.
+//!
+//! Polling requests and upgrades find their session here directly (a lock and a hash
+//! look-up on the request's worker), not by asking an actor. A session is registered when
+//! it is created and leaves when it stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix::{Actor, Addr, AsyncContext};
+use actix_web::web;
+use futures_util::future::LocalBoxFuture;
+
+use super::handler::EngineHandler;
+use super::session::{CloseSession, Session};
+use super::upgrade::Conn;
+use super::{RequestInfo, Sid};
+use crate::config::Config;
+use crate::protocol::DisconnectReason;
+
+/// Makes the handler of a new connection from its opening request.
+pub type HandlerFactory<H> = Box<dyn Fn(&Arc<RequestInfo>) -> H + Send + Sync>;
+
+/// An Engine.IO endpoint serving handlers of type `H`.
+pub struct Mount<H: EngineHandler> {
+    pub(crate) path: String,
+    pub(crate) config: Arc<Config>,
+    factory: HandlerFactory<H>,
+    sessions: Mutex<HashMap<Sid, Addr<Session<H>>>>,
+}
+
+impl<H: EngineHandler> Mount<H> {
+    /// An endpoint at `path` (e.g. `/socket.io/`).
+    pub fn new(path: &str, config: Arc<Config>, factory: HandlerFactory<H>) -> Arc<Self> {
+        Arc::new(Mount {
+            path: path.to_owned(),
+            config,
+            factory,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<Sid, Addr<Session<H>>>> {
+        // A panic while the lock was held cannot leave the map half-changed (single
+        // inserts and removes), so a poisoned lock is still usable.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn new_handler(&self, request: &Arc<RequestInfo>) -> H {
+        (self.factory)(request)
+    }
+
+    /// The live session `sid`, if any.
+    pub(super) fn session(&self, sid: &str) -> Option<Addr<Session<H>>> {
+        self.sessions().get(sid).cloned()
+    }
+
+    /// Starts a session on polling and registers it.
+    pub(super) fn open_polling(self: &Arc<Self>, info: RequestInfo) -> Addr<Session<H>> {
+        let sid = Sid::random();
+        let addr = Session::polling(sid.clone(), self.clone(), info).start();
+        self.insert(sid, addr.clone());
+        addr
+    }
+
+    /// Starts a session born on a WebSocket and registers it.
+    pub(super) fn open_websocket<S>(
+        self: &Arc<Self>,
+        frames: S,
+        writer: tokio::net::tcp::OwnedWriteHalf,
+        info: RequestInfo,
+    ) where
+        S: futures_util::Stream<Item = super::ws::WsIn> + 'static,
+    {
+        let sid = Sid::random();
+        let (me, id) = (self.clone(), sid.clone());
+        let addr = Session::create(move |ctx| {
+            ctx.add_stream(frames);
+            Session::websocket(id, me, writer, info)
+        });
+        self.insert(sid, addr);
+    }
+
+    fn insert(&self, sid: Sid, addr: Addr<Session<H>>) {
+        if self.sessions().insert(sid, addr).is_none() {
+            crate::metrics::get().connections.inc();
+        }
+    }
+
+    pub(super) fn remove(&self, sid: &Sid) {
+        if self.sessions().remove(sid).is_some() {
+            crate::metrics::get().connections.dec();
+        }
+    }
+}
+
+/// What the HTTP service needs of a mount, whatever its handler type.
+pub trait Endpoint: Send + Sync + 'static {
+    /// The path it serves.
+    fn path(&self) -> &str;
+    /// Adds its polling/handshake route to an app.
+    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig);
+    /// Serves a WebSocket request that arrived with its raw connection.
+    fn upgrade(
+        self: Arc<Self>,
+        req: actix_http::Request,
+        conn: Conn,
+    ) -> LocalBoxFuture<'static, ()>;
+    /// Live Engine.IO sessions.
+    fn len(&self) -> usize;
+    /// True with no live session.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Tells every session to close for `reason`; returns how many were told.
+    fn close_all(&self, reason: DisconnectReason) -> usize;
+}
+
+impl<H: EngineHandler> Endpoint for Mount<H> {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
+        let path = self.path.clone();
+        cfg.service(
+            web::resource(path)
+                .app_data(web::Data::from(self))
+                .default_service(web::to(super::http::endpoint::<H>)),
+        );
+    }
+
+    fn upgrade(
+        self: Arc<Self>,
+        req: actix_http::Request,
+        conn: Conn,
+    ) -> LocalBoxFuture<'static, ()> {
+        Box::pin(super::upgrade::serve(self, req, conn))
+    }
+
+    fn len(&self) -> usize {
+        self.sessions().len()
+    }
+
+    fn close_all(&self, reason: DisconnectReason) -> usize {
+        let all: Vec<_> = self.sessions().values().cloned().collect();
+        for addr in &all {
+            addr.do_send(CloseSession { reason });
+        }
+        all.len()
+    }
+}

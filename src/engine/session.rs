@@ -1,0 +1,628 @@
+//! `Session<H>`: one actor per Engine.IO connection, whatever its transport, carrying the
+//! connection's handler `H` (the layer above) so one actor serves both.
+//!
+//! It owns the heartbeat (server ping `2`, client pong `3`), the transport (a polling queue
+//! answered by GET requests, or a WebSocket writer), the polling→WebSocket upgrade and the
+//! bound on outbound frames. Packets are decoded by `crate::protocol`; nothing here parses
+//! bytes itself, and nothing here knows what the messages mean.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
+    StreamHandler, WrapFuture,
+};
+use actix_http::ws::CloseCode;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::handler::{EngineCtx, EngineHandler};
+use super::mount::Mount;
+use super::outbox::{Outbox, SharedOutbox, Transport};
+use super::ws::{Flushed, WsIn, WsWriter};
+use super::{EngineMessage, RequestInfo, Sid};
+use crate::config::Config;
+use crate::protocol::engine::{self, kind, Frame, Packet};
+use crate::protocol::DisconnectReason;
+
+/// The first WebSocket of a session has generation 0; upgrades count up from 1.
+const DIRECT_WS_GEN: u32 = 0;
+
+/// The engine's state of one connection (everything but the handler).
+pub(crate) struct Engine {
+    pub(super) sid: Sid,
+    pub(super) config: Arc<Config>,
+    pub(super) request: Arc<RequestInfo>,
+    /// The transport, shared with the fan-outs of this worker.
+    pub(super) outbox: SharedOutbox,
+    /// The WebSocket being probed during an upgrade.
+    probe: Option<WsWriter>,
+    /// A flush of the WebSocket is scheduled for the end of the current batch of work.
+    flush_scheduled: bool,
+    /// A wait for the full socket to become writable is under way.
+    flush_waiting: bool,
+    /// Generation of the last WebSocket attached by an upgrade.
+    last_gen: u32,
+    /// After a server-side close on polling: the close packet waits for the next GET.
+    close_on_next_get: bool,
+    pub(super) closed: bool,
+    /// A close asked for while the handler ran; done when it returns.
+    pub(super) close_requested: Option<DisconnectReason>,
+    pong_timer: Option<SpawnHandle>,
+}
+
+impl Engine {
+    fn is_websocket(&self) -> bool {
+        self.outbox.borrow().is_websocket()
+    }
+
+    pub(super) fn request_close(&mut self, reason: DisconnectReason) {
+        if !self.closed && self.close_requested.is_none() {
+            self.close_requested = Some(reason);
+        }
+    }
+
+    /// The outbound bound was hit: the connection closes rather than grows.
+    pub(super) fn overflowed(&mut self) {
+        if self.closed || self.close_requested.is_some() {
+            return;
+        }
+        let max = self.config.engine.max_buffered_frames;
+        log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
+        crate::metrics::get().error("slow_consumer");
+        self.request_close(DisconnectReason::TransportError);
+    }
+
+    /// Writes the WebSocket buffer once the current batch of messages is handled, so all
+    /// frames queued by it leave in one write.
+    pub(super) fn schedule_flush<H: EngineHandler>(&mut self, ctx: &mut Context<Session<H>>) {
+        if self.flush_scheduled || !self.is_websocket() {
+            return;
+        }
+        self.flush_scheduled = true;
+        ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Session<H>, ctx| {
+            act.engine.flush_scheduled = false;
+            act.flush_ws(ctx);
+        }));
+    }
+
+    /// Releases the client's pending GET with a noop (during an upgrade).
+    fn answer_poll_with_noop(&mut self) {
+        if let Transport::Polling { queue, pending } = &mut self.outbox.borrow_mut().transport {
+            if queue.is_empty() {
+                if let Some(tx) = pending.take() {
+                    let _ = tx.send(Bytes::from_static(b"6"));
+                }
+            }
+        }
+    }
+
+    fn abandon_probe(&mut self) {
+        if let Some(mut p) = self.probe.take() {
+            p.close(None);
+            p.finish_in_background();
+        }
+    }
+}
+
+/// One Engine.IO connection and its handler.
+pub struct Session<H: EngineHandler> {
+    pub(super) engine: Engine,
+    handler: H,
+    mount: Arc<Mount<H>>,
+}
+
+impl<H: EngineHandler> Session<H> {
+    /// A session on polling; the open packet is queued for the first GET.
+    pub(super) fn polling(sid: Sid, mount: Arc<Mount<H>>, request: RequestInfo) -> Self {
+        Self::new(sid, mount, Transport::polling(), request)
+    }
+
+    /// A session born on a WebSocket.
+    pub(super) fn websocket(
+        sid: Sid,
+        mount: Arc<Mount<H>>,
+        writer: tokio::net::tcp::OwnedWriteHalf,
+        request: RequestInfo,
+    ) -> Self {
+        let out = WsWriter::new(writer, DIRECT_WS_GEN);
+        Self::new(sid, mount, Transport::WebSocket(out), request)
+    }
+
+    fn new(sid: Sid, mount: Arc<Mount<H>>, transport: Transport, req: RequestInfo) -> Self {
+        let request = Arc::new(req);
+        let handler = mount.new_handler(&request);
+        let config = mount.config.clone();
+        let max = config.engine.max_buffered_frames;
+        Session {
+            engine: Engine {
+                sid,
+                config,
+                request,
+                outbox: Rc::new(RefCell::new(Outbox::new(transport, max))),
+                probe: None,
+                flush_scheduled: false,
+                flush_waiting: false,
+                last_gen: DIRECT_WS_GEN,
+                close_on_next_get: false,
+                closed: false,
+                close_requested: None,
+                pong_timer: None,
+            },
+            handler,
+            mount,
+        }
+    }
+
+    /// Runs `f` on the handler with its connection context, then carries out a close the
+    /// handler asked for. Every call into the handler goes through here.
+    pub fn with_handler<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut H, &mut EngineCtx<'_, H>) -> R,
+    ) -> R {
+        let r = f(
+            &mut self.handler,
+            &mut EngineCtx {
+                engine: &mut self.engine,
+                ctx,
+            },
+        );
+        self.settle(ctx);
+        r
+    }
+
+    /// Carries out a close asked for meanwhile.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        if let Some(reason) = self.engine.close_requested.take() {
+            self.close(reason, ctx);
+        }
+    }
+
+    /// Queues an engine frame (ping, noop) and follows it up.
+    fn send_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let queued = self.engine.outbox.borrow_mut().push(&frame);
+        EngineCtx {
+            engine: &mut self.engine,
+            ctx,
+        }
+        .queued(queued);
+        self.settle(ctx);
+    }
+
+    fn flush_ws(&mut self, ctx: &mut Context<Self>) {
+        let flushed = self.engine.outbox.borrow_mut().flush();
+        self.after_flush(flushed, ctx);
+    }
+
+    /// A full socket parks the writes until it is writable again; a broken one ends it.
+    fn after_flush(&mut self, flushed: Flushed, ctx: &mut Context<Self>) {
+        match flushed {
+            Flushed::Done => {}
+            Flushed::Blocked => self.wait_writable(ctx),
+            Flushed::Broken => self.close(DisconnectReason::TransportClose, ctx),
+        }
+    }
+
+    fn wait_writable(&mut self, ctx: &mut Context<Self>) {
+        let sock = {
+            let mut ob = self.engine.outbox.borrow_mut();
+            let Transport::WebSocket(w) = &ob.transport else {
+                return;
+            };
+            if ob.blocked && self.engine.flush_waiting {
+                return;
+            }
+            let sock = w.socket();
+            ob.blocked = true;
+            sock
+        };
+        self.engine.flush_waiting = true;
+        ctx.spawn(
+            async move { sock.writable().await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.engine.flush_waiting = false;
+                    act.engine.outbox.borrow_mut().blocked = false;
+                    match res {
+                        Ok(()) => act.flush_ws(ctx),
+                        Err(_) => act.close(DisconnectReason::TransportClose, ctx),
+                    }
+                }),
+        );
+    }
+
+    fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
+        let interval = self.engine.config.engine.ping_interval();
+        ctx.run_later(interval, |act, ctx| {
+            if act.engine.closed {
+                return;
+            }
+            act.send_frame(Frame::bare(kind::PING), ctx);
+            let timeout = act.engine.config.engine.ping_timeout();
+            act.engine.pong_timer = Some(ctx.run_later(timeout, |act, ctx| {
+                act.close(DisconnectReason::PingTimeout, ctx);
+            }));
+        });
+    }
+
+    /// Closes the session once: the handler hears the reason first (what it sends then
+    /// still goes out), then the transport gets its close.
+    pub(super) fn close(&mut self, why: DisconnectReason, ctx: &mut Context<Self>) {
+        if self.engine.closed {
+            return;
+        }
+        log::debug!("session closing sid={} reason={why}", self.engine.sid);
+        self.handler.on_close(
+            why,
+            &mut EngineCtx {
+                engine: &mut self.engine,
+                ctx,
+            },
+        );
+        let engine = &mut self.engine;
+        engine.closed = true;
+        engine.close_requested = None;
+        engine.abandon_probe();
+        let client_gone = why == DisconnectReason::TransportClose;
+        let mut ob = engine.outbox.borrow_mut();
+        ob.closed = true;
+        let blocked = ob.blocked;
+        match &mut ob.transport {
+            Transport::WebSocket(out) => {
+                if !client_gone {
+                    out.close(None);
+                    if !blocked {
+                        out.flush();
+                    }
+                }
+                ctx.stop();
+            }
+            Transport::Polling { queue, pending } => {
+                queue.push_back(Frame::bare(kind::CLOSE));
+                if let Some(tx) = pending.take() {
+                    let _ = tx.send(engine::encode_payload(queue.iter()));
+                    ctx.stop();
+                } else if client_gone {
+                    ctx.stop();
+                } else {
+                    // The client learns of the close on its next GET; give it a while.
+                    engine.close_on_next_get = true;
+                    let wait = engine.config.engine.ping_timeout();
+                    ctx.run_later(wait, |_, ctx| ctx.stop());
+                }
+            }
+        }
+    }
+
+    /// An Engine.IO packet from the client on the current transport.
+    fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
+        match packet {
+            Packet::Pong(_) => {
+                if let Some(h) = self.engine.pong_timer.take() {
+                    ctx.cancel_future(h);
+                    self.schedule_ping(ctx);
+                }
+            }
+            Packet::Message(text) => self.on_message(EngineMessage::Text(text), ctx),
+            Packet::Binary(b) => self.on_message(EngineMessage::Binary(b), ctx),
+            Packet::Close => self.close(DisconnectReason::TransportClose, ctx),
+            // A v4 client never pings: Node treats it as a transport error.
+            Packet::Ping(_) => self.close(DisconnectReason::TransportError, ctx),
+            Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    fn on_message(&mut self, msg: EngineMessage, ctx: &mut Context<Self>) {
+        if self.engine.closed {
+            return;
+        }
+        self.with_handler(ctx, |h, ectx| h.on_message(msg, ectx));
+    }
+
+    /// A WebSocket message from the socket of generation `gen`.
+    fn on_ws(&mut self, gen: u32, item: WsIn, ctx: &mut Context<Self>) {
+        let current = matches!(&self.engine.outbox.borrow().transport,
+            Transport::WebSocket(o) if o.gen == gen);
+        let probing = self.engine.probe.as_ref().is_some_and(|p| p.gen == gen);
+        if self.engine.closed || !(current || probing) {
+            return;
+        }
+        if probing {
+            return self.on_probe(item, ctx);
+        }
+        match item {
+            WsIn::Text(b) => match engine::decode_text_bytes(&b) {
+                Ok(p) => self.on_packet(p, ctx),
+                Err(e) => {
+                    log::debug!("engine parse error sid={} err={e}", self.engine.sid);
+                    crate::metrics::get().error("parse");
+                    self.close(DisconnectReason::ParseError, ctx);
+                }
+            },
+            WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
+            WsIn::Ping(b) => {
+                if let Transport::WebSocket(out) = &mut self.engine.outbox.borrow_mut().transport {
+                    out.pong(&b);
+                }
+                self.engine.schedule_flush(ctx);
+            }
+            WsIn::Close => self.close(DisconnectReason::TransportClose, ctx),
+            WsIn::Error { too_big } => {
+                if too_big {
+                    if let Transport::WebSocket(out) =
+                        &mut self.engine.outbox.borrow_mut().transport
+                    {
+                        out.close(Some(CloseCode::Size));
+                    }
+                }
+                log::debug!("websocket error sid={} too_big={too_big}", self.engine.sid);
+                self.close(DisconnectReason::TransportError, ctx);
+            }
+        }
+    }
+
+    /// Messages on the probe socket of an upgrade: `2probe` → `3probe`, then `5` switches.
+    fn on_probe(&mut self, item: WsIn, ctx: &mut Context<Self>) {
+        let packet = match item {
+            WsIn::Text(b) => engine::decode_text_bytes(&b).ok(),
+            _ => None,
+        };
+        match packet {
+            Some(Packet::Ping(p)) if p == "probe" => {
+                if let Some(probe) = &mut self.engine.probe {
+                    probe.frame(&Frame::text(kind::PONG, b"probe"));
+                    if probe.flush() == Flushed::Blocked {
+                        // a fresh socket that cannot take 8 bytes: give up the probe
+                        if let Some(p) = self.engine.probe.take() {
+                            p.finish_in_background();
+                        }
+                    }
+                }
+                // Release the client's pending GET so it can send the upgrade.
+                self.engine.answer_poll_with_noop();
+            }
+            Some(Packet::Upgrade) => {
+                let Some(probe) = self.engine.probe.take() else {
+                    return;
+                };
+                let old = std::mem::replace(
+                    &mut self.engine.outbox.borrow_mut().transport,
+                    Transport::WebSocket(probe),
+                );
+                if let Transport::Polling { queue, pending } = old {
+                    if let Some(tx) = pending {
+                        let _ = tx.send(Bytes::from_static(b"6"));
+                    }
+                    for f in queue {
+                        self.send_frame(f, ctx);
+                    }
+                }
+                log::debug!("session upgraded sid={}", self.engine.sid);
+            }
+            Some(Packet::Noop) | Some(Packet::Pong(_)) => {}
+            // Anything else on the probe: abandon the upgrade, keep polling.
+            _ => self.engine.abandon_probe(),
+        }
+    }
+}
+
+impl<H: EngineHandler> Actor for Session<H> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1 << 16);
+        let cfg = &self.engine.config.engine;
+        let websocket = self.engine.is_websocket();
+        let upgrades: &[&str] = if websocket { &[] } else { &["websocket"] };
+        let open = engine::open_json(
+            &self.engine.sid,
+            upgrades,
+            cfg.ping_interval_ms,
+            cfg.ping_timeout_ms,
+            cfg.max_payload,
+        );
+        self.send_frame(Frame::text(kind::OPEN, open.as_bytes()), ctx);
+        self.schedule_ping(ctx);
+        self.with_handler(ctx, |h, ectx| h.on_open(ectx));
+        log::debug!(
+            "session opened sid={} transport={}",
+            self.engine.sid,
+            if websocket { "websocket" } else { "polling" }
+        );
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        if !self.engine.closed {
+            self.close(DisconnectReason::TransportClose, ctx);
+        }
+        // Whatever is still queued (the close frame, last packets) is written in the
+        // background; dropping the writer then closes the socket.
+        let transport = std::mem::replace(
+            &mut self.engine.outbox.borrow_mut().transport,
+            Transport::polling(),
+        );
+        if let Transport::WebSocket(out) = transport {
+            out.finish_in_background();
+        }
+        self.mount.remove(&self.engine.sid);
+    }
+}
+
+/// Inbound frames of a session born on a WebSocket (added with `add_stream`).
+impl<H: EngineHandler> StreamHandler<WsIn> for Session<H> {
+    fn handle(&mut self, item: WsIn, ctx: &mut Self::Context) {
+        self.on_ws(DIRECT_WS_GEN, item, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.on_ws(DIRECT_WS_GEN, WsIn::Close, ctx);
+    }
+}
+
+/// Inbound frames of an upgrade WebSocket, forwarded from the thread that accepted it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct ForwardWs {
+    pub(super) gen: u32,
+    pub(super) item: WsIn,
+}
+
+impl<H: EngineHandler> Handler<ForwardWs> for Session<H> {
+    type Result = ();
+    fn handle(&mut self, msg: ForwardWs, ctx: &mut Self::Context) {
+        self.on_ws(msg.gen, msg.item, ctx);
+    }
+}
+
+/// A fan-out on this session's thread found its socket full, or a frame over the bound.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboxTrouble {
+    /// What the fan-out's flush achieved.
+    pub flushed: Flushed,
+}
+
+impl<H: EngineHandler> Handler<OutboxTrouble> for Session<H> {
+    type Result = ();
+    fn handle(&mut self, msg: OutboxTrouble, ctx: &mut Self::Context) {
+        if self.engine.outbox.borrow().overflowed {
+            self.engine.overflowed();
+            return self.settle(ctx);
+        }
+        self.after_flush(msg.flushed, ctx);
+    }
+}
+
+/// Why a polling request or upgrade was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RequestError {
+    /// The session is gone (or going).
+    UnknownSid,
+    /// The request does not fit the session's transport.
+    BadRequest,
+    /// A second GET while one is pending.
+    Overlap,
+}
+
+/// A polling GET.
+#[derive(Message)]
+#[rtype(result = "Result<PollReply, RequestError>")]
+pub(super) struct Poll;
+
+pub(super) enum PollReply {
+    Ready(Bytes),
+    Wait(oneshot::Receiver<Bytes>),
+}
+
+impl<H: EngineHandler> Handler<Poll> for Session<H> {
+    type Result = Result<PollReply, RequestError>;
+    fn handle(&mut self, _: Poll, ctx: &mut Self::Context) -> Self::Result {
+        if self.engine.closed && !self.engine.close_on_next_get {
+            return Err(RequestError::UnknownSid);
+        }
+        let probing = self.engine.probe.is_some();
+        let outbox = self.engine.outbox.clone();
+        let mut ob = outbox.borrow_mut();
+        let Transport::Polling { queue, pending } = &mut ob.transport else {
+            return Err(RequestError::BadRequest);
+        };
+        if pending.as_ref().is_some_and(|p| !p.is_closed()) {
+            drop(ob);
+            self.close(DisconnectReason::TransportError, ctx);
+            return Err(RequestError::Overlap);
+        }
+        if !queue.is_empty() {
+            let body = engine::encode_payload(queue.iter());
+            queue.clear();
+            if self.engine.close_on_next_get {
+                ctx.stop();
+            }
+            return Ok(PollReply::Ready(body));
+        }
+        if probing {
+            return Ok(PollReply::Ready(Bytes::from_static(b"6")));
+        }
+        let (tx, rx) = oneshot::channel();
+        *pending = Some(tx);
+        Ok(PollReply::Wait(rx))
+    }
+}
+
+/// A polling POST, already decoded (or the error that stopped decoding).
+#[derive(Message)]
+#[rtype(result = "Result<(), RequestError>")]
+pub(super) struct PollData {
+    pub(super) packets: Vec<Packet>,
+    pub(super) error: bool,
+}
+
+impl<H: EngineHandler> Handler<PollData> for Session<H> {
+    type Result = Result<(), RequestError>;
+    fn handle(&mut self, msg: PollData, ctx: &mut Self::Context) -> Self::Result {
+        if self.engine.closed {
+            return Err(RequestError::UnknownSid);
+        }
+        if self.engine.is_websocket() {
+            return Err(RequestError::BadRequest);
+        }
+        for p in msg.packets {
+            if self.engine.closed {
+                break;
+            }
+            self.on_packet(p, ctx);
+        }
+        if msg.error {
+            crate::metrics::get().error("parse");
+            self.close(DisconnectReason::ParseError, ctx);
+        }
+        Ok(())
+    }
+}
+
+/// A WebSocket wants to take over this polling session.
+#[derive(Message)]
+#[rtype(result = "Result<u32, RequestError>")]
+pub(super) struct BeginUpgrade {
+    pub(super) writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl<H: EngineHandler> Handler<BeginUpgrade> for Session<H> {
+    type Result = Result<u32, RequestError>;
+    fn handle(&mut self, msg: BeginUpgrade, ctx: &mut Self::Context) -> Self::Result {
+        if self.engine.closed {
+            return Err(RequestError::UnknownSid);
+        }
+        if self.engine.is_websocket() || self.engine.probe.is_some() {
+            return Err(RequestError::BadRequest);
+        }
+        self.engine.last_gen += 1;
+        let gen = self.engine.last_gen;
+        self.engine.probe = Some(WsWriter::new(msg.writer, gen));
+        let timeout = self.engine.config.engine.upgrade_timeout();
+        ctx.run_later(timeout, move |act, _| {
+            if act.engine.probe.as_ref().is_some_and(|p| p.gen == gen) {
+                log::debug!("upgrade timed out sid={}", act.engine.sid);
+                act.engine.abandon_probe();
+            }
+        });
+        Ok(gen)
+    }
+}
+
+/// Closes the session from outside (shutdown, admin).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// What the handler and the client are told.
+    pub reason: DisconnectReason,
+}
+
+impl<H: EngineHandler> Handler<CloseSession> for Session<H> {
+    type Result = ();
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
+        self.close(msg.reason, ctx);
+    }
+}

@@ -1,0 +1,236 @@
+//! [`Server`]: the builder an application (or `main`) assembles, and [`Server::run`], which
+//! starts the actors, serves HTTP on an already-bound listener, and drains on shutdown.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{AsyncContext, Context};
+use actix_http::HttpService;
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
+
+use crate::cluster::RedisBus;
+use crate::config::Config;
+use crate::engine::{Endpoint, EngineHandler, HandlerFactory, Mount};
+use crate::socketio::adapter::{ServerActor, SetBus, Shutdown};
+use crate::socketio::bus::{Bus, BusNode};
+use crate::socketio::{Client, IoHandle, SocketIo};
+
+/// Extra HTTP routes an application registers beside Engine.IO.
+pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Routes built once the server runs, from its handle (webhooks that notify, ...).
+pub type IoRoutes = Box<dyn FnOnce(IoHandle) -> Routes>;
+
+/// Makes the cluster bus of a node once its registry runs.
+pub type BusFactory = Box<dyn FnOnce(BusNode) -> Arc<dyn Bus>>;
+
+/// A bare Engine.IO mount waiting for the configuration.
+type EngineMount = Box<dyn FnOnce(Arc<Config>) -> Arc<dyn Endpoint>>;
+
+/// The server: configuration, what it serves, and its extra routes.
+pub struct Server {
+    config: Config,
+    socket_io: Option<(String, SocketIo)>,
+    engines: Vec<EngineMount>,
+    routes: Vec<Routes>,
+    io_routes: Vec<IoRoutes>,
+    bus: Option<BusFactory>,
+}
+
+impl Server {
+    /// A server with `config` and nothing mounted yet.
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            socket_io: None,
+            engines: Vec::new(),
+            routes: Vec::new(),
+            io_routes: Vec::new(),
+            bus: None,
+        }
+    }
+
+    /// Serves Socket.IO at `path` (usually `/socket.io/`); one Socket.IO server per process.
+    pub fn socket_io(mut self, path: &str, io: SocketIo) -> Self {
+        self.socket_io = Some((path.to_owned(), io));
+        self
+    }
+
+    /// Serves a bare Engine.IO application at `path`: `new_handler` makes the handler of
+    /// each connection.
+    pub fn engine_io<H: EngineHandler>(
+        mut self,
+        path: &str,
+        new_handler: impl Fn() -> H + Send + Sync + 'static,
+    ) -> Self {
+        let path = path.to_owned();
+        let factory: HandlerFactory<H> = Box::new(move |_| new_handler());
+        self.engines.push(Box::new(move |config| {
+            Mount::new(&path, config, factory) as Arc<dyn Endpoint>
+        }));
+        self
+    }
+
+    /// Adds HTTP routes (webhooks, directory sync, ...).
+    pub fn routes(mut self, f: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.routes.push(Arc::new(f));
+        self
+    }
+
+    /// Adds HTTP routes that need the server's handle: `f` runs once inside the actix
+    /// system when the server starts (actors it starts live as long as the server).
+    pub fn routes_with_io<R>(mut self, f: impl FnOnce(IoHandle) -> R + 'static) -> Self
+    where
+        R: Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    {
+        self.io_routes
+            .push(Box::new(move |io| -> Routes { Arc::new(f(io)) }));
+        self
+    }
+
+    /// Joins a cluster through `bus` (e.g. [`crate::cluster::MemoryHub::join`]); with
+    /// `redis.url` configured, Redis is used instead.
+    pub fn bus(mut self, f: impl FnOnce(BusNode) -> Arc<dyn Bus> + 'static) -> Self {
+        self.bus = Some(Box::new(f));
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then closes every session with
+    /// `server shutting down` and stops. Must run inside an actix system.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let config = Arc::new(self.config);
+        let node_id = node_id(&config);
+        log::info!("node id={node_id}");
+
+        // The registry first (its address is what every connection and handle talks to),
+        // then the mounts that need that address, then the registry runs over them.
+        let registry = Context::<ServerActor>::new();
+        let (mounted, path, sio) = match self.socket_io {
+            Some((path, sio)) => (true, path, sio),
+            None => (false, String::new(), SocketIo::new()),
+        };
+        let io = sio.into_shared(registry.address(), config.recovery.enabled);
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = self
+            .engines
+            .into_iter()
+            .map(|m| m(config.clone()))
+            .collect();
+        if mounted {
+            endpoints.push(Mount::new(
+                &path,
+                config.clone(),
+                Client::factory(io.clone()),
+            ));
+        }
+        let endpoints = Arc::new(endpoints);
+        let server = registry.run(ServerActor::new(
+            config.recovery.clone(),
+            node_id.clone(),
+            endpoints.clone(),
+        ));
+
+        // The cluster, if any.
+        let node = BusNode {
+            id: node_id,
+            server: server.clone(),
+        };
+        let bus = match config.redis.url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => Some(
+                RedisBus::start(url, node)
+                    .map_err(|e| std::io::Error::other(format!("redis.url: {e}")))?,
+            ),
+            None => self.bus.map(|f| f(node)),
+        };
+        if let Some(bus) = bus {
+            let _ = io.bus.set(bus.clone());
+            server.do_send(SetBus(bus));
+        }
+
+        // HTTP.
+        let handle = IoHandle::new(io);
+        let mut routes = self.routes;
+        routes.push(Arc::new(crate::http::health::configure(handle.clone())));
+        for f in self.io_routes {
+            routes.push(f(handle.clone()));
+        }
+        let http = serve_http(listener, &config, endpoints, Arc::new(routes))?;
+        let stop = http.handle();
+        let http = actix_web::rt::spawn(http);
+
+        shutdown.await;
+        log::info!("shutting down");
+        let _ = server.send(Shutdown).await;
+        // Let the close packets reach the clients.
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        stop.stop(true).await;
+        let _ = http.await;
+        Ok(())
+    }
+}
+
+/// The configured node id, or a generated one.
+fn node_id(config: &Config) -> Arc<str> {
+    if config.server.node_id.is_empty() {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        Arc::from(format!("node-{}", &id[id.len() - 8..]))
+    } else {
+        Arc::from(config.server.node_id.as_str())
+    }
+}
+
+/// The HTTP server: actix-web's `HttpServer` cannot hand over upgraded connections, so the
+/// service is assembled here: the App for every request, plus an upgrade service that
+/// receives WebSocket connections raw (see `engine::upgrade`).
+fn serve_http(
+    listener: TcpListener,
+    config: &Arc<Config>,
+    endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
+    routes: Arc<Vec<Routes>>,
+) -> std::io::Result<actix_server::Server> {
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let cfg = config.clone();
+    Ok(actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen("realtime", listener, move || {
+            let mut app = App::new().wrap(crate::http::health::cors(&cfg));
+            for r in routes.iter() {
+                app = app.configure(|c| r(c));
+            }
+            for e in endpoints.iter() {
+                app = app.configure(|c| e.clone().configure(c));
+            }
+            let endpoints = endpoints.clone();
+            let upgrade = fn_factory(move || {
+                let endpoints = endpoints.clone();
+                async move {
+                    Ok::<_, ()>(fn_service(move |(req, framed)| {
+                        let endpoints = endpoints.clone();
+                        async move {
+                            crate::engine::upgrade::service(req, framed, endpoints).await;
+                            Ok::<_, std::convert::Infallible>(())
+                        }
+                    }))
+                }
+            });
+            // Small frames (acks, chat messages) must not wait for Nagle + delayed ACK.
+            HttpService::build()
+                .tcp_nodelay(true)
+                .upgrade(upgrade)
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run())
+}

@@ -1,0 +1,34 @@
+//! The adapter of this node: which sockets are in which namespace and room, and the actors
+//! that deliver to them.
+//!
+//! - [`ServerActor`]: the registry of namespaces, sockets and rooms (starting and stopping
+//!   [`RoomActor`]s), the connection-state-recovery store, the routing of broadcasts (local
+//!   ones are also handed to the cluster [`Bus`](super::Bus)), the node's figures, and
+//!   graceful shutdown.
+//! - [`RoomActor`]: one per room and worker thread with members; the fan-out.
+//! - `local`: the sockets of a worker thread as the fan-outs there see them.
+
+mod local;
+mod room;
+mod server;
+
+use actix::Addr;
+
+pub(crate) use local::LocalSocket;
+pub use local::Shard;
+pub use room::RoomActor;
+pub use server::*;
+
+use super::WsSession;
+
+/// A room name.
+pub type Room = std::sync::Arc<str>;
+
+/// A socket as a room sees it: its key (unique in the process) and its session.
+#[derive(Clone)]
+pub struct Member {
+    /// The socket's key.
+    pub key: u64,
+    /// The session the socket lives on.
+    pub addr: Addr<WsSession>,
+}
