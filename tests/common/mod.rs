@@ -1,10 +1,13 @@
-//! Shared fixtures for the Rust integration tests: a throwaway PostgreSQL cluster.
+//! Shared fixtures for the Rust integration tests: a throwaway PostgreSQL cluster, and
+//! ([`live`]) real servers on loopback ports with minimal raw clients.
 //!
 //! The cluster lives in a temp dir, listens on a free loopback port, and is stopped and
 //! removed on drop. Missing PostgreSQL binaries fail the test loudly (scripts/test.sh
 //! installs them); nothing is skipped.
 
 #![allow(dead_code)]
+
+pub mod live;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
