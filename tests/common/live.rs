@@ -148,11 +148,8 @@ impl WsClient {
                 .await
                 .ok()??;
             match m.ok()? {
-                Message::Text(t) if t == "2" => {
-                    if self.pong {
-                        self.send("3").await;
-                    }
-                }
+                Message::Text(t) if t == "2" && self.pong => self.send("3").await,
+                Message::Text(t) if t == "2" => {}
                 m @ (Message::Text(_) | Message::Binary(_) | Message::Close(_)) => return Some(m),
                 _ => {}
             }
