@@ -5,17 +5,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::error::AppError;
 use super::events;
+use super::names::{self, user_room};
 use super::payload;
-use super::reply::{self, Code};
+use super::reply;
 use crate::config::ChatConfig;
 use crate::db::now_ms;
 use crate::socketio::{Event, Namespace, SocketCtx};
-
-pub const NSP: &str = "/admin";
-
-/// The namespaces `admin:stats` reports, always all three.
-const NAMESPACES: [&str; 3] = ["/", "/admin", "/notifications"];
 
 /// Adds the admin handlers to `ns` (already authenticated as admin).
 pub fn handlers(ns: Namespace, cfg: Arc<ChatConfig>) -> Namespace {
@@ -34,13 +31,13 @@ fn broadcast_all(s: &mut SocketCtx<'_>, ev: Event) {
 
 fn stats(s: &mut SocketCtx<'_>, ev: Event) {
     let Some(ack) = ev.ack else {
-        return reply::fail(s, None, Code::InvalidPayload, "admin:stats needs an ack");
+        return reply::fail(s, None, &AppError::invalid("admin:stats needs an ack"));
     };
     let (h, io) = (s.handle(), s.io_handle());
     actix_rt::spawn(async move {
         let all = io.cluster_stats().await;
         let mut namespaces = serde_json::Map::new();
-        for n in NAMESPACES {
+        for n in names::ALL {
             let count: u64 = all
                 .iter()
                 .map(|st| st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0))
@@ -76,9 +73,9 @@ fn announce(s: &mut SocketCtx<'_>, ev: Event, cfg: &ChatConfig) {
     let message =
         match payload::object(&ev).and_then(|o| payload::text(o, "message", cfg.max_chars)) {
             Ok(m) => m,
-            Err((code, why)) => return reply::fail(s, ev.ack, code, &why),
+            Err(e) => return reply::fail(s, ev.ack, &e),
         };
-    s.io_handle().of("/").emit(
+    s.io_handle().of(names::CHAT).emit(
         events::SYSTEM_ANNOUNCEMENT,
         &[json!({"message": message, "timestamp": now_ms()})],
     );
@@ -90,13 +87,11 @@ fn announce(s: &mut SocketCtx<'_>, ev: Event, cfg: &ChatConfig) {
 fn disconnect_user(s: &mut SocketCtx<'_>, ev: Event) {
     let user = match payload::object(&ev).and_then(|o| payload::id(o, "userId")) {
         Ok(u) => u.to_owned(),
-        Err((code, why)) => return reply::fail(s, ev.ack, code, &why),
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
     let io = s.io_handle();
-    for n in NAMESPACES {
-        io.of(n)
-            .to(&super::direct::user_room(&user))
-            .disconnect_sockets();
+    for n in names::ALL {
+        io.of(n).to(&user_room(&user)).disconnect_sockets();
     }
     log::info!("admin disconnected user={user} by={}", s.id());
     reply::ok(s, ev.ack, Value::Null);

@@ -11,19 +11,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::error::AppError;
 use super::events;
-use super::payload::{self, Bad};
+use super::names::{self, chat_room, CHAT as NSP};
+use super::payload;
 use super::presence::Presence;
-use super::reply::{self, Code};
+use super::reply;
 use super::session_auth::user_id;
-use super::writer::{self, MessageWriter, Pending, Rejected};
+use super::writer::{MessageWriter, Pending, Rejected};
 use crate::config::ChatConfig;
 use crate::db::messages::{self, NewMessage, Refusal};
 use crate::db::{products, rooms, Db};
 use crate::socketio::bus::{PresenceChange, PresenceOp};
 use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
-
-pub const NSP: &str = "/";
 
 /// What the chat handlers share.
 pub struct Chat {
@@ -33,20 +33,32 @@ pub struct Chat {
     pub cfg: ChatConfig,
 }
 
-/// Prefix of the Socket.IO rooms that are chat rooms (apart from `user:{id}` rooms).
-const ROOM_PREFIX: &str = "room:";
-
-/// The Socket.IO room of chat room `id`.
-fn sio_room(id: &str) -> String {
-    format!("{ROOM_PREFIX}{id}")
-}
-
 /// The chat rooms this socket is in.
 fn chat_rooms(s: &SocketCtx<'_>) -> Vec<String> {
     s.rooms()
-        .filter_map(|r| r.strip_prefix(ROOM_PREFIX))
+        .filter_map(names::chat_room_id)
         .map(str::to_owned)
         .collect()
+}
+
+fn joined(s: &SocketCtx<'_>, room: &str) -> bool {
+    let r = chat_room(room);
+    s.rooms().any(|x| x == r)
+}
+
+/// The socket's user (every socket of `/` has one).
+fn user(s: &SocketCtx<'_>) -> Result<String, AppError> {
+    user_id(s).ok_or_else(|| AppError::forbidden("not authenticated"))
+}
+
+/// Runs a database check that may refuse, on the blocking pool.
+async fn checked<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut crate::db::DbConnection) -> Result<Result<T, Refusal>, crate::db::DbError>
+        + Send
+        + 'static,
+) -> Result<T, AppError> {
+    Ok(db.run(f).await??)
 }
 
 /// Counts the socket's user out of (`Leave`) or back into (`Join`) all its chat rooms,
@@ -74,79 +86,42 @@ fn recount(s: &SocketCtx<'_>, presence: &Presence, op: PresenceOp) {
     }
 }
 
-/// The room id and user of a `room:join`/`room:leave`, or the failure already answered.
-fn room_and_user(s: &mut SocketCtx<'_>, ev: &Event) -> Option<(String, String)> {
-    let Some(room) = room_id(ev) else {
-        reply::fail(
-            s,
-            ev.ack,
-            Code::InvalidPayload,
-            "roomId (string) is required",
-        );
-        return None;
-    };
-    let Some(user) = user_id(s) else {
-        reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
-        return None;
-    };
-    Some((room, user))
-}
-
-/// `roomId` or `{roomId}`.
-fn room_id(ev: &Event) -> Option<String> {
-    match ev.args.first() {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Object(o)) => o
-            .get("roomId")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        _ => None,
-    }
-}
-
 /// Adds the chat handlers to `ns`.
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
-    let (p1, p2, presence) = (
-        chat.presence.clone(),
-        chat.presence.clone(),
-        chat.presence.clone(),
-    );
-    let (c1, c2, c3, c4, c5, c6, c7) = (
-        chat.clone(),
-        chat.clone(),
-        chat.clone(),
-        chat.clone(),
-        chat.clone(),
-        chat.clone(),
-        chat.clone(),
-    );
-    ns.on(events::ROOM_JOIN, move |s, ev| join(s, ev, &c1))
-        .on(events::ROOM_LEAVE, move |s, ev| leave(s, ev, &p1))
-        .on(events::CHAT_SEND, move |s, ev| send(s, ev, &c2))
-        .on(events::CHAT_READ, move |s, ev| read(s, ev, &c3))
-        .on(events::CHAT_TYPING_START, move |s, ev| {
-            typing(s, ev, true, &c4)
-        })
-        .on(events::CHAT_TYPING_STOP, move |s, ev| {
-            typing(s, ev, false, &c5)
-        })
-        .on(events::ROOM_SYNC, move |s, ev| sync(s, ev, &c6))
-        .on(events::PRODUCT_WATCH, move |s, ev| watch(s, ev, true, &c7))
-        .on(events::PRODUCT_UNWATCH, move |s, ev| {
-            watch(s, ev, false, &chat)
-        })
+    let on = |f: fn(&mut SocketCtx<'_>, Event, &Chat)| {
+        let chat = chat.clone();
+        move |s: &mut SocketCtx<'_>, ev: Event| f(s, ev, &chat)
+    };
+    let (p1, p2) = (chat.presence.clone(), chat.presence.clone());
+    ns.on(events::ROOM_JOIN, on(join))
+        .on(events::ROOM_LEAVE, on(leave))
+        .on(events::CHAT_SEND, on(send))
+        .on(events::CHAT_READ, on(read))
+        .on(
+            events::CHAT_TYPING_START,
+            on(|s, ev, c| typing(s, ev, true, c)),
+        )
+        .on(
+            events::CHAT_TYPING_STOP,
+            on(|s, ev, c| typing(s, ev, false, c)),
+        )
+        .on(events::ROOM_SYNC, on(sync))
+        .on(events::PRODUCT_WATCH, on(|s, ev, c| watch(s, ev, true, c)))
+        .on(
+            events::PRODUCT_UNWATCH,
+            on(|s, ev, c| watch(s, ev, false, c)),
+        )
         .on_connect(move |s| {
             // A recovered socket is back in its rooms: count it in again.
             if s.recovered() {
-                recount(s, &p2, PresenceOp::Join);
+                recount(s, &p1, PresenceOp::Join);
             }
         })
         .on_disconnect(move |s, _reason| {
             for room in chat_rooms(s) {
                 stop_typing(s, &room);
             }
-            recount(s, &presence, PresenceOp::Leave)
+            recount(s, &p2, PresenceOp::Leave)
         })
 }
 
@@ -164,7 +139,7 @@ fn member_update(
     if disconnect {
         payload["reason"] = json!("disconnect");
     }
-    let mut op = io.of(NSP).to(&sio_room(room));
+    let mut op = io.of(NSP).to(&chat_room(room));
     if let Some(id) = except {
         op = op.except(id);
     }
@@ -172,34 +147,30 @@ fn member_update(
 }
 
 fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
-    let (db, history_len) = (chat.db.clone(), chat.cfg.history);
-    let presence = chat.presence.clone();
-    let Some((room, user)) = room_and_user(s, &ev) else {
-        return;
+    let parsed = payload::room_id(&ev).and_then(|room| Ok((room, user(s)?)));
+    let (room, user) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let (h, ack) = (s.handle(), ev.ack);
+    let (db, history_len, presence) = (chat.db.clone(), chat.cfg.history, chat.presence.clone());
+    let (mut h, ack) = (s.handle(), ev.ack);
     actix_rt::spawn(async move {
         let (r, u) = (room.clone(), user.clone());
-        let checked = db
-            .run(move |c| match messages::readable(c, &r, &u)? {
-                Ok(()) => Ok(Ok(messages::history(c, &r, history_len)?)),
-                Err(refusal) => Ok(Err(refusal)),
-            })
-            .await;
+        let checked = checked(&db, move |c| match messages::readable(c, &r, &u)? {
+            Ok(()) => Ok(Ok(messages::history(c, &r, history_len)?)),
+            Err(refusal) => Ok(Err(refusal)),
+        })
+        .await;
         let (history, has_more) = match checked {
-            Ok(Ok(h)) => h,
-            Ok(Err(r)) => return refused_later(&h, ack, r),
-            Err(e) => {
-                log::error!("room:join failed room={room} err={e}");
-                return reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
+            Ok(h) => h,
+            Err(e) => return reply::answer(&mut h, ack, "room:join", Err(e)),
         };
         // Joined and counted in the socket's own context: a socket gone meanwhile is not
         // counted (its disconnect already ran), and a socket counted is in the room, so its
         // disconnect counts it out. Counting is per socket: a second join changes nothing.
         h.run(move |s| {
-            s.join(&sio_room(&room));
-            let (h, io) = (s.handle(), s.io_handle());
+            s.join(&chat_room(&room));
+            let (mut h, io) = (s.handle(), s.io_handle());
             let update = presence.join(&io, NSP, &room, &user, s.id());
             actix_rt::spawn(async move {
                 let p = update.await;
@@ -215,57 +186,38 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                     events::ROOM_HISTORY,
                     vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
                 );
-                if let Some(ack) = ack {
-                    h.ack(
-                        ack,
-                        vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
-                    );
-                }
+                reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
             });
         });
     });
 }
 
-fn leave(s: &mut SocketCtx<'_>, ev: Event, presence: &Presence) {
-    let Some((room, user)) = room_and_user(s, &ev) else {
-        return;
+fn leave(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let parsed = payload::room_id(&ev).and_then(|room| Ok((room, user(s)?)));
+    let (room, user) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let joined = s.rooms().any(|r| r == sio_room(&room));
-    if !joined {
+    if !joined(s, &room) {
         return reply::ok(s, ev.ack, json!({"roomId": room}));
     }
     stop_typing(s, &room);
-    s.leave(&sio_room(&room));
-    let (h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
-    let update = presence.leave(&io, NSP, &room, &user, s.id());
+    s.leave(&chat_room(&room));
+    let (mut h, io, ack) = (s.handle(), s.io_handle(), ev.ack);
+    let update = chat.presence.leave(&io, NSP, &room, &user, s.id());
     actix_rt::spawn(async move {
         let p = update.await;
         if p.change == PresenceChange::Departed {
             member_update(&io, &room, "left", &user, p.count, false, None);
         }
-        if let Some(ack) = ack {
-            h.ack(
-                ack,
-                vec![json!({"success": true, "roomId": room, "memberCount": p.count})],
-            );
-        }
+        reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
     });
-}
-
-/// Answers a refused payload.
-fn refuse(s: &mut SocketCtx<'_>, ack: Option<crate::socketio::AckId>, (code, msg): Bad) {
-    reply::fail(s, ack, code, &msg);
-}
-
-fn joined(s: &SocketCtx<'_>, room: &str) -> bool {
-    let r = sio_room(room);
-    s.rooms().any(|x| x == r)
 }
 
 /// `chat:send {roomId, text, replyToId?, clientMsgId?}`: checked here for shape and text,
 /// then stored, broadcast and acked by the writer.
 fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
-    let parsed = (|| -> Result<NewMessage, Bad> {
+    let parsed = (|| -> Result<NewMessage, AppError> {
         let o = payload::object(&ev)?;
         let room = payload::id(o, "roomId")?;
         let reply_to = payload::opt_id(o, "replyToId")?;
@@ -273,49 +225,30 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         let text = payload::text(o, "text", chat.cfg.max_chars)?;
         Ok(NewMessage {
             room_id: room.to_owned(),
-            sender_id: String::new(),
+            sender_id: user(s)?,
             text,
             reply_to_id: reply_to.map(str::to_owned),
             client_msg_id: client_msg_id.map(str::to_owned),
-            joined: false,
+            joined: joined(s, room),
         })
     })();
-    let mut msg = match parsed {
+    let msg = match parsed {
         Ok(m) => m,
-        Err(bad) => return refuse(s, ev.ack, bad),
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let Some(user) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
-    };
-    msg.sender_id = user;
-    msg.joined = joined(s, &msg.room_id);
     let p = Pending {
-        room: sio_room(&msg.room_id),
+        room: chat_room(&msg.room_id),
         msg,
         from: s.handle(),
         ack: ev.ack,
         io: s.io_handle(),
     };
-    match chat.writer.submit(p) {
-        Ok(()) => {}
-        Err(Rejected::Busy) => reply::fail(
-            s,
-            ev.ack,
-            Code::RateLimited,
-            "server busy, retry with the same clientMsgId",
-        ),
-        Err(Rejected::Gone) => reply::fail(s, ev.ack, Code::Internal, "server shutting down"),
-    }
-}
-
-/// Answers a refusal found in the database, after the handler returned.
-fn refused_later(
-    h: &crate::socketio::SocketHandle,
-    ack: Option<crate::socketio::AckId>,
-    r: Refusal,
-) {
-    let (code, why) = writer::refusal(r);
-    reply::fail_later(h, ack, code, why);
+    let refused = match chat.writer.submit(p) {
+        Ok(()) => return,
+        Err(Rejected::Busy) => AppError::Busy("server busy, retry with the same clientMsgId"),
+        Err(Rejected::Gone) => AppError::Internal("server shutting down"),
+    };
+    reply::fail(s, ev.ack, &refused);
 }
 
 /// `chat:read {roomId, lastReadMessageId}`: the marker only moves forward; others in the room
@@ -325,41 +258,26 @@ fn read(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok((
             payload::id(o, "roomId")?.to_owned(),
             payload::id(o, "lastReadMessageId")?.to_owned(),
+            user(s)?,
         ))
     });
-    let (room, msg_id) = match parsed {
+    let (room, msg_id, user) = match parsed {
         Ok(p) => p,
-        Err(bad) => return refuse(s, ev.ack, bad),
-    };
-    let Some(user) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
     let is_in = joined(s, &room);
-    let (h, io, ack, db) = (s.handle(), s.io_handle(), ev.ack, chat.db.clone());
-    actix_rt::spawn(async move {
+    let (me, io, db) = (s.id().to_owned(), s.io_handle(), chat.db.clone());
+    reply::answer_later(s, ev.ack, "chat:read", async move {
         let at = crate::db::now_ms();
         let (r, u, m) = (room.clone(), user.clone(), msg_id.clone());
-        match db
-            .run(move |c| messages::mark_read(c, &r, &u, &m, is_in, at))
-            .await
-        {
-            Ok(Ok(moved)) => {
-                if moved {
-                    io.of(NSP).to(&sio_room(&room)).except(h.id()).emit(
-                        events::CHAT_READ_RECEIPT,
-                        &[json!({"userId": user, "roomId": room, "lastReadMessageId": msg_id, "timestamp": at})],
-                    );
-                }
-                if let Some(ack) = ack {
-                    h.ack(ack, vec![json!({"success": true})]);
-                }
-            }
-            Ok(Err(r)) => refused_later(&h, ack, r),
-            Err(e) => {
-                log::error!("chat:read failed room={room} err={e}");
-                reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
+        let moved = checked(&db, move |c| messages::mark_read(c, &r, &u, &m, is_in, at)).await?;
+        if moved {
+            io.of(NSP).to(&chat_room(&room)).except(&me).emit(
+                events::CHAT_READ_RECEIPT,
+                &[json!({"userId": user, "roomId": room, "lastReadMessageId": msg_id, "timestamp": at})],
+            );
         }
+        Ok(Value::Null)
     });
 }
 
@@ -379,8 +297,7 @@ fn stop_typing(s: &mut SocketCtx<'_>, room: &str) {
 
 fn typing_event(s: &SocketCtx<'_>, room: &str, event: &str) {
     let Some(user) = user_id(s) else { return };
-    s.to(&sio_room(room))
-        .except(s.id())
+    s.to(&chat_room(room))
         .emit(event, &[json!({"userId": user, "roomId": room})]);
 }
 
@@ -389,24 +306,18 @@ fn typing_event(s: &SocketCtx<'_>, room: &str, event: &str) {
 fn typing(s: &mut SocketCtx<'_>, ev: Event, start: bool, chat: &Chat) {
     let room = match payload::object(&ev).and_then(|o| payload::id(o, "roomId")) {
         Ok(r) => r.to_owned(),
-        Err(bad) => return refuse(s, ev.ack, bad),
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
     if !joined(s, &room) {
         // Unknown room (NOT_FOUND) or not joined (FORBIDDEN): ask the database which.
-        let (h, ack, db) = (s.handle(), ev.ack, chat.db.clone());
-        actix_rt::spawn(async move {
-            let r = room.clone();
-            let refusal = match db.run(move |c| rooms::find(c, &r)).await {
-                Ok(None) => Refusal::UnknownRoom,
-                Ok(Some(_)) => Refusal::NotJoined,
-                Err(e) => {
-                    log::error!("typing check failed room={room} err={e}");
-                    return reply::fail_later(&h, ack, Code::Internal, "internal error");
-                }
+        let db = chat.db.clone();
+        return reply::answer_later(s, ev.ack, "typing", async move {
+            let refusal = match db.run(move |c| rooms::find(c, &room)).await? {
+                None => Refusal::UnknownRoom,
+                Some(_) => Refusal::NotJoined,
             };
-            refused_later(&h, ack, refusal);
+            Err(refusal.into())
         });
-        return;
     }
     if start {
         let name = typing_timer(&room);
@@ -431,70 +342,43 @@ fn sync(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         Ok((
             payload::id(o, "roomId")?.to_owned(),
             payload::opt_id(o, "afterMessageId")?.map(str::to_owned),
+            user(s)?,
         ))
     });
-    let (room, after) = match parsed {
+    let (room, after, user) = match parsed {
         Ok(p) => p,
-        Err(bad) => return refuse(s, ev.ack, bad),
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let Some(user) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
-    };
-    let (h, ack, db, limit) = (s.handle(), ev.ack, chat.db.clone(), chat.cfg.sync_limit);
-    actix_rt::spawn(async move {
-        let r = room.clone();
-        match db
-            .run(move |c| messages::since(c, &r, &user, after.as_deref(), limit))
-            .await
-        {
-            Ok(Ok((items, more))) => {
-                if let Some(ack) = ack {
-                    h.ack(
-                        ack,
-                        vec![json!({"success": true, "messages": items, "hasMore": more})],
-                    );
-                }
-            }
-            Ok(Err(r)) => refused_later(&h, ack, r),
-            Err(e) => {
-                log::error!("room:sync failed room={room} err={e}");
-                reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
-        }
+    let (db, limit) = (chat.db.clone(), chat.cfg.sync_limit);
+    reply::answer_later(s, ev.ack, "room:sync", async move {
+        let (items, more) = checked(&db, move |c| {
+            messages::since(c, &room, &user, after.as_deref(), limit)
+        })
+        .await?;
+        Ok(json!({"messages": items, "hasMore": more}))
     });
 }
 
 /// `product:watch` / `product:unwatch {productId}`.
 fn watch(s: &mut SocketCtx<'_>, ev: Event, on: bool, chat: &Chat) {
-    let product = match payload::object(&ev).and_then(|o| payload::id(o, "productId")) {
-        Ok(p) => p.to_owned(),
-        Err(bad) => return refuse(s, ev.ack, bad),
+    let parsed = payload::object(&ev)
+        .and_then(|o| payload::id(o, "productId"))
+        .map(str::to_owned)
+        .and_then(|p| Ok((p, user(s)?)));
+    let (product, user) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let Some(user) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
-    };
-    let (h, ack, db) = (s.handle(), ev.ack, chat.db.clone());
-    actix_rt::spawn(async move {
-        let p = product.clone();
-        let done = db
-            .run(move |c| {
-                if on {
-                    products::watch(c, &user, &p)
-                } else {
-                    products::unwatch(c, &user, &p)
-                }
-            })
-            .await;
-        match done {
-            Ok(()) => {
-                if let Some(ack) = ack {
-                    h.ack(ack, vec![json!({"success": true})]);
-                }
+    let db = chat.db.clone();
+    reply::answer_later(s, ev.ack, "product watch", async move {
+        db.run(move |c| {
+            if on {
+                products::watch(c, &user, &product)
+            } else {
+                products::unwatch(c, &user, &product)
             }
-            Err(e) => {
-                log::error!("product watch failed product={product} err={e}");
-                reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
-        }
+        })
+        .await?;
+        Ok(Value::Null)
     });
 }

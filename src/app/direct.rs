@@ -9,20 +9,17 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::chat::{Chat, NSP};
+use super::chat::Chat;
+use super::error::AppError;
 use super::events;
-use super::payload::{self, Bad};
+use super::names::{user_room, CHAT as NSP};
+use super::payload;
 use super::presence::Presence;
-use super::reply::{self, Code};
+use super::reply;
 use super::session_auth::user_id;
 use crate::db::direct::{self, DirectMessage};
 use crate::db::{now_ms, Db};
 use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
-
-/// The Socket.IO room of all of a user's sockets in `/`.
-pub fn user_room(user: &str) -> String {
-    format!("user:{user}")
-}
 
 /// Adds the DM handler and the online count to `ns` (after authentication: sockets have
 /// their identity and are in `user:{id}`).
@@ -53,28 +50,22 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
 }
 
 fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
-    let parsed = payload::object(&ev).and_then(|o| -> Result<(String, String), Bad> {
+    let parsed = payload::object(&ev).and_then(|o| {
         let target = payload::id(o, "targetId")?.to_owned();
-        Ok((target, payload::text(o, "message", chat.cfg.max_chars)?))
+        let text = payload::text(o, "message", chat.cfg.max_chars)?;
+        let from = user_id(s).ok_or_else(|| AppError::forbidden("not authenticated"))?;
+        Ok((target, text, from))
     });
-    let (target, text) = match parsed {
+    let (target, text, from) = match parsed {
         Ok(p) => p,
-        Err((code, msg)) => return reply::fail(s, ev.ack, code, &msg),
+        Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let Some(from) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
-    };
-    let (h, io, ack, db) = (s.handle(), s.io_handle(), ev.ack, chat.db.clone());
+    let (io, db) = (s.io_handle(), chat.db.clone());
     let presence = chat.presence.clone();
-    actix_rt::spawn(async move {
+    reply::answer_later(s, ev.ack, "user:direct-message", async move {
         let t = target.clone();
-        match db.run(move |c| direct::user_exists(c, &t)).await {
-            Ok(true) => {}
-            Ok(false) => return reply::fail_later(&h, ack, Code::NotFound, "unknown user"),
-            Err(e) => {
-                log::error!("DM target look-up failed err={e}");
-                return reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
+        if !db.run(move |c| direct::user_exists(c, &t)).await? {
+            return Err(AppError::not_found("unknown user"));
         }
         let online = online(&presence, &io, &target).await;
         let now = now_ms();
@@ -87,10 +78,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             delivered_at: online.then_some(now),
         };
         let stored = dm.clone();
-        if let Err(e) = db.run(move |c| direct::store(c, &stored)).await {
-            log::error!("DM not stored err={e}");
-            return reply::fail_later(&h, ack, Code::Internal, "message not stored");
-        }
+        db.run(move |c| direct::store(c, &stored)).await?;
         let mut delivered = online;
         if online {
             io.of(NSP)
@@ -101,12 +89,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             // for pending DMs before the row existed. Claims make this delivery the only one.
             delivered = deliver_pending(&db, &io, &target, None).await > 0;
         }
-        if let Some(ack) = ack {
-            h.ack(
-                ack,
-                vec![json!({"success": true, "id": dm.id, "delivered": delivered})],
-            );
-        }
+        Ok(json!({"id": dm.id, "delivered": delivered}))
     });
 }
 

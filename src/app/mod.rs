@@ -4,7 +4,9 @@
 mod admin;
 mod chat;
 mod direct;
+pub mod error;
 pub mod events;
+pub mod names;
 mod notifications;
 pub mod notify;
 mod payload;
@@ -49,7 +51,7 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
     // The chat application turns connection state recovery on.
     SocketIo::new()
         .recovery(true)
-        .namespace("/", chat)
-        .namespace(notifications::NSP, notifications)
-        .namespace(admin::NSP, admin)
+        .namespace(names::CHAT, chat)
+        .namespace(names::NOTIFICATIONS, notifications)
+        .namespace(names::ADMIN, admin)
 }

@@ -4,15 +4,15 @@
 
 use serde_json::{json, Value};
 
+use super::error::AppError;
 use super::events;
-use super::notify::notifications_room;
+use super::names::{notifications_room, NOTIFICATIONS as NSP};
 use super::presence::Presence;
-use super::reply::{self, Code};
+use super::reply;
 use super::session_auth::user_id;
 use crate::db::{notifications, now_ms, Db};
 use crate::socketio::{Event, Namespace, SocketCtx};
 
-pub const NSP: &str = "/notifications";
 /// Backlog items sent on connect at most (`unread` counts all).
 const BACKLOG: i64 = 200;
 /// Ids one `notification:read` may carry.
@@ -71,31 +71,17 @@ fn read(s: &mut SocketCtx<'_>, ev: Event, db: &Db) {
         _ => None,
     };
     let Some(ids) = ids else {
-        return reply::fail(
-            s,
-            ev.ack,
-            Code::InvalidPayload,
-            "ids (array of at most 1000 strings) is required",
-        );
+        let e = AppError::invalid("ids (array of at most 1000 strings) is required");
+        return reply::fail(s, ev.ack, &e);
     };
     let Some(user) = user_id(s) else {
-        return reply::fail(s, ev.ack, Code::Forbidden, "not authenticated");
+        return reply::fail(s, ev.ack, &AppError::forbidden("not authenticated"));
     };
-    let (h, ack, db) = (s.handle(), ev.ack, db.clone());
-    actix_rt::spawn(async move {
-        match db
+    let db = db.clone();
+    reply::answer_later(s, ev.ack, "notification:read", async move {
+        let n = db
             .run(move |c| notifications::mark_read(c, &user, &ids, now_ms()))
-            .await
-        {
-            Ok(n) => {
-                if let Some(ack) = ack {
-                    h.ack(ack, vec![json!({"success": true, "updated": n})]);
-                }
-            }
-            Err(e) => {
-                log::error!("notification:read failed err={e}");
-                reply::fail_later(&h, ack, Code::Internal, "internal error");
-            }
-        }
+            .await?;
+        Ok(json!({"updated": n}))
     });
 }

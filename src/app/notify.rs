@@ -9,15 +9,11 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use serde_json::{json, Value};
 
 use super::events;
+use super::names::{self, notifications_room, user_room};
 use super::presence::Presence;
 use crate::db::notifications::{self, NewNotification};
 use crate::db::{now_ms, Db, DbError};
 use crate::socketio::IoHandle;
-
-/// The Socket.IO room of a user's `/notifications` sockets.
-pub fn notifications_room(user: &str) -> String {
-    format!("user:{user}:notifications")
-}
 
 pub struct NotificationActor {
     db: Db,
@@ -75,10 +71,8 @@ pub struct JobProgress {
 /// Sends `event` with `payload` to `user`'s sockets in `/` and `/notifications`.
 fn to_user(io: &IoHandle, user: &str, event: &str, payload: Value) {
     let args = [payload];
-    io.of("/")
-        .to(&super::direct::user_room(user))
-        .emit(event, &args);
-    io.of("/notifications")
+    io.of(names::CHAT).to(&user_room(user)).emit(event, &args);
+    io.of(names::NOTIFICATIONS)
         .to(&notifications_room(user))
         .emit(event, &args);
 }
@@ -156,7 +150,8 @@ impl Handler<StockChanged> for NotificationActor {
                 );
             }
             let notified = store_and_deliver(&db, &io, items).await?;
-            io.of("/admin").emit(events::ADMIN_STOCK_ALERT, &[update]);
+            io.of(names::ADMIN)
+                .emit(events::ADMIN_STOCK_ALERT, &[update]);
             Ok(notified)
         })
     }
@@ -205,7 +200,7 @@ impl Handler<JobProgress> for NotificationActor {
             let user = msg.user_id;
             let online = super::direct::online(&presence, &io, &user).await
                 || presence
-                    .count(&io, super::notifications::NSP, &notifications_room(&user))
+                    .count(&io, names::NOTIFICATIONS, &notifications_room(&user))
                     .await
                     > 0;
             let payload = json!({

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::error::{AppError, Code};
 use super::events;
-use super::reply::{self, Code};
+use super::names::user_room;
+use super::reply;
 use crate::auth::{self, AuthError, Identity, Role, Verifier};
 use crate::db::{users, Db};
 use crate::socketio::{ConnectError, Event, Namespace, SocketCtx, SocketData};
@@ -58,7 +60,7 @@ pub fn authenticated(
         let Some(id) = s.data::<Identity>().cloned() else {
             return;
         };
-        s.join(&format!("user:{}", id.user_id));
+        s.join(&user_room(&id.user_id));
         arm_expiry(s, id.exp);
     })
     .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
@@ -105,12 +107,7 @@ fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier) {
         _ => None,
     };
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return reply::fail(
-            s,
-            ev.ack,
-            Code::InvalidPayload,
-            "token (string) is required",
-        );
+        return reply::fail(s, ev.ack, &AppError::invalid("token (string) is required"));
     };
     let new = match verifier.verify(token) {
         Ok(id) => id,
@@ -119,19 +116,15 @@ fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier) {
                 AuthError::Expired => Code::TokenExpired,
                 _ => Code::TokenInvalid,
             };
-            return reply::fail(s, ev.ack, code, &e.to_string());
+            return reply::fail(s, ev.ack, &AppError::refused(code, e.to_string()));
         }
     };
     let same_user = s
         .data::<Identity>()
         .is_some_and(|old| old.user_id == new.user_id);
     if !same_user {
-        return reply::fail(
-            s,
-            ev.ack,
-            Code::Forbidden,
-            "the token belongs to another user",
-        );
+        let e = AppError::forbidden("the token belongs to another user");
+        return reply::fail(s, ev.ack, &e);
     }
     let exp = new.exp;
     s.set_data(Some(Arc::new(new)));

@@ -13,9 +13,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use serde_json::json;
 
+use super::error::AppError;
 use super::events;
-use super::reply::{fail_later, Code};
-use crate::db::messages::{self, NewMessage, Refusal, Stored};
+use super::reply;
+use crate::db::messages::{self, NewMessage, Stored};
 use crate::db::Db;
 use crate::socketio::{AckId, IoHandle, SocketHandle};
 
@@ -100,37 +101,19 @@ fn run(db: Db, rx: Receiver<Pending>) {
     }
 }
 
-fn answer(p: Pending, outcome: Result<Stored, crate::db::DbError>) {
-    let id = match outcome {
+fn answer(mut p: Pending, outcome: Result<Stored, crate::db::DbError>) {
+    let outcome = match outcome {
         Ok(Stored::New(payload)) => {
             let id = payload["id"].as_str().unwrap_or_default().to_owned();
-            p.io.of(super::chat::NSP)
+            p.io.of(super::names::CHAT)
                 .to(&p.room)
                 .emit(events::CHAT_MESSAGE, &[payload]);
-            id
+            Ok(json!({"messageId": id}))
         }
-        Ok(Stored::Duplicate(id)) => id,
-        Ok(Stored::Refused(r)) => {
-            let (code, why) = refusal(r);
-            return fail_later(&p.from, p.ack, code, why);
-        }
-        Err(e) => {
-            log::error!("chat:send not stored room={} err={e}", p.msg.room_id);
-            return fail_later(&p.from, p.ack, Code::Internal, "message not stored");
-        }
+        Ok(Stored::Duplicate(id)) => Ok(json!({"messageId": id})),
+        Ok(Stored::Refused(r)) => Err(AppError::from(r)),
+        Err(e) => Err(AppError::Db(e)),
     };
-    if let Some(ack) = p.ack {
-        p.from
-            .ack(ack, vec![json!({"success": true, "messageId": id})]);
-    }
-}
-
-/// The error code and message of a refusal.
-pub fn refusal(r: Refusal) -> (Code, &'static str) {
-    match r {
-        Refusal::UnknownRoom => (Code::NotFound, "unknown room"),
-        Refusal::UnknownMessage => (Code::NotFound, "unknown message in this room"),
-        Refusal::NotJoined => (Code::Forbidden, "join the room first"),
-        Refusal::NotMember => (Code::Forbidden, "not a member of this private room"),
-    }
+    let what = format!("chat:send room={}", p.msg.room_id);
+    reply::answer(&mut p.from, p.ack, &what, outcome);
 }

@@ -1,38 +1,19 @@
 //! Directory sync from the backend: `PUT /internal/users/{id}` (more to come: rooms,
 //! members, carts). Strict bodies: numbers must be numbers, booleans booleans.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{bad_request, internal_error, signature, InternalState};
+use super::{signature, success, Answer, InternalState};
+use crate::app::error::{AppError, Code};
 use crate::db::users::{self, UserUpdate};
-
-/// Why a signed call is refused before it is handled.
-pub(super) enum Refusal {
-    Unauthorized,
-    BadBody(String),
-}
-
-impl Refusal {
-    pub(super) fn response(self) -> HttpResponse {
-        match self {
-            Refusal::Unauthorized => super::error(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "missing or invalid X-Signature-256",
-            ),
-            Refusal::BadBody(why) => bad_request(&format!("invalid body: {why}")),
-        }
-    }
-}
 
 /// Checks `X-Signature-256` against the raw body.
 pub(super) fn check_signature(
     req: &HttpRequest,
     body: &[u8],
     st: &InternalState,
-) -> Result<(), Refusal> {
+) -> Result<(), AppError> {
     let header = req
         .headers()
         .get("x-signature-256")
@@ -44,7 +25,10 @@ pub(super) fn check_signature(
     if ok {
         Ok(())
     } else {
-        Err(Refusal::Unauthorized)
+        Err(AppError::refused(
+            Code::Unauthorized,
+            "missing or invalid X-Signature-256",
+        ))
     }
 }
 
@@ -53,9 +37,9 @@ fn signed_json<T: for<'de> Deserialize<'de>>(
     req: &HttpRequest,
     body: &[u8],
     st: &InternalState,
-) -> Result<T, Refusal> {
+) -> Result<T, AppError> {
     check_signature(req, body, st)?;
-    serde_json::from_slice(body).map_err(|e| Refusal::BadBody(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| AppError::invalid(format!("invalid body: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,14 +65,11 @@ pub async fn put_user(
     path: web::Path<String>,
     body: web::Bytes,
     st: web::Data<InternalState>,
-) -> HttpResponse {
-    let b: UserBody = match signed_json(&req, &body, &st) {
-        Ok(b) => b,
-        Err(refusal) => return refusal.response(),
-    };
+) -> Answer {
+    let b: UserBody = signed_json(&req, &body, &st)?;
     let id = path.into_inner();
     if id.trim().is_empty() || b.name.trim().is_empty() {
-        return bad_request("id and name must not be empty");
+        return Err(AppError::invalid("id and name must not be empty"));
     }
     let update = UserUpdate {
         name: b.name,
@@ -100,13 +81,8 @@ pub async fn put_user(
         },
         is_active: b.is_active,
     };
-    match st.db.run(move |c| users::upsert(c, &id, &update)).await {
-        Ok(()) => HttpResponse::Ok().json(json!({"success": true})),
-        Err(e) => {
-            log::error!("directory sync failed op=put_user err={e}");
-            internal_error()
-        }
-    }
+    let done = st.db.run(move |c| users::upsert(c, &id, &update)).await;
+    outcome(done.map(|()| Outcome::Done), "put_user")
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,14 +101,14 @@ enum Outcome {
     UnknownUser(String),
 }
 
-fn outcome_response(o: Result<Outcome, crate::db::DbError>, op: &str) -> HttpResponse {
-    match o {
-        Ok(Outcome::Done) => HttpResponse::Ok().json(json!({"success": true})),
-        Ok(Outcome::UnknownRoom) => super::not_found("unknown room"),
-        Ok(Outcome::UnknownUser(u)) => super::not_found(&format!("unknown user {u}")),
+fn outcome(o: Result<Outcome, crate::db::DbError>, op: &str) -> Answer {
+    match o.map_err(AppError::from) {
+        Ok(Outcome::Done) => success(),
+        Ok(Outcome::UnknownRoom) => Err(AppError::not_found("unknown room")),
+        Ok(Outcome::UnknownUser(u)) => Err(AppError::not_found(format!("unknown user {u}"))),
         Err(e) => {
-            log::error!("directory sync failed op={op} err={e}");
-            internal_error()
+            e.log_internal(&format!("directory sync op={op}"));
+            Err(e)
         }
     }
 }
@@ -155,14 +131,11 @@ pub async fn put_room(
     path: web::Path<String>,
     body: web::Bytes,
     st: web::Data<InternalState>,
-) -> HttpResponse {
-    let b: RoomBody = match signed_json(&req, &body, &st) {
-        Ok(b) => b,
-        Err(refusal) => return refusal.response(),
-    };
+) -> Answer {
+    let b: RoomBody = signed_json(&req, &body, &st)?;
     let id = path.into_inner();
     if id.trim().is_empty() || b.name.trim().is_empty() {
-        return bad_request("id and name must not be empty");
+        return Err(AppError::invalid("id and name must not be empty"));
     }
     let res = st
         .db
@@ -176,7 +149,7 @@ pub async fn put_room(
             Ok(Outcome::Done)
         })
         .await;
-    outcome_response(res, "put_room")
+    outcome(res, "put_room")
 }
 
 /// `PUT` or `DELETE /internal/rooms/{id}/members/{userId}` (no body; the signature covers
@@ -186,10 +159,8 @@ pub async fn member(
     path: web::Path<(String, String)>,
     body: web::Bytes,
     st: web::Data<InternalState>,
-) -> HttpResponse {
-    if let Err(refusal) = check_signature(&req, &body, &st) {
-        return refusal.response();
-    }
+) -> Answer {
+    check_signature(&req, &body, &st)?;
     let (room, user) = path.into_inner();
     let add = req.method() == actix_web::http::Method::PUT;
     let res = st
@@ -208,7 +179,7 @@ pub async fn member(
             Ok(Outcome::Done)
         })
         .await;
-    outcome_response(res, if add { "put_member" } else { "delete_member" })
+    outcome(res, if add { "put_member" } else { "delete_member" })
 }
 
 /// `PUT` or `DELETE /internal/carts/{userId}/items/{productId}` (no body): what
@@ -218,13 +189,11 @@ pub async fn cart_item(
     path: web::Path<(String, String)>,
     body: web::Bytes,
     st: web::Data<InternalState>,
-) -> HttpResponse {
-    if let Err(refusal) = check_signature(&req, &body, &st) {
-        return refusal.response();
-    }
+) -> Answer {
+    check_signature(&req, &body, &st)?;
     let (user, product) = path.into_inner();
     if user.trim().is_empty() || product.trim().is_empty() {
-        return bad_request("user and product ids must not be empty");
+        return Err(AppError::invalid("user and product ids must not be empty"));
     }
     let add = req.method() == actix_web::http::Method::PUT;
     let res = st
@@ -242,5 +211,5 @@ pub async fn cart_item(
             })
         })
         .await;
-    outcome_response(res, "cart_item")
+    outcome(res, "cart_item")
 }

@@ -10,6 +10,7 @@ pub mod signature;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::app::error::AppError;
 use crate::app::notify::NotificationActor;
 use crate::db::Db;
 
@@ -25,29 +26,13 @@ pub struct InternalState {
     pub io: crate::socketio::IoHandle,
 }
 
-/// A failure as the contract spells it.
-pub fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"success": false, "error": message, "code": code}))
-}
+/// What every handler here answers: a JSON success, or an [`AppError`] rendered as
+/// `{success:false, error, code}` with its status.
+pub type Answer = Result<HttpResponse, AppError>;
 
-pub fn bad_request(message: &str) -> HttpResponse {
-    error(
-        actix_web::http::StatusCode::BAD_REQUEST,
-        "INVALID_PAYLOAD",
-        message,
-    )
-}
-
-pub fn not_found(message: &str) -> HttpResponse {
-    error(actix_web::http::StatusCode::NOT_FOUND, "NOT_FOUND", message)
-}
-
-pub fn internal_error() -> HttpResponse {
-    error(
-        actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
-        "internal error",
-    )
+/// `{success:true}`.
+fn success() -> Answer {
+    Ok(HttpResponse::Ok().json(json!({"success": true})))
 }
 
 /// `GET /readyz`: 200 when the database answers (and, in a cluster, Redis), else 503; the
@@ -82,7 +67,8 @@ pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clo
                 .route(web::get().to(readyz)),
         );
         // A wrong method on a known path is an unknown route too: 404 JSON, never a bare 405.
-        let nf = || web::to(|| async { not_found("unknown internal route") });
+        let nf =
+            || web::to(|| async { Answer::Err(AppError::not_found("unknown internal route")) });
         cfg.service(
             web::scope("/internal")
                 .app_data(web::Data::new(state.clone()))

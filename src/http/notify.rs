@@ -7,7 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::{bad_request, directory::check_signature, error, internal_error, InternalState};
+use super::{directory::check_signature, Answer, InternalState};
+use crate::app::error::{AppError, Code};
 use crate::app::notify::{JobProgress, PriceChanged, StockChanged};
 use crate::db::{idempotency, now_ms, DbError};
 
@@ -115,22 +116,21 @@ pub async fn notify(
     kind: web::Path<String>,
     body: web::Bytes,
     st: web::Data<InternalState>,
-) -> HttpResponse {
+) -> Answer {
     let kind = kind.into_inner();
     if !matches!(kind.as_str(), "stock" | "price" | "progress") {
-        return super::not_found("unknown internal route");
+        return Err(AppError::not_found("unknown internal route"));
     }
-    if let Err(refusal) = check_signature(&req, &body, &st) {
-        return refusal.response();
-    }
-    let call = match parse(&kind, &body) {
-        Ok(c) => c,
-        Err(why) => return bad_request(&why),
-    };
+    check_signature(&req, &body, &st)?;
+    let call = parse(&kind, &body).map_err(AppError::invalid)?;
     let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_KEY => Some(k.to_owned()),
-        Some(_) => return bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"),
+        Some(_) => {
+            return Err(AppError::invalid(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ))
+        }
     };
     let path = req.path().to_owned();
     if let Some(key) = &key {
@@ -142,21 +142,23 @@ pub async fn notify(
         match claim {
             Ok(idempotency::Claim::New) => {}
             Ok(idempotency::Claim::Done(status, body)) => {
-                return HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                    .insert_header(("Idempotent-Replayed", "true"))
-                    .content_type("application/json")
-                    .body(body)
+                return Ok(HttpResponse::build(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                )
+                .insert_header(("Idempotent-Replayed", "true"))
+                .content_type("application/json")
+                .body(body))
             }
             Ok(idempotency::Claim::InProgress) => {
-                return error(
-                    StatusCode::CONFLICT,
-                    "CONFLICT",
+                return Err(AppError::refused(
+                    Code::Conflict,
                     "a request with this Idempotency-Key is still being processed",
-                )
+                ))
             }
             Err(e) => {
-                log::error!("idempotency look-up failed err={e}");
-                return internal_error();
+                let e = AppError::from(e);
+                e.log_internal("idempotency look-up");
+                return Err(e);
             }
         }
     }
@@ -179,12 +181,13 @@ pub async fn notify(
                     log::error!("idempotency record failed err={e}");
                 }
             }
-            HttpResponse::Ok()
+            Ok(HttpResponse::Ok()
                 .content_type("application/json")
-                .body(body)
+                .body(body))
         }
         Err(e) => {
-            log::error!("webhook {kind} failed err={e}");
+            let e = AppError::from(e);
+            e.log_internal(&format!("webhook {kind}"));
             if let Some(key) = key {
                 // Not done: a retry with the same key may process it.
                 let _ = st
@@ -192,7 +195,7 @@ pub async fn notify(
                     .run(move |c| idempotency::release(c, &path, &key))
                     .await;
             }
-            internal_error()
+            Err(e)
         }
     }
 }

@@ -1,0 +1,46 @@
+//! Namespace and Socket.IO room names of the application, built in one place.
+
+/// The chat namespace.
+pub const CHAT: &str = "/";
+/// Per-user alerts.
+pub const NOTIFICATIONS: &str = "/notifications";
+/// Admins only.
+pub const ADMIN: &str = "/admin";
+/// Every namespace (`admin:stats` reports all three; `admin:disconnect-user` ends all).
+pub const ALL: [&str; 3] = [CHAT, ADMIN, NOTIFICATIONS];
+
+/// Prefix of the Socket.IO rooms that are chat rooms.
+const CHAT_ROOM: &str = "room:";
+
+/// The room of all of a user's sockets in a namespace.
+pub fn user_room(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// The room of a user's `/notifications` sockets.
+pub fn notifications_room(user: &str) -> String {
+    format!("user:{user}:notifications")
+}
+
+/// The Socket.IO room of chat room `id`.
+pub fn chat_room(id: &str) -> String {
+    format!("{CHAT_ROOM}{id}")
+}
+
+/// The chat room id of a Socket.IO room, if it is one.
+pub fn chat_room_id(room: &str) -> Option<&str> {
+    room.strip_prefix(CHAT_ROOM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(user_room("alice"), "user:alice");
+        assert_eq!(notifications_room("alice"), "user:alice:notifications");
+        assert_eq!(chat_room_id(&chat_room("lobby")), Some("lobby"));
+        assert_eq!(chat_room_id("user:alice"), None);
+    }
+}
