@@ -15,6 +15,7 @@ use actix_web::{web, App};
 use crate::cluster::RedisBus;
 use crate::config::Config;
 use crate::engine::{Endpoint, EngineHandler, HandlerFactory, Mount};
+use crate::protocol::NodeId;
 use crate::socketio::adapter::{ServerActor, SetBus, Shutdown};
 use crate::socketio::bus::{Bus, BusNode};
 use crate::socketio::{Client, IoHandle, SocketIo};
@@ -177,12 +178,12 @@ impl Server {
 }
 
 /// The configured node id, or a generated one.
-fn node_id(config: &Config) -> Arc<str> {
+fn node_id(config: &Config) -> NodeId {
     if config.server.node_id.is_empty() {
         let id = uuid::Uuid::now_v7().simple().to_string();
-        Arc::from(format!("node-{}", &id[id.len() - 8..]))
+        NodeId::from(format!("node-{}", &id[id.len() - 8..]))
     } else {
-        Arc::from(config.server.node_id.as_str())
+        NodeId::from(config.server.node_id.as_str())
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::live::{self, block_on, WsClient};
 use realtime_server::cluster::MemoryHub;
 use realtime_server::config::RecoveryConfig;
+use realtime_server::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 use realtime_server::socketio::adapter::ServerActor;
 use realtime_server::socketio::bus::{BusNode, PresenceChange, PresenceOp, PresenceUpdate};
 use realtime_server::socketio::Namespace;
@@ -119,19 +120,19 @@ fn presence_and_figures_are_cluster_wide() {
     actix_web::rt::System::new().block_on(async {
         let hub = MemoryHub::new();
         let registry = |id: &str| BusNode {
-            id: Arc::from(id),
+            id: NodeId::from(id),
             server: actix::Actor::start(ServerActor::new(
                 RecoveryConfig::default(),
-                Arc::from(id),
+                NodeId::from(id),
                 Arc::new(Vec::new()),
             )),
         };
         let (a, b) = (hub.join(registry("node-a")), hub.join(registry("node-b")));
         let step = |user: &str, socket: &str, op| PresenceUpdate {
-            nsp: Arc::from("/"),
-            room: Arc::from("lobby"),
-            user: Arc::from(user),
-            socket: Arc::from(socket),
+            nsp: Nsp::from("/"),
+            room: Room::from("lobby"),
+            user: UserId::from(user),
+            socket: SocketId::from(socket),
             op,
         };
         let p = a

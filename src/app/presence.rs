@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use crate::protocol::{Nsp, Room, SocketId, UserId};
 use crate::socketio::bus::{PresenceChange, PresenceCount, PresenceOp, PresenceUpdate};
 use crate::socketio::IoHandle;
 
 /// A room's users, each with the ids of its sockets in the room.
-type RoomUsers = HashMap<Arc<str>, Vec<Arc<str>>>;
+type RoomUsers = HashMap<UserId, Vec<SocketId>>;
 
 /// (namespace, room) → its users.
-type Rooms = HashMap<(Arc<str>, Arc<str>), RoomUsers>;
+type Rooms = HashMap<(Nsp, Room), RoomUsers>;
 
 /// The presence counts of the application.
 #[derive(Clone, Default)]
@@ -73,10 +74,10 @@ impl Presence {
         op: PresenceOp,
     ) -> impl Future<Output = PresenceCount> + 'static {
         let update = PresenceUpdate {
-            nsp: Arc::from(nsp),
-            room: Arc::from(room),
-            user: Arc::from(user),
-            socket: Arc::from(socket),
+            nsp: Nsp::from(nsp),
+            room: Room::from(room),
+            user: UserId::from(user),
+            socket: SocketId::from(socket),
             op,
         };
         let local = self.apply_local(&update);
@@ -135,10 +136,10 @@ mod tests {
 
     fn step(p: &Presence, user: &str, socket: &str, op: PresenceOp) -> PresenceCount {
         p.apply_local(&PresenceUpdate {
-            nsp: Arc::from("/"),
-            room: Arc::from("lobby"),
-            user: Arc::from(user),
-            socket: Arc::from(socket),
+            nsp: Nsp::from("/"),
+            room: Room::from("lobby"),
+            user: UserId::from(user),
+            socket: SocketId::from(socket),
             op,
         })
     }

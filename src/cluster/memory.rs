@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
 use super::wire::BusMessage;
+use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, Stats};
 use crate::socketio::bus::{
     Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
@@ -16,13 +17,13 @@ use crate::socketio::bus::{
 };
 
 /// A presence entry: node, socket, user.
-type Entry = (Arc<str>, Arc<str>, Arc<str>);
+type Entry = (NodeId, SocketId, UserId);
 
 #[derive(Default)]
 struct HubState {
     nodes: Vec<BusNode>,
-    presence: HashMap<(Arc<str>, Arc<str>), HashSet<Entry>>,
-    sessions: HashMap<(Arc<str>, Arc<str>), KeptSession>,
+    presence: HashMap<(Nsp, Room), HashSet<Entry>>,
+    sessions: HashMap<(Nsp, Arc<str>), KeptSession>,
 }
 
 /// The shared state of an in-memory cluster.
@@ -84,7 +85,7 @@ impl Bus for MemoryBus {
 
     fn presence(&self, u: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>> {
         let mut hub = self.hub.lock();
-        let live: HashSet<Arc<str>> = hub.nodes.iter().map(|n| n.id.clone()).collect();
+        let live: HashSet<NodeId> = hub.nodes.iter().map(|n| n.id.clone()).collect();
         let set = hub
             .presence
             .entry((u.nsp.clone(), u.room.clone()))
@@ -130,15 +131,11 @@ impl Bus for MemoryBus {
         .boxed()
     }
 
-    fn keep_session(&self, nsp: Arc<str>, pid: Arc<str>, session: KeptSession, _ttl_ms: u64) {
+    fn keep_session(&self, nsp: Nsp, pid: Arc<str>, session: KeptSession, _ttl_ms: u64) {
         self.hub.lock().sessions.insert((nsp, pid), session);
     }
 
-    fn take_session(
-        &self,
-        nsp: Arc<str>,
-        pid: Arc<str>,
-    ) -> BoxFuture<'static, Option<KeptSession>> {
+    fn take_session(&self, nsp: Nsp, pid: Arc<str>) -> BoxFuture<'static, Option<KeptSession>> {
         let kept = self.hub.lock().sessions.remove(&(nsp, pid));
         futures_util::future::ready(kept).boxed()
     }

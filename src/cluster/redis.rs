@@ -27,6 +27,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::wire::BusMessage;
+use crate::protocol::{NodeId, Nsp, Room, SocketId};
 use crate::socketio::adapter::{GetStats, ServerActor, Stats};
 use crate::socketio::bus::{
     Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
@@ -59,7 +60,7 @@ struct NodeEntry {
 /// The actor that holds the Redis connections of this node.
 pub struct RedisBridge {
     client: redis::Client,
-    node_id: Arc<str>,
+    node_id: NodeId,
     server: Addr<ServerActor>,
     conn: Option<MultiplexedConnection>,
     /// Bumped at every (re)connect; a failure report of an older generation is ignored.
@@ -434,7 +435,7 @@ fn session_key(nsp: &str, pid: &str) -> String {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct StoreSession {
-    nsp: Arc<str>,
+    nsp: Nsp,
     pid: Arc<str>,
     session: KeptSession,
     ttl_ms: u64,
@@ -473,7 +474,7 @@ impl Handler<StoreSession> for RedisBridge {
 #[derive(Message)]
 #[rtype(result = "Option<KeptSession>")]
 struct TakeSession {
-    nsp: Arc<str>,
+    nsp: Nsp,
     pid: Arc<str>,
 }
 
@@ -491,8 +492,8 @@ impl Handler<TakeSession> for RedisBridge {
                 .ok()?;
             let e: SessionEntry = serde_json::from_str(&v?).ok()?;
             Some(KeptSession {
-                id: Arc::from(e.id.as_str()),
-                rooms: e.rooms.iter().map(|r| Arc::from(r.as_str())).collect(),
+                id: SocketId::from(e.id),
+                rooms: e.rooms.into_iter().map(Room::from).collect(),
             })
         })
     }
@@ -528,7 +529,7 @@ impl Bus for RedisBus {
         async move { ask.await.ok().flatten() }.boxed()
     }
 
-    fn keep_session(&self, nsp: Arc<str>, pid: Arc<str>, session: KeptSession, ttl_ms: u64) {
+    fn keep_session(&self, nsp: Nsp, pid: Arc<str>, session: KeptSession, ttl_ms: u64) {
         self.bridge.do_send(StoreSession {
             nsp,
             pid,
@@ -537,11 +538,7 @@ impl Bus for RedisBus {
         });
     }
 
-    fn take_session(
-        &self,
-        nsp: Arc<str>,
-        pid: Arc<str>,
-    ) -> BoxFuture<'static, Option<KeptSession>> {
+    fn take_session(&self, nsp: Nsp, pid: Arc<str>) -> BoxFuture<'static, Option<KeptSession>> {
         let ask = self.bridge.send(TakeSession { nsp, pid });
         async move { ask.await.ok().flatten() }.boxed()
     }

@@ -12,8 +12,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::engine::Frame;
+use crate::protocol::{Nsp, Room};
 use crate::socketio::bus::Relay;
-use crate::socketio::{next_broadcast_id, Outgoing, Room};
+use crate::socketio::{next_broadcast_id, Outgoing};
 
 /// A message from one node to the others.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,8 +152,7 @@ impl BusMessage {
 
     /// The relay to deliver on the receiving node (a fresh broadcast id there).
     pub fn into_relay(self) -> Relay {
-        let rooms =
-            |v: Vec<String>| -> Vec<Room> { v.iter().map(|r| Arc::from(r.as_str())).collect() };
+        let to_rooms = |v: Vec<String>| -> Vec<Room> { v.into_iter().map(Room::from).collect() };
         match self {
             BusMessage::Broadcast {
                 nsp,
@@ -163,15 +163,15 @@ impl BusMessage {
                 offset,
                 ..
             } => {
-                let rooms = rooms(r);
+                let rooms = to_rooms(r);
                 let mut frames = Vec::with_capacity(1 + binary.len());
                 frames.push(Frame::Text(Bytes::from(text.into_bytes())));
                 frames.extend(binary.into_iter().map(Frame::Binary));
                 let packet = Arc::new(Outgoing {
                     id: next_broadcast_id(),
-                    nsp: Arc::from(nsp.as_str()),
+                    nsp: Nsp::from(nsp),
                     frames,
-                    except_rooms: except.iter().map(|r| Arc::from(r.as_str())).collect(),
+                    except_rooms: to_rooms(except),
                     multi: rooms.len() > 1,
                     created: Instant::now(),
                 });
@@ -182,8 +182,8 @@ impl BusMessage {
                 }
             }
             BusMessage::DisconnectSockets { nsp, rooms: r, .. } => Relay::DisconnectSockets {
-                nsp: Arc::from(nsp.as_str()),
-                rooms: rooms(r),
+                nsp: Nsp::from(nsp),
+                rooms: to_rooms(r),
             },
         }
     }
@@ -267,17 +267,17 @@ mod tests {
 
     fn relay() -> Relay {
         Relay::Broadcast {
-            rooms: vec![Arc::from("room:a"), Arc::from("user:b")],
+            rooms: vec![Room::from("room:a"), Room::from("user:b")],
             packet: Arc::new(Outgoing {
                 id: 7,
-                nsp: Arc::from("/chat"),
+                nsp: Nsp::from("/chat"),
                 frames: vec![
                     Frame::Text(Bytes::from_static(
                         b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]",
                     )),
                     Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
                 ],
-                except_rooms: vec![Arc::from("sock1")],
+                except_rooms: vec![Room::from("sock1")],
                 multi: true,
                 created: Instant::now(),
             }),
@@ -299,10 +299,10 @@ mod tests {
         else {
             panic!("a broadcast stays a broadcast")
         };
-        assert_eq!(rooms, vec![Arc::<str>::from("room:a"), Arc::from("user:b")]);
+        assert_eq!(rooms, vec![Room::from("room:a"), Room::from("user:b")]);
         assert_eq!(offset.as_deref(), Some("abc-1"));
         assert_eq!(&*packet.nsp, "/chat");
-        assert_eq!(packet.except_rooms, vec![Arc::<str>::from("sock1")]);
+        assert_eq!(packet.except_rooms, vec![Room::from("sock1")]);
         assert!(packet.multi);
         assert_eq!(
             packet.frames,
@@ -318,8 +318,8 @@ mod tests {
     #[test]
     fn the_bytes_are_the_first_versions() {
         let d = Relay::DisconnectSockets {
-            nsp: Arc::from("/"),
-            rooms: vec![Arc::from("user:x")],
+            nsp: Nsp::from("/"),
+            rooms: vec![Room::from("user:x")],
         };
         let bytes = BusMessage::from_relay("n1", &d, 9).encode();
         assert_eq!(

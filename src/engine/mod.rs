@@ -18,12 +18,11 @@ mod session;
 pub mod upgrade;
 pub mod ws;
 
-use std::borrow::Borrow;
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use crate::protocol::Sid;
 pub use handler::{EngineCtx, EngineHandler};
 pub use mount::{Endpoint, HandlerFactory, Mount};
 pub use outbox::{Outbox, Queued, SharedOutbox};
@@ -57,39 +56,4 @@ pub fn random_id() -> Arc<str> {
     use base64::Engine as _;
     let bytes: [u8; 15] = rand::random();
     Arc::from(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// An Engine.IO session id (`sid` of the handshake and of every polling request).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Sid(Arc<str>);
-
-impl Sid {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        Sid(random_id())
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Borrow<str> for Sid {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for Sid {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Sid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }

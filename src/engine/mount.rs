@@ -58,7 +58,7 @@ impl<H: EngineHandler> Mount<H> {
 
     /// Starts a session on polling and registers it.
     pub(super) fn open_polling(self: &Arc<Self>, info: RequestInfo) -> Addr<Session<H>> {
-        let sid = Sid::random();
+        let sid = Sid::from(super::random_id());
         let addr = Session::polling(sid.clone(), self.clone(), info).start();
         self.insert(sid, addr.clone());
         addr
@@ -73,7 +73,7 @@ impl<H: EngineHandler> Mount<H> {
     ) where
         S: futures_util::Stream<Item = super::ws::WsIn> + 'static,
     {
-        let sid = Sid::random();
+        let sid = Sid::from(super::random_id());
         let (me, id) = (self.clone(), sid.clone());
         let addr = Session::create(move |ctx| {
             ctx.add_stream(frames);

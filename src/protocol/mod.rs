@@ -1,4 +1,5 @@
-//! Pure protocol layer: Engine.IO v4 and Socket.IO v5 packet codecs.
+//! Pure protocol layer: Engine.IO v4 and Socket.IO v5 packet codecs, the disconnect
+//! reasons and the id types.
 //!
 //! Nothing here performs I/O or knows about actix; every function takes bytes or strings
 //! and returns typed packets (or a typed [`DecodeError`]). This keeps the decoders fuzzable
@@ -6,8 +7,10 @@
 
 pub mod engine;
 pub mod error;
+pub mod ids;
 pub mod reason;
 pub mod socket;
 
 pub use error::DecodeError;
+pub use ids::{NodeId, Nsp, Room, Sid, SocketId, UserId};
 pub use reason::DisconnectReason;

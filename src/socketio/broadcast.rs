@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::adapter::{Emit, Room};
+use super::adapter::{Emit, Nsp, Room};
 use super::bus::Relay;
 use super::IoShared;
 use crate::protocol::engine::Frame;
@@ -21,7 +21,7 @@ pub struct Outgoing {
     /// Unique per broadcast; lets a socket reached through several rooms get it once.
     pub id: u64,
     /// Its namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// The text frame, then its binary attachments.
     pub frames: Vec<Frame>,
     /// Sockets in any of these rooms (or with one of these ids) do not get it.
@@ -54,13 +54,13 @@ fn offset_prefix() -> &'static str {
 #[derive(Clone)]
 pub struct BroadcastOp {
     io: Arc<IoShared>,
-    nsp: Arc<str>,
+    nsp: Nsp,
     rooms: Vec<Room>,
     except: Vec<Room>,
 }
 
 impl BroadcastOp {
-    pub(crate) fn new(io: Arc<IoShared>, nsp: Arc<str>) -> Self {
+    pub(crate) fn new(io: Arc<IoShared>, nsp: Nsp) -> Self {
         BroadcastOp {
             io,
             nsp,
@@ -72,7 +72,7 @@ impl BroadcastOp {
     /// Adds a room to reach.
     pub fn to(mut self, room: &str) -> Self {
         if !self.rooms.iter().any(|r| &**r == room) {
-            self.rooms.push(Arc::from(room));
+            self.rooms.push(Room::from(room));
         }
         self
     }
@@ -80,7 +80,7 @@ impl BroadcastOp {
     /// Adds a room (or socket id) to skip.
     pub fn except(mut self, room: &str) -> Self {
         if !room.is_empty() && !self.except.iter().any(|r| &**r == room) {
-            self.except.push(Arc::from(room));
+            self.except.push(Room::from(room));
         }
         self
     }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use actix::{Addr, Message};
 use futures_util::future::BoxFuture;
 
-use super::adapter::{Room, ServerActor, Stats};
+use super::adapter::{ServerActor, Stats};
 use super::Outgoing;
+use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 
 /// What one node tells the others.
 #[derive(Clone)]
@@ -30,7 +31,7 @@ pub enum Relay {
     /// `disconnect_sockets()`: the sockets of `nsp` in any of `rooms` (all when empty).
     DisconnectSockets {
         /// The namespace.
-        nsp: Arc<str>,
+        nsp: Nsp,
         /// Target rooms; empty for the whole namespace.
         rooms: Vec<Room>,
     },
@@ -57,13 +58,13 @@ pub enum PresenceOp {
 #[derive(Debug, Clone)]
 pub struct PresenceUpdate {
     /// The namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// The room.
-    pub room: Arc<str>,
+    pub room: Room,
     /// The user the socket belongs to.
-    pub user: Arc<str>,
+    pub user: UserId,
     /// The socket id.
-    pub socket: Arc<str>,
+    pub socket: SocketId,
     /// What happens.
     pub op: PresenceOp,
 }
@@ -92,7 +93,7 @@ pub struct PresenceCount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptSession {
     /// Its socket id.
-    pub id: Arc<str>,
+    pub id: SocketId,
     /// Its rooms.
     pub rooms: Vec<Room>,
 }
@@ -101,7 +102,7 @@ pub struct KeptSession {
 #[derive(Clone)]
 pub struct BusNode {
     /// This node's id (relays carry it; a node drops its own).
-    pub id: Arc<str>,
+    pub id: NodeId,
     /// Where relays from other nodes go, and where the node's figures come from.
     pub server: Addr<ServerActor>,
 }
@@ -121,11 +122,10 @@ pub trait Bus: Send + Sync + 'static {
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>>;
 
     /// Keeps a recoverable socket for `ttl_ms`, for whichever node its client comes back to.
-    fn keep_session(&self, nsp: Arc<str>, pid: Arc<str>, session: KeptSession, ttl_ms: u64);
+    fn keep_session(&self, nsp: Nsp, pid: Arc<str>, session: KeptSession, ttl_ms: u64);
 
     /// Takes (reads and deletes) a kept socket.
-    fn take_session(&self, nsp: Arc<str>, pid: Arc<str>)
-        -> BoxFuture<'static, Option<KeptSession>>;
+    fn take_session(&self, nsp: Nsp, pid: Arc<str>) -> BoxFuture<'static, Option<KeptSession>>;
 
     /// Whether the cluster answers (readiness).
     fn is_up(&self) -> BoxFuture<'static, bool>;

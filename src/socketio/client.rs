@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::adapter::{
-    JoinRooms, LeaveRooms, LocalSocket, Member, RestoreSession, Room, Shard, SocketConnected,
-    SocketDisconnected,
+    JoinRooms, LeaveRooms, LocalSocket, Member, Nsp, RestoreSession, Room, Shard, SocketConnected,
+    SocketDisconnected, SocketId,
 };
 use super::recovery::{PersistedSocket, Restored};
 use super::{
@@ -54,8 +54,8 @@ pub struct Client {
 /// One namespace socket of the connection.
 pub(crate) struct SockState {
     pub(crate) ns: Arc<Namespace>,
-    pub(crate) nsp: Arc<str>,
-    pub(crate) id: Arc<str>,
+    pub(crate) nsp: Nsp,
+    pub(crate) id: SocketId,
     pub(crate) key: u64,
     pub(crate) pid: Option<Arc<str>>,
     pub(crate) rooms: Vec<Room>,
@@ -202,7 +202,7 @@ impl Client {
             auth: auth.clone(),
             request: self.request.clone(),
         });
-        let nsp: Arc<str> = Arc::from(nsp);
+        let nsp = Nsp::from(nsp);
         let pid = auth.get("pid").and_then(Value::as_str);
         let offset = auth.get("offset").and_then(Value::as_str);
         if let (true, Some(pid), Some(offset)) = (self.io.recovery, pid, offset) {
@@ -238,7 +238,7 @@ impl Client {
     fn run_middleware(
         &mut self,
         ns: Arc<Namespace>,
-        nsp: Arc<str>,
+        nsp: Nsp,
         hs: Arc<Handshake>,
         restored: Option<Restored>,
         ctx: &mut Ctx<'_>,
@@ -281,7 +281,7 @@ impl Client {
     fn finish_connect(
         &mut self,
         ns: Arc<Namespace>,
-        nsp: Arc<str>,
+        nsp: Nsp,
         handshake: Arc<Handshake>,
         data: SocketData,
         restored: Option<Restored>,
@@ -294,7 +294,7 @@ impl Client {
         let (id, pid, rooms, data, missed, recovered) = match restored {
             Some(r) => (r.id, Some(r.pid), r.rooms, r.data, r.missed, true),
             None => (
-                random_id(),
+                SocketId::from(random_id()),
                 self.io.recovery.then(random_id),
                 Vec::new(),
                 data,

@@ -1,12 +1,12 @@
 //! `SocketCtx`: what an event handler acts through while it runs on the socket's session.
 
 use std::any::Any;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::adapter::{Nsp, Room, SocketId};
 use super::broadcast::BroadcastOp;
 use super::client::{Client, SockState};
 use super::handle::{IoHandle, SocketHandle};
@@ -137,12 +137,12 @@ impl<'a> SocketCtx<'a> {
     /// Joins a room.
     pub fn join(&mut self, room: &str) {
         self.client
-            .join(self.key, vec![Arc::from(room)], &mut self.ctx);
+            .join(self.key, vec![Room::from(room)], &mut self.ctx);
     }
 
     /// Leaves a room.
     pub fn leave(&mut self, room: &str) {
-        self.client.leave(self.key, vec![Arc::from(room)]);
+        self.client.leave(self.key, vec![Room::from(room)]);
     }
 
     /// Disconnects this socket from its namespace (the client sees `io server disconnect`).
@@ -162,7 +162,7 @@ impl<'a> SocketCtx<'a> {
 
     /// Server-level operations on this socket's namespace (like `io.of(nsp)`).
     pub fn io(&self) -> BroadcastOp {
-        BroadcastOp::new(self.client.io.clone(), Arc::from(self.nsp()))
+        BroadcastOp::new(self.client.io.clone(), Nsp::from(self.nsp()))
     }
 
     /// A handle usable after the handler returned (from a spawned future, another thread).
@@ -170,7 +170,7 @@ impl<'a> SocketCtx<'a> {
         let (id, nsp) = self
             .socket()
             .map(|s| (s.id.clone(), s.nsp.clone()))
-            .unwrap_or_else(|| (Arc::from(""), Arc::from("/")));
+            .unwrap_or_else(|| (SocketId::from(""), Nsp::from("/")));
         SocketHandle::new(self.ctx.address(), self.key, id, nsp)
     }
 

@@ -9,7 +9,7 @@ use actix::Addr;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::adapter::{BusStatus, ClusterStats, ServerActor, Stats};
+use super::adapter::{BusStatus, ClusterStats, Nsp, Room, ServerActor, SocketId, Stats};
 use super::broadcast::BroadcastOp;
 use super::bus::Bus;
 use super::client::{ForSocket, SocketCommand, WsSession};
@@ -31,12 +31,12 @@ pub(crate) struct IoShared {
 pub struct SocketHandle {
     addr: Addr<WsSession>,
     key: u64,
-    id: Arc<str>,
-    nsp: Arc<str>,
+    id: SocketId,
+    nsp: Nsp,
 }
 
 impl SocketHandle {
-    pub(crate) fn new(addr: Addr<WsSession>, key: u64, id: Arc<str>, nsp: Arc<str>) -> Self {
+    pub(crate) fn new(addr: Addr<WsSession>, key: u64, id: SocketId, nsp: Nsp) -> Self {
         SocketHandle { addr, key, id, nsp }
     }
 
@@ -79,12 +79,12 @@ impl SocketHandle {
 
     /// Joins a room.
     pub fn join(&self, room: &str) {
-        self.send(SocketCommand::Join(vec![Arc::from(room)]));
+        self.send(SocketCommand::Join(vec![Room::from(room)]));
     }
 
     /// Leaves a room.
     pub fn leave(&self, room: &str) {
-        self.send(SocketCommand::Leave(vec![Arc::from(room)]));
+        self.send(SocketCommand::Leave(vec![Room::from(room)]));
     }
 
     /// Disconnects the socket from its namespace (server side).
@@ -132,6 +132,6 @@ impl IoHandle {
 
     /// Operations on namespace `nsp` (like `io.of(nsp)`).
     pub fn of(&self, nsp: &str) -> BroadcastOp {
-        BroadcastOp::new(self.io.clone(), Arc::from(nsp))
+        BroadcastOp::new(self.io.clone(), Nsp::from(nsp))
     }
 }

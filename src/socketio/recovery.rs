@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Room, SocketData};
 use crate::config::RecoveryConfig;
 use crate::protocol::engine::Frame;
+use crate::protocol::SocketId;
 
 /// A broadcast kept for replay to recovering sockets.
 struct StoredPacket {
@@ -24,7 +25,7 @@ pub struct PersistedSocket {
     /// The private id the client presents to come back.
     pub pid: Arc<str>,
     /// Its socket id (kept across the reconnect).
-    pub id: Arc<str>,
+    pub id: SocketId,
     /// Its rooms.
     pub rooms: Vec<Room>,
     /// What the middleware attached.
@@ -38,7 +39,7 @@ pub struct Restored {
     /// Its private id.
     pub pid: Arc<str>,
     /// Its socket id.
-    pub id: Arc<str>,
+    pub id: SocketId,
     /// Its rooms.
     pub rooms: Vec<Room>,
     /// Its data (none when it was kept by another node).
@@ -141,11 +142,11 @@ impl RecoveryStore {
     pub(crate) fn missed_since(
         &self,
         offset: &str,
-        id: &Room,
+        id: &SocketId,
         rooms: &[Room],
     ) -> Option<Vec<Vec<Frame>>> {
         let index = self.packets.iter().position(|p| *p.offset == *offset)?;
-        let in_rooms = |r: &Room| r == id || rooms.contains(r);
+        let in_rooms = |r: &Room| r.as_str() == id.as_str() || rooms.contains(r);
         Some(
             self.packets
                 .iter()
@@ -178,33 +179,39 @@ mod tests {
     }
 
     fn r(s: &str) -> Room {
+        Room::from(s)
+    }
+
+    fn o(s: &str) -> Arc<str> {
         Arc::from(s)
+    }
+
+    fn sock() -> SocketId {
+        SocketId::from("sock")
     }
 
     #[test]
     fn replays_what_reached_the_socket_after_its_offset() {
         let mut st = store(100);
-        st.keep_packet(r("o1"), &[], &[], &frames("a"));
-        st.keep_packet(r("o2"), &[r("x")], &[], &frames("b"));
-        st.keep_packet(r("o3"), &[r("y")], &[], &frames("c"));
-        st.keep_packet(r("o4"), &[], &[r("sock")], &frames("d"));
-        st.keep_packet(r("o5"), &[r("sock")], &[], &frames("e"));
-        let missed = st
-            .missed_since("o1", &r("sock"), &[r("x")])
-            .expect("o1 kept");
+        st.keep_packet(o("o1"), &[], &[], &frames("a"));
+        st.keep_packet(o("o2"), &[r("x")], &[], &frames("b"));
+        st.keep_packet(o("o3"), &[r("y")], &[], &frames("c"));
+        st.keep_packet(o("o4"), &[], &[r("sock")], &frames("d"));
+        st.keep_packet(o("o5"), &[r("sock")], &[], &frames("e"));
+        let missed = st.missed_since("o1", &sock(), &[r("x")]).expect("o1 kept");
         assert_eq!(missed, vec![frames("b"), frames("e")]);
-        assert!(st.missed_since("nope", &r("sock"), &[]).is_none());
+        assert!(st.missed_since("nope", &sock(), &[]).is_none());
     }
 
     #[test]
     fn keeps_at_most_max_packets() {
         let mut st = store(2);
-        for o in ["o1", "o2", "o3"] {
-            st.keep_packet(r(o), &[], &[], &frames("a"));
+        for name in ["o1", "o2", "o3"] {
+            st.keep_packet(o(name), &[], &[], &frames("a"));
         }
-        assert!(st.missed_since("o1", &r("s"), &[]).is_none(), "o1 dropped");
+        assert!(st.missed_since("o1", &sock(), &[]).is_none(), "o1 dropped");
         assert_eq!(
-            st.missed_since("o2", &r("s"), &[]).map(|m| m.len()),
+            st.missed_since("o2", &sock(), &[]).map(|m| m.len()),
             Some(1)
         );
     }
@@ -212,10 +219,10 @@ mod tests {
     #[test]
     fn a_socket_is_restored_once_and_only_with_a_known_offset() {
         let mut st = store(10);
-        st.keep_packet(r("o1"), &[], &[], &frames("a"));
+        st.keep_packet(o("o1"), &[], &[], &frames("a"));
         st.persist(PersistedSocket {
-            pid: r("pid"),
-            id: r("sock"),
+            pid: o("pid"),
+            id: sock(),
             rooms: vec![r("x")],
             data: None,
             at: Instant::now(),

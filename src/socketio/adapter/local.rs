@@ -2,14 +2,12 @@
 //! outbox (shared with its session) and the filter a broadcast passes (excluded rooms,
 //! duplicates of a broadcast reaching it through several rooms).
 
+use super::{Room, SocketId};
+use crate::engine::{Queued, SharedOutbox};
+use crate::socketio::Outgoing;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::sync::Arc;
-
-use super::Room;
-use crate::engine::{Queued, SharedOutbox};
-use crate::socketio::Outgoing;
 
 /// The worker thread a session lives on. Rooms keep one `RoomActor` per worker with local
 /// members, started on that worker's arbiter, so a broadcast crosses threads once per worker
@@ -45,7 +43,7 @@ const RECENT_MULTI: usize = 64;
 
 /// What a broadcast needs to know of one socket.
 struct Filter {
-    id: Arc<str>,
+    id: SocketId,
     rooms: Vec<Room>,
     recent: VecDeque<u64>,
 }
@@ -55,7 +53,7 @@ impl Filter {
     fn accepts(&mut self, p: &Outgoing) -> bool {
         if p.except_rooms
             .iter()
-            .any(|r| *r == self.id || self.rooms.contains(r))
+            .any(|r| r.as_str() == self.id.as_str() || self.rooms.contains(r))
         {
             return false;
         }
@@ -85,7 +83,7 @@ impl LocalSocket {
     /// A socket writing into `outbox`, registered for this thread's room actors under `key`.
     pub(crate) fn register(
         key: u64,
-        id: Arc<str>,
+        id: SocketId,
         rooms: Vec<Room>,
         outbox: SharedOutbox,
     ) -> Rc<Self> {

@@ -21,8 +21,7 @@ pub use server::*;
 
 use super::WsSession;
 
-/// A room name.
-pub type Room = std::sync::Arc<str>;
+pub use crate::protocol::{Nsp, Room, SocketId};
 
 /// A socket as a room sees it: its key (unique in the process) and its session.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message};
 
 use super::local::LocalSocket;
-use super::Member;
+use super::{Member, Nsp, Room};
 use crate::engine::{Flushed, OutboxTrouble, Queued};
 use crate::socketio::client::{Deliver, ForSocket, SocketCommand};
 use crate::socketio::Outgoing;
@@ -28,8 +28,8 @@ struct Entry {
 
 /// One room's members on one worker.
 pub struct RoomActor {
-    nsp: Arc<str>,
-    name: Arc<str>,
+    nsp: Nsp,
+    name: Room,
     members: HashMap<u64, Entry>,
     /// Members with bytes to write at the end of this batch.
     to_flush: Vec<u64>,
@@ -40,7 +40,7 @@ pub struct RoomActor {
 
 impl RoomActor {
     /// An empty room `name` of namespace `nsp`.
-    pub fn new(nsp: Arc<str>, name: Arc<str>) -> Self {
+    pub fn new(nsp: Nsp, name: Room) -> Self {
         let delivered = crate::metrics::get().events_out.with_label_values(&[&nsp]);
         RoomActor {
             nsp,

@@ -13,10 +13,10 @@ use actix::{
 use serde_json::Value;
 
 use super::room::{AddMember, DisconnectMembers, Fanout, RemoveMember, RoomActor, StopRoom};
-use super::{Member, Room, Shard};
+use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;
 use crate::engine::Endpoint;
-use crate::protocol::DisconnectReason;
+use crate::protocol::{DisconnectReason, NodeId};
 use crate::socketio::bus::{Bus, FromNode, KeptSession, Relay};
 use crate::socketio::client::{Deliver, ForSocket, SocketCommand};
 use crate::socketio::recovery::{PersistedSocket, RecoveryStore, Restored};
@@ -35,7 +35,7 @@ struct ShardEntry {
 }
 
 impl RoomEntry {
-    fn join(&mut self, nsp: &Arc<str>, room: &Room, shard: &Shard, member: Member) {
+    fn join(&mut self, nsp: &Nsp, room: &Room, shard: &Shard, member: Member) {
         let i = match self.shards.iter().position(|e| e.worker == shard.worker) {
             Some(i) => i,
             None => {
@@ -87,7 +87,7 @@ impl RoomEntry {
 struct NsState {
     /// Every socket of the namespace.
     all: RoomEntry,
-    sockets: HashMap<Arc<str>, Member>,
+    sockets: HashMap<SocketId, Member>,
     rooms: HashMap<Room, RoomEntry>,
     recovery: RecoveryStore,
 }
@@ -119,13 +119,13 @@ pub struct Stats {
 
 /// This node's Socket.IO registry and router.
 pub struct ServerActor {
-    node_id: Arc<str>,
+    node_id: NodeId,
     started: Instant,
     /// Relays to the other nodes; none on a single node.
     bus: Option<Arc<dyn Bus>>,
     /// The Engine.IO endpoints of the server (connection counts, shutdown).
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
-    namespaces: HashMap<Arc<str>, NsState>,
+    namespaces: HashMap<Nsp, NsState>,
     recovery: RecoveryConfig,
 }
 
@@ -133,7 +133,7 @@ impl ServerActor {
     /// The registry of node `node_id` serving `endpoints`.
     pub fn new(
         recovery: RecoveryConfig,
-        node_id: Arc<str>,
+        node_id: NodeId,
         endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     ) -> Self {
         ServerActor {
@@ -146,7 +146,7 @@ impl ServerActor {
         }
     }
 
-    fn ns(&mut self, nsp: &Arc<str>) -> &mut NsState {
+    fn ns(&mut self, nsp: &Nsp) -> &mut NsState {
         let recovery = &self.recovery;
         self.namespaces
             .entry(nsp.clone())
@@ -185,7 +185,7 @@ impl ServerActor {
                 for r in &rooms {
                     if let Some(e) = ns.rooms.get(r) {
                         e.fanout(&packet);
-                    } else if let Some(m) = ns.sockets.get(r) {
+                    } else if let Some(m) = ns.sockets.get(r.as_str()) {
                         // every socket is implicitly in the room named by its own id
                         m.addr.do_send(Deliver {
                             key: m.key,
@@ -202,7 +202,7 @@ impl ServerActor {
                 for r in &rooms {
                     if let Some(e) = ns.rooms.get(r) {
                         e.disconnect_members();
-                    } else if let Some(m) = ns.sockets.get(r) {
+                    } else if let Some(m) = ns.sockets.get(r.as_str()) {
                         m.addr.do_send(ForSocket {
                             key: m.key,
                             cmd: SocketCommand::Disconnect,
@@ -249,9 +249,9 @@ impl Actor for ServerActor {
 #[rtype(result = "()")]
 pub struct SocketConnected {
     /// Its namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// Its id.
-    pub id: Arc<str>,
+    pub id: SocketId,
     /// The socket.
     pub member: Member,
     /// Its session's worker.
@@ -263,7 +263,7 @@ impl Handler<SocketConnected> for ServerActor {
     fn handle(&mut self, msg: SocketConnected, _: &mut Self::Context) {
         let ns = self.ns(&msg.nsp);
         ns.all
-            .join(&msg.nsp, &Arc::from(""), &msg.shard, msg.member.clone());
+            .join(&msg.nsp, &Room::from(""), &msg.shard, msg.member.clone());
         ns.sockets.insert(msg.id, msg.member);
         let n = ns.sockets.len();
         Self::set_socket_gauge(&msg.nsp, n);
@@ -275,9 +275,9 @@ impl Handler<SocketConnected> for ServerActor {
 #[rtype(result = "()")]
 pub struct SocketDisconnected {
     /// Its namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// Its id.
-    pub id: Arc<str>,
+    pub id: SocketId,
     /// Its key.
     pub key: u64,
     /// Its session's worker.
@@ -324,7 +324,7 @@ impl Handler<SocketDisconnected> for ServerActor {
 #[rtype(result = "()")]
 pub struct JoinRooms {
     /// Its namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// The socket.
     pub member: Member,
     /// Its session's worker.
@@ -353,7 +353,7 @@ impl Handler<JoinRooms> for ServerActor {
 #[rtype(result = "()")]
 pub struct LeaveRooms {
     /// Its namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// Its key.
     pub key: u64,
     /// Its session's worker.
@@ -397,7 +397,7 @@ impl Handler<FromNode> for ServerActor {
 #[rtype(result = "Option<Restored>")]
 pub struct RestoreSession {
     /// The namespace.
-    pub nsp: Arc<str>,
+    pub nsp: Nsp,
     /// The private id the client presented.
     pub pid: String,
     /// The offset of the last packet it got.
