@@ -23,11 +23,14 @@ const LEEWAY_S: u64 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// `user`.
     User,
+    /// `admin`.
     Admin,
 }
 
 /// The claims we read; `sub` or `userId` names the user.
+#[allow(missing_docs)] // the JWT claims of the same names (DESIGN section 4)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,14 +46,18 @@ pub struct Claims {
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The user (`sub` or `userId`).
     pub user_id: String,
+    /// The token's `email`.
     pub email: Option<String>,
+    /// The role (the stored one once the users table was asked).
     pub role: Role,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
 }
 
 /// Why a connect was refused; `code()` is the `connect_error` `data.code`.
+#[allow(missing_docs)] // each variant's message says what
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthError {
     #[error("Authentication required")]
@@ -64,6 +71,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The `connect_error` `data.code`.
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Required => "AUTH_REQUIRED",
@@ -80,6 +88,7 @@ impl AuthError {
 }
 
 /// A bad authentication set-up, found at start.
+#[allow(missing_docs)] // each variant's message says what
 #[derive(Debug, Error)]
 pub enum AuthSetupError {
     #[error("unknown JWT algorithm {0:?}")]
@@ -252,6 +261,7 @@ impl Verifier {
     }
 }
 
+/// Seconds since the epoch.
 pub fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,8 +271,11 @@ pub fn now_s() -> u64 {
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
+    /// The CONNECT packet's auth `{token}`.
     Auth,
+    /// `Authorization: Bearer`.
     Header,
+    /// The `token` query parameter.
     Query,
 }
 

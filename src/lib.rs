@@ -22,28 +22,17 @@
 
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod metrics;
-pub mod protocol;
-
-pub mod engine;
-pub mod socketio;
-
-pub mod cluster;
-
-#[allow(missing_docs)]
-pub mod db;
-
-#[allow(missing_docs)]
-pub mod auth;
-
-#[allow(missing_docs)]
 pub mod app;
-
-#[allow(missing_docs)]
+pub mod auth;
+pub mod cluster;
+pub mod config;
+pub mod db;
+pub mod engine;
 pub mod http;
-
+pub(crate) mod metrics;
+pub mod protocol;
 pub mod server;
+pub mod socketio;
 
 pub use config::Config;
 pub use engine::{EngineCtx, EngineHandler, EngineMessage};

@@ -23,9 +23,8 @@ pub struct Metrics {
     pub events_out: IntCounterVec,
     /// Broadcasts emitted, per namespace.
     pub broadcasts: IntCounterVec,
-    /// Acknowledgements, `direction` = `sent` (server answers) or `received` (client answers).
-    pub acks: IntCounterVec,
-    /// `acks{direction="sent"}` and `{direction="received"}`, resolved once (hot paths).
+    /// `rt_acks_total{direction="sent"}` (server answers), resolved once (hot paths); the
+    /// vector itself lives in the registry only.
     pub acks_sent: IntCounter,
     /// `acks{direction="received"}`.
     pub acks_received: IntCounter,
@@ -85,7 +84,6 @@ impl Metrics {
         Metrics {
             acks_sent: acks.with_label_values(&["sent"]),
             acks_received: acks.with_label_values(&["received"]),
-            acks,
             connections,
             sockets,
             events_in: counter_vec(

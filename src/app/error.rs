@@ -11,6 +11,7 @@ use crate::db::messages::Refusal;
 use crate::db::DbError;
 
 /// The error codes of the contract (DESIGN sections 5, 6 and 9).
+#[allow(missing_docs)] // each is the code `as_str` spells
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     InvalidPayload,
@@ -26,6 +27,7 @@ pub enum Code {
 }
 
 impl Code {
+    /// The code as clients see it.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidPayload => "INVALID_PAYLOAD",
@@ -62,6 +64,7 @@ impl Code {
 pub enum AppError {
     /// Refused with a code of the contract (bad input, unknown things, no permission).
     #[error("{message}")]
+    #[allow(missing_docs)]
     Refused { code: Code, message: String },
     /// The server is behind: the client may retry (`RATE_LIMITED`).
     #[error("{0}")]
@@ -98,6 +101,7 @@ impl AppError {
         Self::refused(Code::Forbidden, message)
     }
 
+    /// The code the client gets.
     pub fn code(&self) -> Code {
         match self {
             AppError::Refused { code, .. } => *code,

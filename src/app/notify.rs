@@ -15,6 +15,7 @@ use crate::db::notifications::{self, NewNotification};
 use crate::db::{now_ms, Db, DbError};
 use crate::socketio::IoHandle;
 
+/// Turns webhook calls into stored, delivered notifications.
 pub struct NotificationActor {
     db: Db,
     io: IoHandle,
@@ -23,6 +24,7 @@ pub struct NotificationActor {
 }
 
 impl NotificationActor {
+    /// An actor storing in `db` and delivering through `io`; `isLowStock` below `low_stock`.
     pub fn new(db: Db, io: IoHandle, presence: Presence, low_stock: u64) -> Self {
         NotificationActor {
             db,
@@ -45,7 +47,9 @@ impl Actor for NotificationActor {
 #[derive(Message)]
 #[rtype(result = "Result<usize, DbError>")]
 pub struct StockChanged {
+    /// The product.
     pub product_id: String,
+    /// Its new stock.
     pub stock: u64,
 }
 
@@ -53,8 +57,11 @@ pub struct StockChanged {
 #[derive(Message)]
 #[rtype(result = "Result<usize, DbError>")]
 pub struct PriceChanged {
+    /// The product.
     pub product_id: String,
+    /// Its price before.
     pub old_price: f64,
+    /// Its price now.
     pub new_price: f64,
 }
 
@@ -62,9 +69,13 @@ pub struct PriceChanged {
 #[derive(Message)]
 #[rtype(result = "Result<usize, DbError>")]
 pub struct JobProgress {
+    /// Whose job.
     pub user_id: String,
+    /// The job.
     pub job_id: String,
+    /// Percent done.
     pub progress: f64,
+    /// `processing`, `completed` or `failed`.
     pub status: String,
 }
 

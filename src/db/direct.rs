@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use super::schema::{direct_messages, users};
 use super::{DbConnection, DbError};
 
+/// A stored DM.
+#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = direct_messages)]
 pub struct DirectMessage {

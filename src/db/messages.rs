@@ -8,6 +8,8 @@ use serde_json::{json, Map, Value};
 use super::schema::{messages, room_members, rooms, users};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
+/// A stored chat message.
+#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
 pub struct Message {
@@ -109,10 +111,15 @@ fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Va
 /// A `chat:send` to store (text already trimmed and checked).
 #[derive(Debug, Clone)]
 pub struct NewMessage {
+    /// The room.
     pub room_id: String,
+    /// The sender.
     pub sender_id: String,
+    /// The text.
     pub text: String,
+    /// The message it answers.
     pub reply_to_id: Option<String>,
+    /// The client's id of the message (retries are idempotent).
     pub client_msg_id: Option<String>,
     /// Whether the sending socket is in the room (checked after the existence checks, in
     /// the order the contract gives).
@@ -122,10 +129,12 @@ pub struct NewMessage {
 /// Why a message or a read marker was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// No such room.
     UnknownRoom,
     /// A `replyToId`, `afterMessageId` or `lastReadMessageId` that is unknown or belongs to
     /// another room.
     UnknownMessage,
+    /// The sending socket has not joined the room.
     NotJoined,
     /// A private room the user is not a member of.
     NotMember,
@@ -138,6 +147,7 @@ pub enum Stored {
     New(Value),
     /// The same sender's `clientMsgId` was stored before: its message id.
     Duplicate(String),
+    /// Not stored, for this reason.
     Refused(Refusal),
 }
 

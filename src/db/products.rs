@@ -18,6 +18,7 @@ pub fn watch(c: &mut DbConnection, user: &str, product: &str) -> Result<(), DbEr
         .or_else(super::ignore_duplicate)
 }
 
+/// `user` stops watching `product` (nothing happens when it did not).
 pub fn unwatch(c: &mut DbConnection, user: &str, product: &str) -> Result<(), DbError> {
     diesel::delete(product_watchers::table.find((user, product))).execute(c)?;
     Ok(())

@@ -5,6 +5,8 @@ use diesel::prelude::*;
 use super::schema::{room_members, rooms};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
+/// A stored chat room.
+#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = rooms)]
 pub struct Room {
@@ -70,6 +72,7 @@ fn add_member_in(conn: &mut DbConnection, room: &str, user: &str) -> Result<(), 
     Ok(())
 }
 
+/// The room `id`, if stored.
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Room>, DbError> {
     Ok(rooms::table
         .find(id)
@@ -100,6 +103,7 @@ pub fn remove_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<
     })
 }
 
+/// Whether `user` is a member of `room`.
 pub fn is_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<bool, DbError> {
     Ok(room_members::table
         .find((room, user))
@@ -108,6 +112,7 @@ pub fn is_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<bool
         > 0)
 }
 
+/// The members of `room`.
 pub fn members(conn: &mut DbConnection, room: &str) -> Result<Vec<String>, DbError> {
     Ok(room_members::table
         .filter(room_members::room_id.eq(room))

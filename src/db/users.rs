@@ -5,6 +5,8 @@ use diesel::prelude::*;
 use super::schema::users;
 use super::{now_ms, DbConnection, DbError};
 
+/// A stored user.
+#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -18,6 +20,7 @@ pub struct User {
 }
 
 /// The fields a directory sync sets.
+#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserUpdate {
@@ -41,6 +44,7 @@ pub fn upsert(conn: &mut DbConnection, id: &str, u: &UserUpdate) -> Result<(), D
     })
 }
 
+/// The user `id`, if stored.
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, DbError> {
     Ok(users::table
         .find(id)

@@ -6,17 +6,17 @@
 //! imports nothing from Socket.IO or the application (`crate::protocol`, `crate::config` and
 //! `crate::metrics` only).
 //!
-//! Data path: [`http`] (handshake, polling) or [`upgrade`] (WebSocket) → [`Mount`] (finds or
+//! Data path: `http` (handshake, polling) or `upgrade` (WebSocket) → [`Mount`] (finds or
 //! starts the connection's [`Session`]) → the session decodes with `crate::protocol` and calls
-//! its handler → the handler answers through [`EngineCtx`] into the [`Outbox`] → [`ws`] writes.
+//! its handler → the handler answers through [`EngineCtx`] into the [`Outbox`] → `ws` writes.
 
 mod handler;
-pub mod http;
+mod http;
 mod mount;
 mod outbox;
 mod session;
-pub mod upgrade;
-pub mod ws;
+pub(crate) mod upgrade;
+mod ws;
 
 use std::sync::Arc;
 

@@ -60,6 +60,7 @@ enum RoleBody {
     Admin,
 }
 
+/// `PUT /internal/users/{id}`.
 pub async fn put_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -126,6 +127,7 @@ fn first_unknown_user(
     Ok(None)
 }
 
+/// `PUT /internal/rooms/{id}`.
 pub async fn put_room(
     req: HttpRequest,
     path: web::Path<String>,

@@ -17,6 +17,7 @@ use crate::db::Db;
 /// What the internal endpoints need.
 #[derive(Clone)]
 pub struct InternalState {
+    /// The database.
     pub db: Db,
     /// HMAC key of `X-Signature-256`; `None` refuses every internal call.
     pub webhook_secret: Option<Vec<u8>>,
