@@ -199,3 +199,101 @@ pub async fn notify(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(kind: &str, body: &str) -> String {
+        match parse(kind, body.as_bytes()) {
+            Ok(_) => panic!("{kind} {body} must be refused"),
+            Err(why) => why,
+        }
+    }
+
+    #[test]
+    fn stock_changes_are_whole_non_negative_numbers() {
+        match parse("stock", br#"{"productId":"p1","stock":3}"#) {
+            Ok(Call::Stock(s)) => assert_eq!((s.product_id.as_str(), s.stock), ("p1", 3)),
+            _ => panic!("a stock change"),
+        }
+        assert_eq!(
+            refused("stock", r#"{"productId":"p1","stock":-1}"#),
+            "stock must not be negative"
+        );
+        assert_eq!(
+            refused("stock", r#"{"productId":"p1","stock":1.5}"#),
+            "stock must be a whole number"
+        );
+        assert_eq!(
+            refused("stock", r#"{"productId":"p1","stock":"5"}"#),
+            "stock (number) is required"
+        );
+        assert_eq!(
+            refused("stock", r#"{"stock":5}"#),
+            "productId (string) is required"
+        );
+        assert_eq!(
+            refused("stock", r#"{"productId":"  ","stock":5}"#),
+            "productId must be a non-empty string of at most 256 bytes"
+        );
+        assert_eq!(refused("stock", "[1]"), "body must be a JSON object");
+        assert!(refused("stock", "{").starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn prices_must_be_finite_and_the_old_one_positive() {
+        match parse(
+            "price",
+            br#"{"productId":"p","oldPrice":10,"newPrice":7.5}"#,
+        ) {
+            Ok(Call::Price(p)) => assert_eq!((p.old_price, p.new_price), (10.0, 7.5)),
+            _ => panic!("a price change"),
+        }
+        assert_eq!(
+            refused("price", r#"{"productId":"p","oldPrice":0,"newPrice":1}"#),
+            "oldPrice must be greater than 0"
+        );
+        assert_eq!(
+            refused("price", r#"{"productId":"p","oldPrice":1,"newPrice":-1}"#),
+            "newPrice must not be negative"
+        );
+        assert_eq!(
+            refused(
+                "price",
+                r#"{"productId":"p","oldPrice":1e999,"newPrice":1}"#
+            ),
+            "oldPrice must be a finite number"
+        );
+    }
+
+    #[test]
+    fn progress_is_a_percentage_with_a_known_status() {
+        let ok = r#"{"userId":"u","jobId":"j","progress":100,"status":"completed"}"#;
+        match parse("progress", ok.as_bytes()) {
+            Ok(Call::Progress(p)) => {
+                assert_eq!((p.user_id.as_str(), p.job_id.as_str()), ("u", "j"));
+                assert_eq!((p.progress, p.status.as_str()), (100.0, "completed"));
+            }
+            _ => panic!("a job progress"),
+        }
+        assert_eq!(
+            refused(
+                "progress",
+                r#"{"userId":"u","jobId":"j","progress":101,"status":"completed"}"#
+            ),
+            "progress must be between 0 and 100"
+        );
+        assert_eq!(
+            refused(
+                "progress",
+                r#"{"userId":"u","jobId":"j","progress":1,"status":"done"}"#
+            ),
+            "status must be processing, completed or failed"
+        );
+        assert_eq!(
+            refused("progress", r#"{"userId":"u","jobId":"j","progress":1}"#),
+            "status (string) is required"
+        );
+    }
+}
