@@ -258,13 +258,12 @@ mod tests {
             refused("price", r#"{"productId":"p","oldPrice":1,"newPrice":-1}"#),
             "newPrice must not be negative"
         );
-        assert_eq!(
-            refused(
-                "price",
-                r#"{"productId":"p","oldPrice":1e999,"newPrice":1}"#
-            ),
-            "oldPrice must be a finite number"
-        );
+        // too large for a float: refused by the JSON reader already
+        assert!(refused(
+            "price",
+            r#"{"productId":"p","oldPrice":1e999,"newPrice":1}"#
+        )
+        .starts_with("invalid JSON"));
     }
 
     #[test]
