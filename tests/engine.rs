@@ -105,6 +105,21 @@ fn server(ping_ms: u64) -> (live::Running, Log) {
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// A polling handshake: the session id and the query of its later requests.
+async fn open_polling(addr: std::net::SocketAddr) -> (String, String) {
+    let open = http(addr, "GET", "/engine.io/?EIO=4&transport=polling", b"").await;
+    assert_eq!(open.status, 200);
+    let text = open.text();
+    assert!(
+        text.starts_with("0{") && text.contains(r#""upgrades":["websocket"]"#),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text[1..]).expect("json");
+    let sid = v["sid"].as_str().expect("sid").to_owned();
+    let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+    (sid, q)
+}
+
 #[test]
 fn websocket_messages_timers_futures_and_a_close_from_the_handler() {
     let (srv, log) = server(25_000);
@@ -154,16 +169,7 @@ fn websocket_messages_timers_futures_and_a_close_from_the_handler() {
 fn polling_then_a_client_close() {
     let (srv, log) = server(25_000);
     block_on(async {
-        let open = http(srv.addr, "GET", "/engine.io/?EIO=4&transport=polling", b"").await;
-        assert_eq!(open.status, 200);
-        let text = open.text();
-        assert!(
-            text.starts_with("0{") && text.contains(r#""upgrades":["websocket"]"#),
-            "{text}"
-        );
-        let v: serde_json::Value = serde_json::from_str(&text[1..]).expect("json");
-        let sid = v["sid"].as_str().expect("sid").to_owned();
-        let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        let (_, q) = open_polling(srv.addr).await;
         let post = http(srv.addr, "POST", &q, b"4one\x1e4two").await;
         assert_eq!((post.status, post.text().as_str()), (200, "ok"));
         let got = http(srv.addr, "GET", &q, b"").await;
@@ -201,10 +207,7 @@ fn polling_then_a_client_close() {
 fn an_upgrade_keeps_the_handler() {
     let (srv, log) = server(25_000);
     block_on(async {
-        let open = http(srv.addr, "GET", "/engine.io/?EIO=4&transport=polling", b"").await;
-        let v: serde_json::Value = serde_json::from_str(&open.text()[1..]).expect("json");
-        let sid = v["sid"].as_str().expect("sid").to_owned();
-        let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        let (sid, q) = open_polling(srv.addr).await;
         http(srv.addr, "POST", &q, b"4before").await;
         assert_eq!(http(srv.addr, "GET", &q, b"").await.text(), "4before");
         let mut ws = WsClient::open(srv.addr, "/engine.io/", &format!("sid={sid}")).await;
