@@ -39,8 +39,8 @@ struct Args {
     /// Allowed CORS origins (comma separated); `*` for any.
     #[arg(long, default_value = "*")]
     cors: String,
-    /// Connection state recovery (on by default here).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Connection state recovery (off by default, as in Node; `--recovery true` turns it on).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     recovery: bool,
 }
 

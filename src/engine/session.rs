@@ -45,9 +45,10 @@ pub(crate) struct Engine {
     flush_waiting: bool,
     /// Generation of the last WebSocket attached by an upgrade.
     last_gen: u32,
-    /// After a server-side close on polling: the close packet waits for the next GET.
-    close_on_next_get: bool,
     pub(super) closed: bool,
+    /// After an orderly server-side close on polling: the close packet waits for the next
+    /// GET (as in Node's engine.io).
+    close_on_next_get: bool,
     /// A close asked for while the handler ran; done when it returns.
     pub(super) close_requested: Option<DisconnectReason>,
     pong_timer: Option<SpawnHandle>,
@@ -146,8 +147,8 @@ impl<H: EngineHandler> Session<H> {
                 flush_scheduled: false,
                 flush_waiting: false,
                 last_gen: DIRECT_WS_GEN,
-                close_on_next_get: false,
                 closed: false,
+                close_on_next_get: false,
                 close_requested: None,
                 pong_timer: None,
             },
@@ -250,11 +251,25 @@ impl<H: EngineHandler> Session<H> {
 
     /// Closes the session once: the handler hears the reason first (what it sends then
     /// still goes out), then the transport gets its close.
+    ///
+    /// As in Node's engine.io: a close the server decides on (shutdown, a forced close) is
+    /// orderly: on polling without a waiting GET, the close packet waits for the next GET.
+    /// Any other close (the client's, errors, ping timeout) takes the session out of its
+    /// mount at once, so every later request for it is answered 400 `Session ID unknown`.
     pub(super) fn close(&mut self, why: DisconnectReason, ctx: &mut Context<Self>) {
         if self.engine.closed {
             return;
         }
         log::debug!("session closing sid={} reason={why}", self.engine.sid);
+        let orderly = matches!(
+            why,
+            DisconnectReason::ForcedClose
+                | DisconnectReason::ForcedServerClose
+                | DisconnectReason::ServerShuttingDown
+        );
+        if !orderly {
+            self.mount.remove(&self.engine.sid);
+        }
         self.handler.on_close(
             why,
             &mut EngineCtx {
@@ -281,17 +296,28 @@ impl<H: EngineHandler> Session<H> {
                 ctx.stop();
             }
             Transport::Polling { queue, pending } => {
-                queue.push_back(Frame::bare(kind::CLOSE));
+                // A waiting GET hears of the close: a noop when the client closed (it
+                // knows), else what is queued and the close packet.
                 if let Some(tx) = pending.take() {
-                    let _ = tx.send(engine::encode_payload(queue.iter()));
+                    let body = if client_gone {
+                        Bytes::from_static(b"6")
+                    } else {
+                        queue.push_back(Frame::bare(kind::CLOSE));
+                        engine::encode_payload(queue.iter())
+                    };
+                    let _ = tx.send(body);
+                    queue.clear();
                     ctx.stop();
-                } else if client_gone {
-                    ctx.stop();
-                } else {
-                    // The client learns of the close on its next GET; give it a while.
+                } else if orderly {
+                    // The next GET gets the close packet; give the client a while.
+                    queue.push_back(Frame::bare(kind::CLOSE));
                     engine.close_on_next_get = true;
                     let wait = engine.config.engine.ping_timeout();
                     ctx.run_later(wait, |_, ctx| ctx.stop());
+                } else {
+                    // The client learns it from the 400 of its next request.
+                    queue.clear();
+                    ctx.stop();
                 }
             }
         }

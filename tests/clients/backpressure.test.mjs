@@ -7,7 +7,7 @@ import { startServer, connect, once, until } from "./common.mjs";
 import { rawWs } from "./ws.mjs";
 
 let srv;
-before(async () => { srv = await startServer(["--recovery", "false", "--max-buffered", "256", "--ping-interval", "5000", "--ping-timeout", "5000"]); });
+before(async () => { srv = await startServer(["--max-buffered", "256", "--ping-interval", "5000", "--ping-timeout", "5000"]); });
 after(async () => { await srv.stop(); });
 
 const rssKb = (pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]);

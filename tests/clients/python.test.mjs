@@ -8,7 +8,7 @@ import { startServer } from "./common.mjs";
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "python_client.py");
 let srv;
-before(async () => { srv = await startServer(["--recovery", "false"]); });
+before(async () => { srv = await startServer(); });
 after(async () => { await srv.stop(); });
 
 test("python-socketio client: events, binary and acks over every transport", async () => {

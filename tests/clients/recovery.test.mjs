@@ -7,7 +7,7 @@ import { startServer, connect, once, collect, until } from "./common.mjs";
 
 for (const transport of ["websocket", "polling"]) {
   test(`${transport}: recovery after a forced transport close`, async () => {
-    const srv = await startServer(["--ping-interval", "1000", "--ping-timeout", "1000"]);
+    const srv = await startServer(["--recovery", "true", "--ping-interval", "1000", "--ping-timeout", "1000"]);
     let s;
     try {
       s = io(srv.url, { forceNew: true, transports: [transport], reconnectionDelay: 50, reconnectionDelayMax: 100 });
@@ -65,7 +65,7 @@ test("without recovery the CONNECT answer carries only sid", async () => {
 });
 
 test("a client disconnecting on purpose is not recovered", async () => {
-  const srv = await startServer();
+  const srv = await startServer(["--recovery", "true"]);
   try {
     const s = io(srv.url, { forceNew: true, transports: ["websocket"] });
     await once(s, "connect");

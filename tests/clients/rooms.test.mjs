@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startServer, connect, once, collect, until, delay } from "./common.mjs";
 
 let srv;
-before(async () => { srv = await startServer(["--recovery", "false"]); });
+before(async () => { srv = await startServer(); });
 after(async () => { await srv.stop(); });
 
 const join = (s, room) => s.timeout(2000).emitWithAck("join", room);

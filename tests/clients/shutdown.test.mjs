@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startServer, connect, once } from "./common.mjs";
 
 test("SIGINT closes every connection and exits", async () => {
-  const srv = await startServer(["--recovery", "false"]);
+  const srv = await startServer();
   const ws = await connect(srv.url, "/", { transports: ["websocket"] });
   const poll = await connect(srv.url, "/", { transports: ["polling"] });
   const gone = [once(ws, "disconnect", 5000), once(poll, "disconnect", 5000)];
