@@ -9,7 +9,7 @@ LG=target/release/loadgen
 BIN=target/release/realtime-server
 
 work=$(mktemp -d)
-export JWT_SECRET=bench-jwt-secret WEBHOOK_SECRET=bench-hook-secret DATABASE_URL="sqlite://$work/chat.db"
+export JWT_SECRET=bench-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=bench-hook-secret-padded-to-32-bytes DATABASE_URL="sqlite://$work/chat.db"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server >&2
 work=$(mktemp -d)
-export JWT_SECRET=bench-jwt-secret WEBHOOK_SECRET=bench-hook-secret DATABASE_URL="sqlite://$work/notify.db"
+export JWT_SECRET=bench-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=bench-hook-secret-padded-to-32-bytes DATABASE_URL="sqlite://$work/notify.db"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

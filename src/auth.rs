@@ -41,6 +41,10 @@ pub struct Claims {
     pub email: Option<String>,
     pub role: Role,
     pub exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Who a verified token speaks for.
@@ -103,7 +107,12 @@ pub enum AuthSetupError {
     Key(#[from] jsonwebtoken::errors::Error),
     #[error("minting needs an HMAC secret (HS256/HS384/HS512)")]
     CannotMint,
+    #[error("the JWT secret must be at least {MIN_SECRET} bytes long")]
+    WeakSecret,
 }
+
+/// Shortest HMAC secret accepted (JWT and webhooks): 256 bits, as HS256 wants.
+pub const MIN_SECRET: usize = 32;
 
 /// Verifies tokens (and mints them when an HMAC secret is configured).
 #[derive(Clone)]
@@ -111,6 +120,8 @@ pub struct Verifier {
     decoding: DecodingKey,
     encoding: Option<(EncodingKey, Algorithm)>,
     validation: Validation,
+    /// Longest accepted lifetime, seconds.
+    max_lifetime_s: u64,
 }
 
 fn parse_alg(s: &str) -> Result<Algorithm, AuthSetupError> {
@@ -125,6 +136,9 @@ fn is_hmac(a: Algorithm) -> bool {
 /// The HMAC secret: configured, or kept in `secret_file` (generated on first start).
 fn load_secret(cfg: &AuthConfig) -> Result<Vec<u8>, AuthSetupError> {
     if let Some(s) = cfg.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        if s.len() < MIN_SECRET {
+            return Err(AuthSetupError::WeakSecret);
+        }
         return Ok(s.as_bytes().to_vec());
     }
     let path = Path::new(&cfg.secret_file);
@@ -133,7 +147,8 @@ fn load_secret(cfg: &AuthConfig) -> Result<Vec<u8>, AuthSetupError> {
         err,
     };
     match std::fs::read_to_string(path) {
-        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(s) if s.trim().len() >= MIN_SECRET => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(s) if !s.trim().is_empty() => return Err(AuthSetupError::WeakSecret),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
@@ -211,12 +226,21 @@ impl Verifier {
         validation.algorithms = algs;
         validation.leeway = LEEWAY_S;
         validation.validate_exp = true;
+        // a token not valid yet is refused (TOKEN_INVALID), not accepted early
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         Ok(Verifier {
             decoding,
             encoding,
             validation,
+            max_lifetime_s: crate::config::LimitsConfig::default().max_token_lifetime_s,
         })
+    }
+
+    /// Refuses tokens that live longer than `secs` (`exp − iat`, or `exp − now`).
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_s = secs;
+        self
     }
 
     /// Checks signature, algorithm and expiry; names the user.
@@ -228,6 +252,10 @@ impl Verifier {
                 _ => AuthError::Invalid,
             })?;
         let c = data.claims;
+        let born = c.iat.unwrap_or_else(now_s);
+        if c.exp.saturating_sub(born) > self.max_lifetime_s {
+            return Err(AuthError::Invalid);
+        }
         let user_id = c
             .sub
             .or(c.user_id)
@@ -256,6 +284,8 @@ impl Verifier {
             email,
             role,
             exp: now_s() + ttl.as_secs(),
+            iat: Some(now_s()),
+            nbf: None,
         };
         Ok(jsonwebtoken::encode(&Header::new(*alg), &claims, key)?)
     }
@@ -322,7 +352,7 @@ mod tests {
 
     fn verifier(algs: &[&str]) -> Verifier {
         let cfg = AuthConfig {
-            jwt_secret: Some("test-secret".into()),
+            jwt_secret: Some("test-secret-of-at-least-32-bytes!".into()),
             algorithms: algs.iter().map(|s| s.to_string()).collect(),
             ..AuthConfig::default()
         };
@@ -354,7 +384,7 @@ mod tests {
         let t = sign(
             Algorithm::HS256,
             &json!({"userId": "u2", "role": "user", "exp": now_s() + 60}),
-            "test-secret",
+            "test-secret-of-at-least-32-bytes!",
         );
         assert_eq!(v.verify(&t).unwrap().user_id, "u2");
     }
@@ -367,28 +397,32 @@ mod tests {
         // expired (beyond the leeway)
         let old = json!({"sub": "u1", "role": "user", "exp": now_s() - 3600});
         assert_eq!(
-            v.verify(&sign(Algorithm::HS256, &old, "test-secret")),
+            v.verify(&sign(
+                Algorithm::HS256,
+                &old,
+                "test-secret-of-at-least-32-bytes!"
+            )),
             Err(AuthError::Expired)
         );
         // wrong secret, other algorithm, garbage, no user, bad role, no exp
         for t in [
             sign(Algorithm::HS256, &good, "other"),
-            sign(Algorithm::HS512, &good, "test-secret"),
+            sign(Algorithm::HS512, &good, "test-secret-of-at-least-32-bytes!"),
             "not.a.token".to_owned(),
             sign(
                 Algorithm::HS256,
                 &json!({"role": "user", "exp": exp}),
-                "test-secret",
+                "test-secret-of-at-least-32-bytes!",
             ),
             sign(
                 Algorithm::HS256,
                 &json!({"sub": "u1", "role": "root", "exp": exp}),
-                "test-secret",
+                "test-secret-of-at-least-32-bytes!",
             ),
             sign(
                 Algorithm::HS256,
                 &json!({"sub": "u1", "role": "user"}),
-                "test-secret",
+                "test-secret-of-at-least-32-bytes!",
             ),
         ] {
             assert_eq!(v.verify(&t), Err(AuthError::Invalid), "{t}");
@@ -407,7 +441,7 @@ mod tests {
     #[test]
     fn mixed_algorithms_are_refused() {
         let cfg = AuthConfig {
-            jwt_secret: Some("s".into()),
+            jwt_secret: Some("s".repeat(32)),
             algorithms: vec!["HS256".into(), "RS256".into()],
             ..AuthConfig::default()
         };
@@ -459,5 +493,43 @@ mod tests {
             Some(("C".into(), TokenSource::Query))
         );
         assert_eq!(extract_token(&h, false), None);
+    }
+
+    #[test]
+    fn lifetimes_and_not_before_are_checked() {
+        let v = verifier(&["HS256"]);
+        let s = "test-secret-of-at-least-32-bytes!";
+        let now = now_s();
+        let day = 24 * 3600;
+        let token = |claims: serde_json::Value| sign(Algorithm::HS256, &claims, s);
+        let ok = token(json!({"sub": "u", "role": "user", "iat": now, "exp": now + 30 * day}));
+        assert!(v.verify(&ok).is_ok(), "30 days is the limit");
+        for claims in [
+            // longer than 30 days, with and without iat
+            json!({"sub": "u", "role": "user", "iat": now, "exp": now + 30 * day + 60}),
+            json!({"sub": "u", "role": "user", "exp": now + 100 * 365 * day}),
+            // not valid before tomorrow
+            json!({"sub": "u", "role": "user", "nbf": now + day, "exp": now + 2 * day}),
+        ] {
+            assert_eq!(
+                v.verify(&token(claims.clone())),
+                Err(AuthError::Invalid),
+                "{claims}"
+            );
+        }
+        let short = v.clone().with_max_lifetime(60);
+        assert_eq!(short.verify(&ok), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn short_secrets_are_refused_at_start() {
+        let cfg = AuthConfig {
+            jwt_secret: Some("short".into()),
+            ..AuthConfig::default()
+        };
+        assert!(matches!(
+            Verifier::from_config(&cfg),
+            Err(AuthSetupError::WeakSecret)
+        ));
     }
 }

@@ -24,6 +24,23 @@ pub struct Config {
     pub chat: ChatConfig,
     pub notifications: NotificationsConfig,
     pub redis: RedisConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Limits every client is held to (DESIGN section 10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
+    pub max_token_lifetime_s: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_token_lifetime_s: 30 * 24 * 3600,
+        }
+    }
 }
 
 /// Several nodes: the Redis that relays broadcasts and keeps cluster state (`REDIS_URL`).

@@ -136,12 +136,31 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         }
     };
     let verifier = match Verifier::from_config(&config.auth) {
-        Ok(v) => Arc::new(v),
+        Ok(v) => Arc::new(v.with_max_lifetime(config.limits.max_token_lifetime_s)),
         Err(e) => {
             log::error!("authentication set-up failed: {e}");
             std::process::exit(2);
         }
     };
+    let webhook_secret = config
+        .internal
+        .webhook_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .map(String::into_bytes);
+    match &webhook_secret {
+        None => {
+            log::warn!("no internal.webhook_secret (WEBHOOK_SECRET): /internal/ calls are refused")
+        }
+        Some(s) if s.len() < realtime_server::auth::MIN_SECRET => {
+            log::error!(
+                "internal.webhook_secret (WEBHOOK_SECRET) must be at least {} bytes long",
+                realtime_server::auth::MIN_SECRET
+            );
+            std::process::exit(2);
+        }
+        Some(_) => {}
+    }
     // Said once the schema is in place: from here on requests are served.
     log::info!(
         "listening on http://{} max_open_files={files}",
@@ -150,15 +169,6 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     config.recovery.enabled = true;
     let presence = Presence::default();
     let io = realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
-    let webhook_secret = config
-        .internal
-        .webhook_secret
-        .clone()
-        .filter(|s| !s.is_empty())
-        .map(String::into_bytes);
-    if webhook_secret.is_none() {
-        log::warn!("no internal.webhook_secret (WEBHOOK_SECRET): /internal/ calls are refused");
-    }
     let path = config.engine.path.clone();
     let low_stock = config.notifications.low_stock_threshold;
     actix_web::rt::System::new().block_on(async move {

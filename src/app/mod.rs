@@ -48,9 +48,11 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
     });
     let chat = chat::handlers(chat, shared.clone());
     let chat = direct::handlers(chat, shared);
-    // The chat application turns connection state recovery on.
+    // The chat application turns connection state recovery on; a recovered socket is
+    // authenticated again with the token it presents (DESIGN section 9).
     SocketIo::new()
         .recovery(true)
+        .recovery_middleware(true)
         .namespace(names::CHAT, chat)
         .namespace(names::NOTIFICATIONS, notifications)
         .namespace(names::ADMIN, admin)

@@ -212,8 +212,9 @@ impl Client {
                 pid: pid.to_owned(),
                 offset: offset.to_owned(),
             });
+            let again = self.io.recovery_middleware && !ns.middleware.is_empty();
             ctx.spawn(ask, move |client, res, ctx| match res.ok().flatten() {
-                Some(restored) if restored.needs_middleware => {
+                Some(restored) if restored.needs_middleware || again => {
                     client.run_middleware(ns, nsp, handshake, Some(restored), ctx)
                 }
                 Some(restored) => {

@@ -21,6 +21,8 @@ pub(crate) struct IoShared {
     pub(crate) namespaces: HashMap<String, Arc<Namespace>>,
     /// Connection state recovery on (the application asked and the configuration allows).
     pub(crate) recovery: bool,
+    /// Recovered sockets pass the connect middleware again.
+    pub(crate) recovery_middleware: bool,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,

@@ -244,6 +244,8 @@ pub struct SocketIo {
     pub(crate) namespaces: HashMap<String, Arc<Namespace>>,
     /// Connection state recovery on (per server, as in Node).
     pub(crate) recovery: bool,
+    /// A recovered socket runs the connect middleware again (Node skips it by default).
+    pub(crate) recovery_middleware: bool,
 }
 
 impl SocketIo {
@@ -269,9 +271,18 @@ impl SocketIo {
         Arc::new(IoShared {
             namespaces: self.namespaces,
             recovery: self.recovery && recovery_allowed,
+            recovery_middleware: self.recovery_middleware,
             server,
             bus: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Whether a recovered socket passes the connect middleware again (default off, as
+    /// Node's `skipMiddlewares`): on, a middleware refusal refuses the recovery too, and
+    /// nothing is replayed.
+    pub fn recovery_middleware(mut self, on: bool) -> Self {
+        self.recovery_middleware = on;
+        self
     }
 
     /// Turns connection state recovery on or off (default off, as in Node).

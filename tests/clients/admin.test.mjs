@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
-const SECRET = "admin-jwt-secret";
-const HOOK = "admin-hook-secret";
+const SECRET = "admin-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "admin-hook-secret-padded-to-at-least-32-bytes";
 let srv;
 
 function socket(user, nsp = "/", role = "user") {

@@ -5,10 +5,11 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { io } from "socket.io-client";
-import { startProduct, serverBinary, once } from "./common.mjs";
+import { startProduct, serverBinary, once, delay } from "./common.mjs";
+import { rawWs } from "./ws.mjs";
 
-const SECRET = "test-secret-for-auth-tests";
-const HOOK = "webhook-secret-for-tests";
+const SECRET = "test-secret-for-auth-tests-padded-to-at-least-32-bytes";
+const HOOK = "webhook-secret-for-tests-padded-to-at-least-32-bytes";
 let srv;
 
 /** A signed directory-sync call. */
@@ -22,7 +23,7 @@ const user = (name, isActive = true, role = "user") => ({ name, email: `${name}@
 
 before(async () => {
   srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, RUST_LOG: "info" });
-  for (const id of ["alice", "bob", "carol", "dave", "mallory"]) {
+  for (const id of ["alice", "bob", "carol", "dave", "mallory", "erin"]) {
     const res = await internal("PUT", `/users/${id}`, user(id));
     assert.deepEqual(await res.json(), { success: true });
   }
@@ -185,4 +186,84 @@ test("auth:refresh extends the session; bad refreshes are refused with codes", a
   } finally {
     s.close();
   }
+});
+
+test("tokens: nbf in the future and lifetimes over 30 days are refused", async () => {
+  const day = 24 * 3600;
+  for (const claims of [
+    { sub: "alice", role: "user", nbf: now() + day, exp: now() + 2 * day },
+    { sub: "alice", role: "user", iat: now(), exp: now() + 31 * day },
+    { sub: "alice", role: "user", exp: now() + 100 * 365 * day },
+  ]) {
+    const err = await refusal({ auth: { token: jwt(claims) } });
+    assert.equal(err.data.code, "TOKEN_INVALID", JSON.stringify(claims));
+  }
+  assert.ok(await connects({ auth: { token: jwt({ sub: "alice", role: "user", iat: now(), exp: now() + 30 * day }) } }));
+});
+
+test("secrets shorter than 32 bytes stop the server at start, saying why", async () => {
+  for (const env of [{ JWT_SECRET: "short" }, { JWT_SECRET: SECRET, WEBHOOK_SECRET: "short" }]) {
+    await assert.rejects(startProduct(env), (e) => /at least 32 bytes/.test(e.message), JSON.stringify(env));
+  }
+});
+
+test("a recovered session is authenticated again: refused without a valid token or for a disabled user, nothing replayed", async () => {
+  assert.equal((await internal("PUT", "/rooms/recover", { name: "Recover", isPublic: true })).status, 200);
+  const bob = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: jwt({ sub: "bob", role: "user", exp: now() + 600 }) } });
+  await once(bob, "connect");
+  assert.equal((await bob.timeout(3000).emitWithAck("room:join", "recover")).success, true);
+  const say = async (text) => assert.equal((await bob.timeout(3000).emitWithAck("chat:send", { roomId: "recover", text })).success, true);
+
+  /** A session of `user` ended by a dropped connection after one broadcast, with one more
+   * broadcast missed: its pid and last offset. */
+  async function dropped(user) {
+    const raw = rawWs(srv.url);
+    await raw.opened;
+    await raw.next((m) => m.startsWith("0{"));
+    raw.send(`40${JSON.stringify({ token: jwt({ sub: user, role: "user", exp: now() + 600 }) })}`);
+    const { pid } = JSON.parse((await raw.next((m) => m.startsWith("40"))).slice(2));
+    raw.send('421["room:join","recover"]');
+    await raw.next((m) => m.startsWith("431"));
+    await say("before");
+    const args = JSON.parse((await raw.next((m) => m.startsWith('42["chat:message"'))).slice(2));
+    const offset = args[args.length - 1];
+    raw.ws.terminate();
+    await raw.waitClose();
+    await say("missed");
+    return { pid, offset };
+  }
+  async function comeBack(auth) {
+    const raw = rawWs(srv.url);
+    await raw.opened;
+    await raw.next((m) => m.startsWith("0{"));
+    raw.send(`40${JSON.stringify(auth)}`);
+    const answer = await raw.next((m) => m.startsWith("40") || m.startsWith("44"));
+    await delay(300);
+    const rest = raw.msgs.filter((m) => typeof m === "string" && m.startsWith("42"));
+    raw.ws.close();
+    return { answer, rest };
+  }
+
+  // control: a valid token recovers the session and gets what it missed
+  let back = await comeBack({ token: valid(), ...(await dropped("alice")) });
+  assert.ok(back.answer.startsWith("40"), back.answer);
+  assert.ok(back.rest.some((m) => m.includes('"missed"')), `replayed: ${back.rest}`);
+
+  for (const [auth, code] of [
+    [{}, "AUTH_REQUIRED"],
+    [{ token: jwt({ sub: "alice", role: "user", exp: now() - 60 }) }, "TOKEN_EXPIRED"],
+  ]) {
+    back = await comeBack({ ...auth, ...(await dropped("alice")) });
+    assert.ok(back.answer.startsWith("44"), back.answer);
+    assert.equal(JSON.parse(back.answer.slice(2)).data.code, code);
+    assert.deepEqual(back.rest, [], "nothing replayed");
+  }
+
+  const session = await dropped("erin");
+  assert.equal((await internal("PUT", "/users/erin", user("erin", false))).status, 200);
+  back = await comeBack({ token: jwt({ sub: "erin", role: "user", exp: now() + 600 }), ...session });
+  assert.ok(back.answer.startsWith("44"), back.answer);
+  assert.equal(JSON.parse(back.answer.slice(2)).data.code, "ACCOUNT_DISABLED");
+  assert.deepEqual(back.rest, [], "nothing replayed");
+  bob.close();
 });

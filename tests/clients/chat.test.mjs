@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, testDatabase, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
-const SECRET = "chat-jwt-secret";
-const HOOK = "chat-hook-secret";
+const SECRET = "chat-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "chat-hook-secret-padded-to-at-least-32-bytes";
 let srv;
 let query; // (sql) => Promise<rows>
 

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
-const SECRET = "cluster-jwt-secret";
-const HOOK = "cluster-hook-secret";
+const SECRET = "cluster-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "cluster-hook-secret-padded-to-at-least-32-bytes";
 let pg;
 let redis;
 let a;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startProduct } from "./common.mjs";
 
-const HOOK = "directory-hook-secret";
+const HOOK = "directory-hook-secret-padded-to-at-least-32-bytes";
 const dbPath = path.join(tmpdir(), `rt-test-dir-${process.pid}.db`);
 let srv;
 
@@ -30,7 +30,7 @@ function rows(sql) {
 }
 
 before(async () => {
-  srv = await startProduct({ WEBHOOK_SECRET: HOOK, DATABASE_URL: `sqlite://${dbPath}`, JWT_SECRET: "x" });
+  srv = await startProduct({ WEBHOOK_SECRET: HOOK, DATABASE_URL: `sqlite://${dbPath}`, JWT_SECRET: "x".repeat(32) });
   for (const id of ["u1", "u2", "u3"]) {
     const res = await call("PUT", `/users/${id}`, { name: id, email: `${id}@example.com`, role: "user", isActive: true });
     assert.equal(res.status, 200);

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, startNginx, signedCall, hsToken, once, collect, until } from "./common.mjs";
 
-const SECRET = "failover-jwt-secret";
-const HOOK = "failover-hook-secret";
+const SECRET = "failover-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "failover-hook-secret-padded-to-at-least-32-bytes";
 let pg;
 let redis;
 let nodes = [];

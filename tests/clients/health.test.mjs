@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, signedCall, hsToken, once, until } from "./common.mjs";
 
-const SECRET = "health-jwt-secret";
-const HOOK = "health-hook-secret";
+const SECRET = "health-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "health-hook-secret-padded-to-at-least-32-bytes";
 let srv;
 let pg;
 

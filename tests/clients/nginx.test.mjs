@@ -9,8 +9,8 @@ import path from "node:path";
 import { io } from "socket.io-client";
 import { startProduct, startNginx, signedCall, hsToken, once, until } from "./common.mjs";
 
-const SECRET = "nginx-jwt-secret";
-const HOOK = "nginx-hook-secret";
+const SECRET = "nginx-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "nginx-hook-secret-padded-to-at-least-32-bytes";
 let dir;
 let nodes = [];
 let nginx;

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, testDatabase, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
 
-const SECRET = "notify-jwt-secret";
-const HOOK = "notify-hook-secret";
+const SECRET = "notify-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "notify-hook-secret-padded-to-at-least-32-bytes";
 let srv;
 let query; // (sql) => Promise<rows>
 
