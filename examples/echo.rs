@@ -33,9 +33,9 @@ struct Args {
     connect_timeout: u64,
     #[arg(long, default_value_t = 1_000_000)]
     max_payload: u64,
-    /// Outbound frames queued per connection before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 4096)]
-    max_buffered: usize,
+    /// Bytes queued to one connection before it is closed as a slow consumer.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_queued_bytes: usize,
     /// Allowed CORS origins (comma separated); `*` for any.
     #[arg(long, default_value = "*")]
     cors: String,
@@ -70,7 +70,7 @@ fn main() -> std::io::Result<()> {
     config.engine.ping_timeout_ms = a.ping_timeout;
     config.engine.connect_timeout_ms = a.connect_timeout;
     config.engine.max_payload = a.max_payload;
-    config.engine.max_buffered_frames = a.max_buffered;
+    config.limits.max_queued_bytes = a.max_queued_bytes;
     config.cors.origins = a.cors.split(',').map(str::to_owned).collect();
     config.recovery.enabled = a.recovery;
 

@@ -31,6 +31,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitsConfig {
+    /// Bytes queued to one connection (frames, polling payloads, pongs) before it counts as
+    /// a slow consumer and is closed.
+    pub max_queued_bytes: usize,
     /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
     pub max_token_lifetime_s: u64,
 }
@@ -38,6 +41,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
+            max_queued_bytes: 8 << 20,
             max_token_lifetime_s: 30 * 24 * 3600,
         }
     }
@@ -152,8 +156,6 @@ pub struct EngineConfig {
     pub connect_timeout_ms: u64,
     /// Time to complete a polling→WebSocket upgrade.
     pub upgrade_timeout_ms: u64,
-    /// Frames queued for one connection before it counts as a slow consumer and is closed.
-    pub max_buffered_frames: usize,
 }
 
 /// Connection state recovery (Socket.IO 4.6+), off by default as in Node.
@@ -224,7 +226,6 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             connect_timeout_ms: 45_000,
             upgrade_timeout_ms: 10_000,
-            max_buffered_frames: 4096,
         }
     }
 }

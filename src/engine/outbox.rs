@@ -37,10 +37,18 @@ impl Transport {
     }
 }
 
+/// The bytes a frame adds to a WebSocket buffer at most (payload and a 14-byte header).
+fn ws_size(frame: &Frame) -> usize {
+    frame.len() + 14
+}
+
 /// A connection's transport and its outbound bound.
 pub struct Outbox {
     pub(crate) transport: Transport,
-    max_buffered: usize,
+    /// The byte budget: what may wait to be written (frames, pongs, a polling payload).
+    max_bytes: usize,
+    /// Bytes in the polling queue (the WebSocket writer counts its own buffer).
+    poll_bytes: usize,
     /// Frames no longer go out (closed, or over the bound).
     pub(crate) closed: bool,
     /// A frame did not fit: the session must close the connection as a slow consumer.
@@ -64,10 +72,11 @@ pub enum Queued {
 pub type SharedOutbox = Rc<RefCell<Outbox>>;
 
 impl Outbox {
-    pub(crate) fn new(transport: Transport, max_buffered: usize) -> Self {
+    pub(crate) fn new(transport: Transport, max_bytes: usize) -> Self {
         Outbox {
             transport,
-            max_buffered,
+            max_bytes,
+            poll_bytes: 0,
             closed: false,
             overflowed: false,
             blocked: false,
@@ -84,36 +93,118 @@ impl Outbox {
         self.closed
     }
 
-    /// Queues a frame on the current transport (a waiting GET is answered at once).
+    /// Bytes waiting to be written.
+    pub fn queued_bytes(&self) -> usize {
+        match &self.transport {
+            Transport::WebSocket(w) => w.queued_bytes(),
+            Transport::Polling { .. } => self.poll_bytes,
+        }
+    }
+
+    /// Whether `more` bytes fit the budget. Into an empty queue one frame always fits (a
+    /// single large answer is bounded by the application, not by the budget).
+    fn fits(&self, more: usize) -> bool {
+        let queued = self.queued_bytes();
+        queued == 0 || queued + more <= self.max_bytes
+    }
+
+    fn overflow(&mut self) -> Queued {
+        self.overflowed = true;
+        self.closed = true;
+        Queued::Overflow
+    }
+
+    /// Queues a frame on the current transport (a waiting GET is answered at once). Over
+    /// the byte budget the outbox closes: the connection is a slow consumer.
     pub fn push(&mut self, frame: &Frame) -> Queued {
         if self.closed {
             return Queued::No;
         }
-        let full = match &mut self.transport {
-            Transport::WebSocket(w) => {
-                if w.queued() >= self.max_buffered {
-                    true
-                } else {
-                    w.frame(frame);
-                    false
-                }
-            }
-            Transport::Polling { queue, .. } => {
-                if queue.len() >= self.max_buffered {
-                    true
-                } else {
-                    queue.push_back(frame.clone());
-                    self.flush_poll();
-                    false
-                }
-            }
+        let more = match &self.transport {
+            Transport::WebSocket(_) => ws_size(frame),
+            Transport::Polling { .. } => frame.len() + 1,
         };
-        if full {
-            self.overflowed = true;
-            self.closed = true;
-            return Queued::Overflow;
+        if !self.fits(more) {
+            return self.overflow();
+        }
+        match &mut self.transport {
+            Transport::WebSocket(w) => w.frame(frame),
+            Transport::Polling { queue, .. } => {
+                queue.push_back(frame.clone());
+                self.poll_bytes += more;
+                self.flush_poll();
+            }
         }
         Queued::Yes
+    }
+
+    /// Queues the pong of a client's WebSocket ping, inside the same budget: a client that
+    /// pings without reading is a slow consumer like any other.
+    pub(crate) fn pong(&mut self, payload: &[u8]) -> Queued {
+        if self.closed {
+            return Queued::No;
+        }
+        if !self.fits(payload.len() + 14) {
+            return self.overflow();
+        }
+        match &mut self.transport {
+            Transport::WebSocket(w) => {
+                w.pong(payload);
+                Queued::Yes
+            }
+            Transport::Polling { .. } => Queued::No,
+        }
+    }
+
+    /// The GET waiting for data, taken.
+    pub(crate) fn take_pending(&mut self) -> Option<oneshot::Sender<Bytes>> {
+        match &mut self.transport {
+            Transport::Polling { pending, .. } => pending.take(),
+            Transport::WebSocket(_) => None,
+        }
+    }
+
+    /// Queues the close packet on polling, whatever the budget (it ends the queue).
+    pub(crate) fn push_close(&mut self) {
+        if let Transport::Polling { queue, .. } = &mut self.transport {
+            queue.push_back(Frame::bare(engine::kind::CLOSE));
+            self.poll_bytes += 2;
+        }
+    }
+
+    /// Drops what the polling queue holds.
+    pub(crate) fn discard(&mut self) {
+        if let Transport::Polling { queue, .. } = &mut self.transport {
+            queue.clear();
+            self.poll_bytes = 0;
+        }
+    }
+
+    /// Switches to the upgraded WebSocket; returns what polling still held (frames and a
+    /// waiting GET).
+    pub(crate) fn switch_to_websocket(
+        &mut self,
+        w: WsWriter,
+    ) -> (VecDeque<Frame>, Option<oneshot::Sender<Bytes>>) {
+        self.poll_bytes = 0;
+        match std::mem::replace(&mut self.transport, Transport::WebSocket(w)) {
+            Transport::Polling { queue, pending } => (queue, pending),
+            Transport::WebSocket(_) => (VecDeque::new(), None),
+        }
+    }
+
+    /// Takes everything the polling queue holds as one payload.
+    pub(crate) fn take_payload(&mut self) -> Option<Bytes> {
+        let Transport::Polling { queue, .. } = &mut self.transport else {
+            return None;
+        };
+        if queue.is_empty() {
+            return None;
+        }
+        let body = engine::encode_payload(queue.iter());
+        queue.clear();
+        self.poll_bytes = 0;
+        Some(body)
     }
 
     /// Queues several frames (a packet and its attachments); stops at an overflow.
@@ -153,19 +244,16 @@ impl Outbox {
 
     /// Answers a waiting GET with everything queued.
     pub(crate) fn flush_poll(&mut self) {
-        if let Transport::Polling { queue, pending } = &mut self.transport {
-            if queue.is_empty() {
-                return;
-            }
-            if let Some(tx) = pending.take() {
-                // A GET whose client went away takes nothing: the frames wait for the next.
-                if tx.is_closed() {
-                    return;
-                }
-                let body = engine::encode_payload(queue.iter());
-                queue.clear();
-                let _ = tx.send(body);
-            }
+        let Transport::Polling { queue, pending } = &mut self.transport else {
+            return;
+        };
+        // A GET whose client went away takes nothing: the frames wait for the next.
+        if queue.is_empty() || pending.as_ref().is_none_or(|tx| tx.is_closed()) {
+            return;
+        }
+        let tx = pending.take();
+        if let (Some(tx), Some(body)) = (tx, self.take_payload()) {
+            let _ = tx.send(body);
         }
     }
 }

@@ -65,13 +65,16 @@ impl Engine {
         }
     }
 
-    /// The outbound bound was hit: the connection closes rather than grows.
+    /// The byte budget was hit: the connection closes rather than grows.
     pub(super) fn overflowed(&mut self) {
         if self.closed || self.close_requested.is_some() {
             return;
         }
-        let max = self.config.engine.max_buffered_frames;
-        log::warn!("closing slow consumer sid={} max_buffered={max}", self.sid);
+        let max = self.config.limits.max_queued_bytes;
+        log::warn!(
+            "closing slow consumer sid={} max_queued_bytes={max}",
+            self.sid
+        );
         crate::metrics::get().error("slow_consumer");
         self.request_close(DisconnectReason::TransportError);
     }
@@ -136,7 +139,7 @@ impl<H: EngineHandler> Session<H> {
         let request = Arc::new(req);
         let handler = mount.new_handler(&request);
         let config = mount.config.clone();
-        let max = config.engine.max_buffered_frames;
+        let max = config.limits.max_queued_bytes;
         Session {
             engine: Engine {
                 sid,
@@ -285,41 +288,38 @@ impl<H: EngineHandler> Session<H> {
         let mut ob = engine.outbox.borrow_mut();
         ob.closed = true;
         let blocked = ob.blocked;
-        match &mut ob.transport {
-            Transport::WebSocket(out) => {
-                if !client_gone {
-                    out.close(None);
-                    if !blocked {
-                        out.flush();
-                    }
-                }
-                ctx.stop();
-            }
-            Transport::Polling { queue, pending } => {
-                // A waiting GET hears of the close: a noop when the client closed (it
-                // knows), else what is queued and the close packet.
-                if let Some(tx) = pending.take() {
-                    let body = if client_gone {
-                        Bytes::from_static(b"6")
-                    } else {
-                        queue.push_back(Frame::bare(kind::CLOSE));
-                        engine::encode_payload(queue.iter())
-                    };
-                    let _ = tx.send(body);
-                    queue.clear();
-                    ctx.stop();
-                } else if orderly {
-                    // The next GET gets the close packet; give the client a while.
-                    queue.push_back(Frame::bare(kind::CLOSE));
-                    engine.close_on_next_get = true;
-                    let wait = engine.config.engine.ping_timeout();
-                    ctx.run_later(wait, |_, ctx| ctx.stop());
-                } else {
-                    // The client learns it from the 400 of its next request.
-                    queue.clear();
-                    ctx.stop();
+        if let Transport::WebSocket(out) = &mut ob.transport {
+            if !client_gone {
+                out.close(None);
+                if !blocked {
+                    out.flush();
                 }
             }
+            return ctx.stop();
+        }
+        // Polling. A waiting GET hears of the close: a noop when the client closed (it
+        // knows), else what is queued and the close packet.
+        if let Some(tx) = ob.take_pending() {
+            let body = if client_gone {
+                Bytes::from_static(b"6")
+            } else {
+                ob.push_close();
+                ob.take_payload()
+                    .unwrap_or_else(|| Bytes::from_static(b"1"))
+            };
+            let _ = tx.send(body);
+            ob.discard();
+            ctx.stop();
+        } else if orderly {
+            // The next GET gets the close packet; give the client a while.
+            ob.push_close();
+            engine.close_on_next_get = true;
+            let wait = engine.config.engine.ping_timeout();
+            ctx.run_later(wait, |_, ctx| ctx.stop());
+        } else {
+            // The client learns it from the 400 of its next request.
+            ob.discard();
+            ctx.stop();
         }
     }
 
@@ -370,10 +370,13 @@ impl<H: EngineHandler> Session<H> {
             },
             WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
             WsIn::Ping(b) => {
-                if let Transport::WebSocket(out) = &mut self.engine.outbox.borrow_mut().transport {
-                    out.pong(&b);
+                let queued = self.engine.outbox.borrow_mut().pong(&b);
+                EngineCtx {
+                    engine: &mut self.engine,
+                    ctx,
                 }
-                self.engine.schedule_flush(ctx);
+                .queued(queued);
+                self.settle(ctx);
             }
             WsIn::Close => self.close(DisconnectReason::TransportClose, ctx),
             WsIn::Error { too_big } => {
@@ -414,17 +417,12 @@ impl<H: EngineHandler> Session<H> {
                 let Some(probe) = self.engine.probe.take() else {
                     return;
                 };
-                let old = std::mem::replace(
-                    &mut self.engine.outbox.borrow_mut().transport,
-                    Transport::WebSocket(probe),
-                );
-                if let Transport::Polling { queue, pending } = old {
-                    if let Some(tx) = pending {
-                        let _ = tx.send(Bytes::from_static(b"6"));
-                    }
-                    for f in queue {
-                        self.send_frame(f, ctx);
-                    }
+                let (queue, pending) = self.engine.outbox.borrow_mut().switch_to_websocket(probe);
+                if let Some(tx) = pending {
+                    let _ = tx.send(Bytes::from_static(b"6"));
+                }
+                for f in queue {
+                    self.send_frame(f, ctx);
                 }
                 log::debug!("session upgraded sid={}", self.engine.sid);
             }
@@ -552,7 +550,7 @@ impl<H: EngineHandler> Handler<Poll> for Session<H> {
         let probing = self.engine.probe.is_some();
         let outbox = self.engine.outbox.clone();
         let mut ob = outbox.borrow_mut();
-        let Transport::Polling { queue, pending } = &mut ob.transport else {
+        let Transport::Polling { pending, .. } = &ob.transport else {
             return Err(RequestError::BadRequest);
         };
         if pending.as_ref().is_some_and(|p| !p.is_closed()) {
@@ -560,9 +558,7 @@ impl<H: EngineHandler> Handler<Poll> for Session<H> {
             self.close(DisconnectReason::TransportError, ctx);
             return Err(RequestError::Overlap);
         }
-        if !queue.is_empty() {
-            let body = engine::encode_payload(queue.iter());
-            queue.clear();
+        if let Some(body) = ob.take_payload() {
             if self.engine.close_on_next_get {
                 ctx.stop();
             }
@@ -571,6 +567,9 @@ impl<H: EngineHandler> Handler<Poll> for Session<H> {
         if probing {
             return Ok(PollReply::Ready(Bytes::from_static(b"6")));
         }
+        let Transport::Polling { pending, .. } = &mut ob.transport else {
+            return Err(RequestError::BadRequest);
+        };
         let (tx, rx) = oneshot::channel();
         *pending = Some(tx);
         Ok(PollReply::Wait(rx))

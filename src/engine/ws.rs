@@ -167,8 +167,7 @@ pub struct WsWriter {
     buf: BytesMut,
     /// Bytes of `buf` already written.
     written: usize,
-    /// Frames appended since the buffer was last empty (the slow-consumer bound).
-    pending_frames: usize,
+    /// Bytes not yet written (`buf.len() - written`) are what the byte budget counts.
     /// A close frame was queued: nothing more is accepted.
     closing: bool,
     /// The socket failed; everything is dropped.
@@ -195,16 +194,15 @@ impl WsWriter {
             half: Arc::new(half),
             buf: BytesMut::new(),
             written: 0,
-            pending_frames: 0,
             closing: false,
             broken: false,
             gen,
         }
     }
 
-    /// Frames queued but not yet written.
-    pub fn queued(&self) -> usize {
-        self.pending_frames
+    /// Bytes queued (encoded frames, pongs, a close) but not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.buf.len() - self.written
     }
 
     /// Bytes wait to be written.
@@ -222,7 +220,6 @@ impl WsWriter {
             Frame::Binary(b) => (OpCode::Binary, b),
         };
         Parser::write_message(&mut self.buf, b, op, true, false);
-        self.pending_frames += 1;
     }
 
     /// Encodes a pong answering a client's ping.
@@ -263,7 +260,6 @@ impl WsWriter {
                 }
             }
         }
-        self.pending_frames = 0;
         self.written = 0;
         if self.buf.capacity() > KEEP_CAPACITY {
             // a burst grew it: let an idle connection hold only a small buffer

@@ -1,0 +1,72 @@
+// Attacks on the per-connection byte budget (DESIGN 10), from raw sockets: the server's
+// memory stays bounded, the attacker is closed as a slow consumer, others are unaffected.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { startServer, connect, delay, until } from "./common.mjs";
+import { rawWs } from "./ws.mjs";
+
+let srv;
+before(async () => { srv = await startServer(["--ping-interval", "20000", "--ping-timeout", "20000"]); });
+after(async () => { await srv.stop(); });
+
+const rssMb = (pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+
+test("a WebSocket ping flood from a client that never reads: bounded memory, closed as a slow consumer", async () => {
+  const bystander = await connect(srv.url, "/", { transports: ["websocket"] });
+  const attacker = rawWs(srv.url);
+  await attacker.opened;
+  await attacker.next((m) => typeof m === "string" && m.startsWith("0{"));
+  attacker.ws._socket.pause(); // never reads again: every pong stays with the server
+  const before = rssMb(srv.proc.pid);
+  let peak = before;
+  const sampler = setInterval(() => { peak = Math.max(peak, rssMb(srv.proc.pid)); }, 50);
+  // 8,000 masked WebSocket pings of 125 bytes (the largest control frame), written raw
+  const one = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.alloc(125, 7)]);
+  const chunk = Buffer.concat(Array(8000).fill(one));
+  const sock = attacker.ws._socket;
+  const end = Date.now() + 10_000;
+  let sent = 0;
+  let gone = false;
+  sock.once("close", () => (gone = true));
+  while (Date.now() < end && !gone) {
+    if (sock.writableLength < 4 << 20) {
+      sock.write(chunk);
+      sent += 8000;
+    }
+    await delay(2);
+  }
+  clearInterval(sampler);
+  peak = Math.max(peak, rssMb(srv.proc.pid));
+  assert.ok(sent * 127 > 16 << 20, `the flood asked for more than twice the budget in pongs (${sent} pings)`);
+  assert.ok(peak - before <= 64, `server RSS grew ${(peak - before).toFixed(1)} MiB under the flood`);
+  attacker.ws._socket.resume();
+  await attacker.waitClose(10_000);
+  assert.match(srv.output(), /closing slow consumer/);
+  // everyone else is served as before
+  const echoed = new Promise((r) => bystander.once("message-back", r));
+  bystander.emit("message", "still here");
+  assert.equal(await echoed, "still here");
+  bystander.disconnect();
+});
+
+test("a polling session that never polls while its room is flooded: dropped at the byte budget", async () => {
+  const base = `${srv.url}/socket.io/?EIO=4&transport=polling`;
+  const { sid } = JSON.parse((await (await fetch(base)).text()).slice(1));
+  const url = `${base}&sid=${sid}`;
+  const post = async (body) => assert.equal(await (await fetch(url, { method: "POST", body })).text(), "ok");
+  await post("40");
+  await post('42["join","pflood"]');
+  const flooder = await connect(srv.url, "/", { transports: ["websocket"] });
+  const before = rssMb(srv.proc.pid);
+  const chunk = "x".repeat(16 * 1024);
+  for (let i = 0; i < 1000; i++) { // ~16 MB for a budget of 8 MiB
+    flooder.emit("to-room", "pflood", chunk);
+    if (i % 20 === 19) await delay(2);
+  }
+  await until(() => srv.output().includes(`closing slow consumer sid=${sid}`), 10000, "the slow consumer to be closed");
+  const res = await fetch(url);
+  assert.equal(res.status, 400, "the session is gone");
+  assert.ok(rssMb(srv.proc.pid) - before <= 64, "bounded memory");
+  flooder.disconnect();
+});
