@@ -34,6 +34,9 @@ pub struct LimitsConfig {
     /// Bytes queued to one connection (frames, polling payloads, pongs) before it counts as
     /// a slow consumer and is closed.
     pub max_queued_bytes: usize,
+    /// Binary attachments of one packet (their total size is bounded by
+    /// `engine.max_payload`); more closes the connection.
+    pub max_attachments: usize,
     /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
     pub max_token_lifetime_s: u64,
 }
@@ -42,6 +45,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_queued_bytes: 8 << 20,
+            max_attachments: 10,
             max_token_lifetime_s: 30 * 24 * 3600,
         }
     }

@@ -118,7 +118,7 @@ impl Server {
             Some((path, sio)) => (true, path, sio),
             None => (false, String::new(), SocketIo::new()),
         };
-        let io = sio.into_shared(registry.address(), config.recovery.enabled);
+        let io = sio.into_shared(registry.address(), &config);
         let mut endpoints: Vec<Arc<dyn Endpoint>> = self
             .engines
             .into_iter()

@@ -30,4 +30,6 @@ pub enum DecodeError {
     UnexpectedBinary,
     #[error("too many attachments")]
     TooManyAttachments,
+    #[error("attachments larger than allowed")]
+    AttachmentsTooLarge,
 }

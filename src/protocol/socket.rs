@@ -193,13 +193,40 @@ pub struct Complete {
     pub attachments: Vec<Bytes>,
 }
 
-/// Gathers a binary packet and the binary messages that follow it.
-#[derive(Debug, Default)]
+/// Gathers a binary packet and the binary messages that follow it, within limits on how
+/// many attachments one packet has and how many bytes they hold together.
+#[derive(Debug)]
 pub struct Reassembler {
     pending: Option<Complete>,
+    /// Bytes of the pending packet's attachments so far.
+    bytes: usize,
+    max_attachments: usize,
+    max_bytes: usize,
+}
+
+/// The defaults of DESIGN section 10: 10 attachments, 1 MB in all.
+impl Default for Reassembler {
+    fn default() -> Self {
+        Reassembler::new(10, 1_000_000)
+    }
 }
 
 impl Reassembler {
+    /// A reassembler allowing `max_attachments` per packet and `max_bytes` in all.
+    pub fn new(max_attachments: usize, max_bytes: usize) -> Self {
+        Reassembler {
+            pending: None,
+            bytes: 0,
+            max_attachments,
+            max_bytes,
+        }
+    }
+
+    /// The namespace of the packet whose attachments are awaited.
+    pub fn waiting_nsp(&self) -> Option<&str> {
+        self.pending.as_ref().map(|p| p.packet.nsp.as_str())
+    }
+
     /// True while binary attachments are awaited.
     pub fn is_waiting(&self) -> bool {
         self.pending.is_some()
@@ -212,7 +239,11 @@ impl Reassembler {
             return Err(DecodeError::IllegalAttachments);
         }
         let packet = decode(s)?;
+        if packet.attachments > self.max_attachments {
+            return Err(DecodeError::TooManyAttachments);
+        }
         if packet.attachments > 0 {
+            self.bytes = 0;
             self.pending = Some(Complete {
                 attachments: Vec::with_capacity(packet.attachments.min(16)),
                 packet,
@@ -230,6 +261,11 @@ impl Reassembler {
         let Some(p) = self.pending.as_mut() else {
             return Err(DecodeError::UnexpectedBinary);
         };
+        self.bytes += b.len();
+        if self.bytes > self.max_bytes {
+            self.pending = None;
+            return Err(DecodeError::AttachmentsTooLarge);
+        }
         p.attachments.push(b);
         if p.attachments.len() < p.packet.attachments {
             return Ok(None);
@@ -468,5 +504,28 @@ mod tests {
             encode_control(PacketKind::Disconnect, "/admin", None),
             Frame::Text(Bytes::from_static(b"41/admin,"))
         );
+    }
+
+    #[test]
+    fn attachments_are_limited_in_count_and_bytes() {
+        let ph = |n: usize| (0..n).map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#));
+        let packet = |n: usize| format!(r#"5{n}-["e",{}]"#, ph(n).collect::<Vec<_>>().join(","));
+        let mut r = Reassembler::new(2, 10);
+        assert_eq!(
+            r.push_text(&packet(3)),
+            Err(DecodeError::TooManyAttachments)
+        );
+        assert_eq!(r.push_text(&packet(2)), Ok(None));
+        assert_eq!(r.waiting_nsp(), Some("/"));
+        assert_eq!(r.push_binary(Bytes::from_static(&[0; 6])), Ok(None));
+        assert_eq!(
+            r.push_binary(Bytes::from_static(&[0; 6])),
+            Err(DecodeError::AttachmentsTooLarge)
+        );
+        assert!(!r.is_waiting(), "the packet is dropped");
+        assert_eq!(r.push_text(&packet(2)), Ok(None));
+        assert_eq!(r.push_binary(Bytes::from_static(&[0; 5])), Ok(None));
+        let done = r.push_binary(Bytes::from_static(&[0; 5])).expect("fits");
+        assert_eq!(done.map(|c| c.attachments.len()), Some(2));
     }
 }

@@ -78,7 +78,7 @@ impl Client {
             request: request.clone(),
             sockets: Vec::new(),
             connecting: Vec::new(),
-            reasm: Reassembler::default(),
+            reasm: Reassembler::new(io.max_attachments, io.max_attachment_bytes),
             connect_timer: None,
             shard: Shard::current(),
         })
@@ -123,7 +123,18 @@ impl EngineHandler for Client {
         };
         match res {
             Ok(Some(c)) => self.on_packet(c, ctx),
-            Ok(None) => {}
+            Ok(None) => {
+                // Attachments are awaited: only for a namespace this connection is in
+                // (none are held for a client that has not joined one).
+                let joined = self
+                    .reasm
+                    .waiting_nsp()
+                    .is_some_and(|n| self.sockets.iter().any(|s| *s.nsp == *n));
+                if !joined {
+                    log::debug!("binary packet outside a namespace sid={}", ctx.sid());
+                    ctx.close(DisconnectReason::ForcedClose);
+                }
+            }
             Err(e) => {
                 // Node closes the connection with "forced close" on a bad Socket.IO packet.
                 log::debug!("socket.io decode error sid={} err={e}", ctx.sid());

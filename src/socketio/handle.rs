@@ -23,6 +23,10 @@ pub(crate) struct IoShared {
     pub(crate) recovery: bool,
     /// Recovered sockets pass the connect middleware again.
     pub(crate) recovery_middleware: bool,
+    /// Binary attachments of one packet at most.
+    pub(crate) max_attachments: usize,
+    /// Their bytes together at most.
+    pub(crate) max_attachment_bytes: usize,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,

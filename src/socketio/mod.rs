@@ -266,11 +266,13 @@ impl SocketIo {
     pub(crate) fn into_shared(
         self,
         server: actix::Addr<adapter::ServerActor>,
-        recovery_allowed: bool,
+        config: &crate::config::Config,
     ) -> Arc<IoShared> {
         Arc::new(IoShared {
             namespaces: self.namespaces,
-            recovery: self.recovery && recovery_allowed,
+            recovery: self.recovery && config.recovery.enabled,
+            max_attachments: config.limits.max_attachments,
+            max_attachment_bytes: config.engine.max_payload as usize,
             recovery_middleware: self.recovery_middleware,
             server,
             bus: std::sync::OnceLock::new(),

@@ -70,3 +70,45 @@ test("a polling session that never polls while its room is flooded: dropped at t
   assert.ok(rssMb(srv.proc.pid) - before <= 64, "bounded memory");
   flooder.disconnect();
 });
+
+test("binary attachments: none before a namespace is joined, at most 10 per packet and 1 MB in all", async () => {
+  const bystander = await connect(srv.url, "/", { transports: ["websocket"] });
+  const ph = (n) => Array.from({ length: n }, (_, i) => ({ _placeholder: true, num: i }));
+  const binaryEvent = (n) => `45${n}-${JSON.stringify(["message", ...ph(n)])}`;
+
+  // before any namespace: the first binary packet ends the connection
+  const early = rawWs(srv.url);
+  await early.opened;
+  await early.next((m) => typeof m === "string" && m.startsWith("0{"));
+  early.send(binaryEvent(1));
+  await early.waitClose(3000);
+
+  // 11 attachments announced: closed
+  const many = rawWs(srv.url);
+  await many.handshake();
+  many.send(binaryEvent(11));
+  await many.waitClose(3000);
+
+  // 2 attachments of 600 kB: 1.2 MB in all, over the 1 MB payload limit: closed
+  const big = rawWs(srv.url);
+  await big.handshake();
+  big.send(binaryEvent(2));
+  big.send(Buffer.alloc(600_000, 1));
+  big.send(Buffer.alloc(600_000, 2));
+  await big.waitClose(3000);
+
+  // within the limits: echoed
+  const fine = rawWs(srv.url);
+  await fine.handshake();
+  fine.send(binaryEvent(2));
+  fine.send(Buffer.alloc(400_000, 1));
+  fine.send(Buffer.alloc(400_000, 2));
+  const back = await fine.next((m) => typeof m === "string" && m.startsWith('452-["message-back"'));
+  assert.ok(back);
+  fine.ws.close();
+
+  const echoed = new Promise((r) => bystander.once("message-back", r));
+  bystander.emit("message", "still here");
+  assert.equal(await echoed, "still here");
+  bystander.disconnect();
+});
