@@ -37,6 +37,9 @@ pub struct LimitsConfig {
     /// Binary attachments of one packet (their total size is bounded by
     /// `engine.max_payload`); more closes the connection.
     pub max_attachments: usize,
+    /// Levels an event's arguments may nest; deeper is refused (`INVALID_PAYLOAD`), the
+    /// socket stays.
+    pub max_json_depth: usize,
     /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
     pub max_token_lifetime_s: u64,
 }
@@ -46,6 +49,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_queued_bytes: 8 << 20,
             max_attachments: 10,
+            max_json_depth: 64,
             max_token_lifetime_s: 30 * 24 * 3600,
         }
     }

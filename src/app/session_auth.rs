@@ -64,6 +64,8 @@ pub fn authenticated(
         arm_expiry(s, id.exp);
     })
     .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
+    // arguments nested too deeply never reach a handler: INVALID_PAYLOAD, socket kept
+    .on_refused(|s, ack, why| reply::fail(s, ack, &AppError::invalid(why)))
 }
 
 /// The users table is the truth: unknown → TOKEN_INVALID, inactive → ACCOUNT_DISABLED, and

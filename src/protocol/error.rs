@@ -32,4 +32,12 @@ pub enum DecodeError {
     TooManyAttachments,
     #[error("attachments larger than allowed")]
     AttachmentsTooLarge,
+    /// The packet's JSON nests deeper than allowed; what is known of the packet comes along
+    /// so an event can be refused without dropping the connection.
+    #[error("JSON nested too deeply")]
+    TooDeep {
+        kind: crate::protocol::socket::PacketKind,
+        nsp: String,
+        id: Option<u64>,
+    },
 }

@@ -77,8 +77,45 @@ pub struct Packet {
     pub attachments: usize,
 }
 
-/// Decodes the text of one Socket.IO packet (the data of an Engine.IO message).
+/// How deep an event's arguments may nest by default (DESIGN section 10).
+pub const MAX_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in a JSON text, read without parsing it (so
+/// a hostile depth costs one pass, not the parser's recursion).
+pub fn json_depth(s: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in s.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Decodes the text of one Socket.IO packet (the data of an Engine.IO message), with the
+/// default nesting limit.
 pub fn decode(s: &str) -> Result<Packet, DecodeError> {
+    decode_with(s, MAX_DEPTH)
+}
+
+/// Decodes one packet whose arguments may nest `max_depth` levels (the array that holds
+/// an event's name and arguments is not counted).
+pub fn decode_with(s: &str, max_depth: usize) -> Result<Packet, DecodeError> {
     let mut rest = s;
     let first = rest.chars().next().ok_or(DecodeError::Empty)?;
     let kind = PacketKind::from_char(first)?;
@@ -123,6 +160,9 @@ pub fn decode(s: &str) -> Result<Packet, DecodeError> {
         None
     };
 
+    if json_depth(rest) > max_depth + 1 {
+        return Err(DecodeError::TooDeep { kind, nsp, id });
+    }
     let data = if rest.is_empty() {
         None
     } else {
@@ -202,23 +242,26 @@ pub struct Reassembler {
     bytes: usize,
     max_attachments: usize,
     max_bytes: usize,
+    max_depth: usize,
 }
 
-/// The defaults of DESIGN section 10: 10 attachments, 1 MB in all.
+/// The defaults of DESIGN section 10: 10 attachments, 1 MB in all, 64 levels of JSON.
 impl Default for Reassembler {
     fn default() -> Self {
-        Reassembler::new(10, 1_000_000)
+        Reassembler::new(10, 1_000_000, MAX_DEPTH)
     }
 }
 
 impl Reassembler {
-    /// A reassembler allowing `max_attachments` per packet and `max_bytes` in all.
-    pub fn new(max_attachments: usize, max_bytes: usize) -> Self {
+    /// A reassembler allowing `max_attachments` per packet, `max_bytes` in all, and
+    /// arguments nested `max_depth` levels.
+    pub fn new(max_attachments: usize, max_bytes: usize, max_depth: usize) -> Self {
         Reassembler {
             pending: None,
             bytes: 0,
             max_attachments,
             max_bytes,
+            max_depth,
         }
     }
 
@@ -238,7 +281,7 @@ impl Reassembler {
             self.pending = None;
             return Err(DecodeError::IllegalAttachments);
         }
-        let packet = decode(s)?;
+        let packet = decode_with(s, self.max_depth)?;
         if packet.attachments > self.max_attachments {
             return Err(DecodeError::TooManyAttachments);
         }
@@ -510,7 +553,7 @@ mod tests {
     fn attachments_are_limited_in_count_and_bytes() {
         let ph = |n: usize| (0..n).map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#));
         let packet = |n: usize| format!(r#"5{n}-["e",{}]"#, ph(n).collect::<Vec<_>>().join(","));
-        let mut r = Reassembler::new(2, 10);
+        let mut r = Reassembler::new(2, 10, MAX_DEPTH);
         assert_eq!(
             r.push_text(&packet(3)),
             Err(DecodeError::TooManyAttachments)
@@ -527,5 +570,36 @@ mod tests {
         assert_eq!(r.push_binary(Bytes::from_static(&[0; 5])), Ok(None));
         let done = r.push_binary(Bytes::from_static(&[0; 5])).expect("fits");
         assert_eq!(done.map(|c| c.attachments.len()), Some(2));
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_limited() {
+        assert_eq!(json_depth(r#"["a",{"b":[1,2]}]"#), 3);
+        assert_eq!(json_depth(r#"["[[[{{{", "\"]]"]"#), 1);
+        let deep = |n: usize| format!(r#"2["e",{}{}]"#, "[".repeat(n), "]".repeat(n));
+        assert!(
+            decode(&deep(64)).is_ok(),
+            "64 levels of arguments are allowed"
+        );
+        assert_eq!(
+            decode(&deep(65)),
+            Err(DecodeError::TooDeep {
+                kind: PacketKind::Event,
+                nsp: "/".into(),
+                id: None
+            })
+        );
+        assert_eq!(
+            decode(&format!(
+                r#"2/chat,7["e",{}{}]"#,
+                "{\"a\":".repeat(200),
+                "}".repeat(200)
+            )),
+            Err(DecodeError::TooDeep {
+                kind: PacketKind::Event,
+                nsp: "/chat".into(),
+                id: Some(7)
+            })
+        );
     }
 }

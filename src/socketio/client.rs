@@ -25,6 +25,7 @@ use super::{
 use crate::engine::{random_id, EngineCtx, EngineHandler, EngineMessage, RequestInfo, Session};
 use crate::protocol::engine::Frame;
 use crate::protocol::socket::{self, Complete, PacketKind, Reassembler};
+use crate::protocol::DecodeError;
 use crate::protocol::DisconnectReason;
 
 /// The actor of one connection serving Socket.IO.
@@ -78,7 +79,11 @@ impl Client {
             request: request.clone(),
             sockets: Vec::new(),
             connecting: Vec::new(),
-            reasm: Reassembler::new(io.max_attachments, io.max_attachment_bytes),
+            reasm: Reassembler::new(
+                io.max_attachments,
+                io.max_attachment_bytes,
+                io.max_json_depth,
+            ),
             connect_timer: None,
             shard: Shard::current(),
         })
@@ -135,6 +140,7 @@ impl EngineHandler for Client {
                     ctx.close(DisconnectReason::ForcedClose);
                 }
             }
+            Err(DecodeError::TooDeep { kind, nsp, id }) if self.refuse(kind, &nsp, id, ctx) => {}
             Err(e) => {
                 // Node closes the connection with "forced close" on a bad Socket.IO packet.
                 log::debug!("socket.io decode error sid={} err={e}", ctx.sid());
@@ -152,6 +158,35 @@ impl EngineHandler for Client {
 }
 
 impl Client {
+    /// An event too deeply nested for a socket of this connection: refused through the
+    /// namespace's `on_refused`, the socket kept. False when it is not such an event (the
+    /// connection is then closed as for any bad packet).
+    fn refuse(&mut self, kind: PacketKind, nsp: &str, id: Option<u64>, ctx: &mut Ctx<'_>) -> bool {
+        let event = matches!(kind, PacketKind::Event | PacketKind::BinaryEvent);
+        let Some(s) = self
+            .sockets
+            .iter()
+            .find(|s| *s.nsp == *nsp)
+            .filter(|_| event)
+        else {
+            return false;
+        };
+        let (key, handler) = (s.key, s.ns.on_refused.clone());
+        crate::metrics::get().error("json_depth");
+        if let Some(h) = handler {
+            let ack = id.map(|id| AckId {
+                id,
+                at: Instant::now(),
+            });
+            let why = format!(
+                "payload nested deeper than {} levels",
+                self.io.max_json_depth
+            );
+            h(&mut SocketCtx::new(self, ctx.reborrow(), key), ack, &why);
+        }
+        true
+    }
+
     fn on_packet(&mut self, c: Complete, ctx: &mut Ctx<'_>) {
         let Complete {
             packet,

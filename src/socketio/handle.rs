@@ -27,6 +27,8 @@ pub(crate) struct IoShared {
     pub(crate) max_attachments: usize,
     /// Their bytes together at most.
     pub(crate) max_attachment_bytes: usize,
+    /// Levels an event's arguments may nest.
+    pub(crate) max_json_depth: usize,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,

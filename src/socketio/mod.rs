@@ -113,6 +113,9 @@ pub type Middleware = Arc<
 pub type ConnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>) + Send + Sync>;
 /// Handles one event.
 pub type EventHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Event) + Send + Sync>;
+/// Answers an event refused before its handler (too deeply nested): the socket, the ack
+/// the client waits for (if any), and why.
+pub type RefusedHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Option<AckId>, &str) + Send + Sync>;
 /// Runs before a socket goes, with the reason.
 pub type DisconnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>, DisconnectReason) + Send + Sync>;
 
@@ -168,6 +171,7 @@ pub struct Namespace {
     pub(crate) on_disconnect: Option<DisconnectHandler>,
     pub(crate) events: HashMap<String, EventHandler>,
     pub(crate) fallback: Option<EventHandler>,
+    pub(crate) on_refused: Option<RefusedHandler>,
     /// Its metrics, resolved when it is mounted under its name.
     pub(crate) counters: Option<crate::metrics::NsCounters>,
 }
@@ -228,6 +232,16 @@ impl Namespace {
         self
     }
 
+    /// Answers events refused before any handler sees them (arguments nested deeper than
+    /// `limits.max_json_depth`); without it they are dropped. The socket stays connected.
+    pub fn on_refused<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&mut SocketCtx<'_>, Option<AckId>, &str) + Send + Sync + 'static,
+    {
+        self.on_refused = Some(Arc::new(f));
+        self
+    }
+
     /// Handles every event with no handler of its own.
     pub fn on_any<F: Fn(&mut SocketCtx<'_>, Event) + Send + Sync + 'static>(
         mut self,
@@ -273,6 +287,7 @@ impl SocketIo {
             recovery: self.recovery && config.recovery.enabled,
             max_attachments: config.limits.max_attachments,
             max_attachment_bytes: config.engine.max_payload as usize,
+            max_json_depth: config.limits.max_json_depth,
             recovery_middleware: self.recovery_middleware,
             server,
             bus: std::sync::OnceLock::new(),

@@ -267,3 +267,25 @@ test("a recovered session is authenticated again: refused without a valid token 
   assert.deepEqual(back.rest, [], "nothing replayed");
   bob.close();
 });
+
+test("arguments nested deeper than 64 levels: INVALID_PAYLOAD, the socket stays connected", async () => {
+  const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: valid() } });
+  await once(s, "connect");
+  let deep = "bottom";
+  for (let i = 0; i < 200; i++) deep = { a: deep };
+  const ack = await s.timeout(3000).emitWithAck("room:sync", { roomId: "r", afterMessageId: deep });
+  assert.equal(ack.success, false);
+  assert.equal(ack.code, "INVALID_PAYLOAD");
+  const err = once(s, "error", 3000);
+  s.emit("room:sync", deep);
+  assert.equal((await err)[0].code, "INVALID_PAYLOAD");
+  // 64 levels are fine: the event reaches its handler (which refuses the shape itself)
+  let ok = "x";
+  for (let i = 0; i < 62; i++) ok = [ok];
+  const shaped = await s.timeout(3000).emitWithAck("room:sync", { roomId: ok });
+  assert.equal(shaped.code, "INVALID_PAYLOAD");
+  assert.match(shaped.error, /roomId/);
+  assert.ok(s.connected, "still connected");
+  assert.equal((await s.timeout(3000).emitWithAck("auth:refresh", { token: valid() })).success, true);
+  s.close();
+});
