@@ -36,6 +36,9 @@ struct Args {
     /// Bytes queued to one connection before it is closed as a slow consumer.
     #[arg(long, default_value_t = 8 << 20)]
     max_queued_bytes: usize,
+    /// Connections not yet in a namespace; beyond, handshakes get 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_pending_sessions: usize,
     /// Allowed CORS origins (comma separated); `*` for any.
     #[arg(long, default_value = "*")]
     cors: String,
@@ -71,6 +74,7 @@ fn main() -> std::io::Result<()> {
     config.engine.connect_timeout_ms = a.connect_timeout;
     config.engine.max_payload = a.max_payload;
     config.limits.max_queued_bytes = a.max_queued_bytes;
+    config.limits.max_pending_sessions = a.max_pending_sessions;
     config.cors.origins = a.cors.split(',').map(str::to_owned).collect();
     config.recovery.enabled = a.recovery;
 

@@ -40,6 +40,8 @@ pub struct LimitsConfig {
     /// Levels an event's arguments may nest; deeper is refused (`INVALID_PAYLOAD`), the
     /// socket stays.
     pub max_json_depth: usize,
+    /// Engine.IO sessions per node not yet in a namespace; beyond, new handshakes get 503.
+    pub max_pending_sessions: usize,
     /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
     pub max_token_lifetime_s: u64,
 }
@@ -50,6 +52,7 @@ impl Default for LimitsConfig {
             max_queued_bytes: 8 << 20,
             max_attachments: 10,
             max_json_depth: 64,
+            max_pending_sessions: 10_000,
             max_token_lifetime_s: 30 * 24 * 3600,
         }
     }

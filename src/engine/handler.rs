@@ -21,6 +21,11 @@ use crate::protocol::DisconnectReason;
 /// The application of one Engine.IO connection. Calls run on the connection's actor
 /// thread, in order, and must not block.
 pub trait EngineHandler: Unpin + Sized + 'static {
+    /// True when a connection only counts as established once the handler says so
+    /// ([`EngineCtx::established`], e.g. Socket.IO after its first namespace); until then
+    /// it counts against `limits.max_pending_sessions`. False: established at open.
+    const WAITS_TO_ESTABLISH: bool = false;
+
     /// The connection is open (its open packet is queued).
     fn on_open(&mut self, _ctx: &mut EngineCtx<'_, Self>) {}
 
@@ -96,6 +101,11 @@ impl<'a, H: EngineHandler> EngineCtx<'a, H> {
             Queued::Overflow => self.engine.overflowed(),
             Queued::No => {}
         }
+    }
+
+    /// The connection is established (no longer counts as pending); once is enough.
+    pub fn established(&mut self) {
+        self.engine.established();
     }
 
     /// Closes the connection for `reason` once the current handler call returns

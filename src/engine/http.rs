@@ -116,6 +116,9 @@ pub async fn endpoint<H: EngineHandler>(
     if websocket {
         return EngineError::BadRequest.response();
     }
+    if !mount.admit() {
+        return busy();
+    }
     let info = request_info(req.headers(), query, req.peer_addr());
     let addr = mount.open_polling(info);
     respond_poll(
@@ -125,6 +128,16 @@ pub async fn endpoint<H: EngineHandler>(
     )
     .await
 }
+
+/// 503: too many sessions wait to be established; the client retries later.
+pub(crate) fn busy() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/json")
+        .body(BUSY)
+}
+
+/// The body of [`busy`].
+pub(crate) const BUSY: &str = r#"{"code":503,"message":"Server busy: too many pending sessions"}"#;
 
 async fn respond_poll(res: Result<PollReply, RequestError>) -> HttpResponse {
     let body = match res {

@@ -6,6 +6,7 @@
 //! it is created and leaves when it stops.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{Actor, Addr, AsyncContext};
@@ -28,6 +29,8 @@ pub struct Mount<H: EngineHandler> {
     pub(crate) config: Arc<Config>,
     factory: HandlerFactory<H>,
     sessions: Mutex<HashMap<Sid, Addr<Session<H>>>>,
+    /// Sessions not established yet (see [`EngineHandler::WAITS_TO_ESTABLISH`]).
+    pending: Arc<AtomicUsize>,
 }
 
 impl<H: EngineHandler> Mount<H> {
@@ -38,6 +41,7 @@ impl<H: EngineHandler> Mount<H> {
             config,
             factory,
             sessions: Mutex::new(HashMap::new()),
+            pending: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -54,6 +58,35 @@ impl<H: EngineHandler> Mount<H> {
     /// The live session `sid`, if any.
     pub(super) fn session(&self, sid: &str) -> Option<Addr<Session<H>>> {
         self.sessions().get(sid).cloned()
+    }
+
+    /// Takes a place for a new session; false when `limits.max_pending_sessions` are
+    /// waiting to be established already (the handshake is then refused with 503).
+    pub(super) fn admit(&self) -> bool {
+        if !H::WAITS_TO_ESTABLISH {
+            return true;
+        }
+        let max = self.config.limits.max_pending_sessions;
+        let admitted = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            crate::metrics::get().error("pending_sessions");
+        }
+        admitted
+    }
+
+    /// A place taken by [`Mount::admit`] that no session took (the handshake failed).
+    pub(super) fn unpend(&self) {
+        unpend(&self.pending);
+    }
+
+    /// The pending count, for a new session to leave once established.
+    pub(super) fn pending_counter(&self) -> Arc<AtomicUsize> {
+        self.pending.clone()
     }
 
     /// Starts a session on polling and registers it.
@@ -93,6 +126,11 @@ impl<H: EngineHandler> Mount<H> {
             crate::metrics::get().connections.dec();
         }
     }
+}
+
+/// One pending session fewer.
+pub(super) fn unpend(pending: &AtomicUsize) {
+    let _ = pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
 }
 
 /// What the HTTP service needs of a mount, whatever its handler type.

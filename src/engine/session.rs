@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use actix::{
@@ -49,6 +50,8 @@ pub(crate) struct Engine {
     /// After an orderly server-side close on polling: the close packet waits for the next
     /// GET (as in Node's engine.io).
     close_on_next_get: bool,
+    /// The mount's count of pending sessions, while this one is counted in it.
+    pending: Option<Arc<AtomicUsize>>,
     /// A close asked for while the handler ran; done when it returns.
     pub(super) close_requested: Option<DisconnectReason>,
     pong_timer: Option<SpawnHandle>,
@@ -57,6 +60,13 @@ pub(crate) struct Engine {
 impl Engine {
     fn is_websocket(&self) -> bool {
         self.outbox.borrow().is_websocket()
+    }
+
+    /// Leaves the mount's pending count (at most once).
+    pub(super) fn established(&mut self) {
+        if let Some(p) = self.pending.take() {
+            super::mount::unpend(&p);
+        }
     }
 
     pub(super) fn request_close(&mut self, reason: DisconnectReason) {
@@ -152,6 +162,7 @@ impl<H: EngineHandler> Session<H> {
                 last_gen: DIRECT_WS_GEN,
                 closed: false,
                 close_on_next_get: false,
+                pending: H::WAITS_TO_ESTABLISH.then(|| mount.pending_counter()),
                 close_requested: None,
                 pong_timer: None,
             },
@@ -273,6 +284,7 @@ impl<H: EngineHandler> Session<H> {
         if !orderly {
             self.mount.remove(&self.engine.sid);
         }
+        self.engine.established();
         self.handler.on_close(
             why,
             &mut EngineCtx {

@@ -76,6 +76,16 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
         },
         None => None,
     };
+    if session.is_none() && !mount.admit() {
+        let body = super::http::BUSY.to_owned();
+        return reply(
+            framed,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            body,
+        )
+        .await;
+    }
     let info = request_info(req.headers(), query, req.peer_addr());
     let max = mount.config.engine.max_payload as usize;
 
@@ -86,6 +96,9 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
         .await
         .is_err()
     {
+        if session.is_none() {
+            mount.unpend();
+        }
         return;
     }
     let parts = framed.into_parts();

@@ -110,6 +110,9 @@ impl Client {
 }
 
 impl EngineHandler for Client {
+    /// A connection counts as pending until its first namespace is joined.
+    const WAITS_TO_ESTABLISH: bool = true;
+
     fn on_open(&mut self, ctx: &mut Ctx<'_>) {
         let timeout = ctx.config().engine.connect_timeout();
         let h = ctx.run_later(timeout, |client, ctx| {
@@ -372,6 +375,7 @@ impl Client {
         if let Some(h) = self.connect_timer.take() {
             ctx.cancel(h);
         }
+        ctx.established();
         let local = LocalSocket::register(key, id.clone(), rooms.clone(), ctx.outbox().clone());
         self.sockets.push(SockState {
             ns: ns.clone(),

@@ -112,3 +112,33 @@ test("binary attachments: none before a namespace is joined, at most 10 per pack
   assert.equal(await echoed, "still here");
   bystander.disconnect();
 });
+
+test("connections that never join a namespace are capped: handshakes get 503 until one joins or goes", async () => {
+  const small = await startServer(["--max-pending-sessions", "3", "--connect-timeout", "60000"]);
+  try {
+    const base = `${small.url}/socket.io/?EIO=4&transport=polling`;
+    const open = async () => {
+      const res = await fetch(base);
+      const text = await res.text();
+      return { status: res.status, text, sid: res.status === 200 ? JSON.parse(text.slice(1)).sid : null };
+    };
+    const held = [await open(), await open(), await open()];
+    assert.deepEqual(held.map((h) => h.status), [200, 200, 200]);
+    const refused = await open();
+    assert.equal(refused.status, 503);
+    assert.deepEqual(JSON.parse(refused.text), { code: 503, message: "Server busy: too many pending sessions" });
+    const ws = rawWs(small.url);
+    await assert.rejects(ws.opened, "a new WebSocket session is refused too");
+    // one joins a namespace: a place frees up
+    const url = `${base}&sid=${held[0].sid}`;
+    assert.equal(await (await fetch(url, { method: "POST", body: "40" })).text(), "ok");
+    assert.ok((await (await fetch(url)).text()).startsWith("40"));
+    assert.equal((await open()).status, 200);
+    assert.equal((await open()).status, 503);
+    // one goes away: another place
+    assert.equal(await (await fetch(`${base}&sid=${held[1].sid}`, { method: "POST", body: "1" })).text(), "ok");
+    assert.equal((await open()).status, 200);
+  } finally {
+    await small.stop();
+  }
+});
