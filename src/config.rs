@@ -44,6 +44,21 @@ pub struct LimitsConfig {
     pub max_pending_sessions: usize,
     /// Longest token lifetime accepted (`exp − iat`, or `exp − now` without `iat`), seconds.
     pub max_token_lifetime_s: u64,
+    /// Client events per socket and second (a token bucket; 0: no limit). Over it: refused
+    /// with `RATE_LIMITED`.
+    pub events_per_s: u32,
+    /// The bucket's size: events a socket may send at once.
+    pub events_burst: u32,
+    /// A socket refused at least once a second for this long is disconnected.
+    pub events_over_disconnect_ms: u64,
+    /// `chat:send`s and DMs per user and second, on each node (0: no limit).
+    pub user_sends_per_s: u32,
+    /// Their bucket's size.
+    pub user_sends_burst: u32,
+    /// `room:sync` answers being prepared for one socket at a time.
+    pub sync_in_flight: usize,
+    /// Offline DMs waiting for one target user; beyond, the sender gets `RATE_LIMITED`.
+    pub max_pending_dms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -54,6 +69,13 @@ impl Default for LimitsConfig {
             max_json_depth: 64,
             max_pending_sessions: 10_000,
             max_token_lifetime_s: 30 * 24 * 3600,
+            events_per_s: 100,
+            events_burst: 200,
+            events_over_disconnect_ms: 10_000,
+            user_sends_per_s: 20,
+            user_sends_burst: 40,
+            sync_in_flight: 2,
+            max_pending_dms: 10_000,
         }
     }
 }
@@ -149,6 +171,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// This node's id in a cluster (`admin:stats`); empty: generated at start.
     pub node_id: String,
+    /// On SIGTERM/SIGINT, the connections are closed spread over this many milliseconds.
+    pub drain_ms: u64,
 }
 
 /// Engine.IO settings, named as in Node's server options.
@@ -224,6 +248,7 @@ impl Default for ServerConfig {
             port: 4000,
             workers: 0,
             node_id: String::new(),
+            drain_ms: 5000,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub acks_received: IntCounter,
     /// Errors by kind (`parse`, `slow_consumer`, `connect_refused`, application codes, ...).
     pub errors: IntCounterVec,
+    /// Refusals by the limit that refused (DESIGN 10): `events`, `user_sends`, `sync`,
+    /// `json_depth`, `queued_bytes`, `attachments`, `pending_sessions`, `pending_dms`.
+    pub refusals: IntCounterVec,
     /// From an event with ack arriving to its ack being sent.
     pub ack_latency: Histogram,
     /// From a broadcast's emit to its fan-out on a room's thread.
@@ -105,6 +108,12 @@ impl Metrics {
                 &["namespace"],
             ),
             errors: counter_vec(&r, "rt_errors_total", "Errors by kind", &["kind"]),
+            refusals: counter_vec(
+                &r,
+                "rt_limit_refusals_total",
+                "Requests, events and connections refused by a limit",
+                &["limit"],
+            ),
             ack_latency: histogram(
                 &r,
                 "rt_ack_latency_seconds",
@@ -129,6 +138,11 @@ impl Metrics {
             bridge_reconnects,
             registry: r,
         }
+    }
+
+    /// Counts one refusal by `limit`.
+    pub fn refused(&self, limit: &str) {
+        self.refusals.with_label_values(&[limit]).inc();
     }
 
     /// Counts one error of `kind`.

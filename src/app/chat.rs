@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::AppError;
 use super::events;
+use super::limits::{SyncSlots, UserSends};
 use super::names::{self, chat_room, CHAT as NSP};
 use super::payload;
 use super::presence::Presence;
@@ -31,6 +32,10 @@ pub struct Chat {
     pub presence: Presence,
     pub writer: MessageWriter,
     pub cfg: ChatConfig,
+    /// `chat:send` and DMs per user.
+    pub sends: UserSends,
+    /// `room:sync` answers in preparation per socket.
+    pub syncs: SyncSlots,
 }
 
 /// The chat rooms this socket is in.
@@ -232,7 +237,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             joined: joined(s, room),
         })
     })();
-    let msg = match parsed {
+    let msg = match parsed.and_then(|m| chat.sends.check(&m.sender_id).map(|()| m)) {
         Ok(m) => m,
         Err(e) => return reply::fail(s, ev.ack, &e),
     };
@@ -345,12 +350,14 @@ fn sync(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             user(s)?,
         ))
     });
-    let (room, after, user) = match parsed {
+    let taken = parsed.and_then(|p| Ok((p, chat.syncs.take(s.id())?)));
+    let ((room, after, user), slot) = match taken {
         Ok(p) => p,
         Err(e) => return reply::fail(s, ev.ack, &e),
     };
     let (db, limit) = (chat.db.clone(), chat.cfg.sync_limit);
     reply::answer_later(s, ev.ack, "room:sync", async move {
+        let _slot = slot;
         let (items, more) = checked(&db, move |c| {
             messages::since(c, &room, &user, after.as_deref(), limit)
         })

@@ -54,6 +54,7 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
         let target = payload::id(o, "targetId")?.to_owned();
         let text = payload::text(o, "message", chat.cfg.max_chars)?;
         let from = user_id(s).ok_or_else(|| AppError::forbidden("not authenticated"))?;
+        chat.sends.check(&from)?;
         Ok((target, text, from))
     });
     let (target, text, from) = match parsed {

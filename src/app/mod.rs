@@ -6,6 +6,7 @@ mod chat;
 mod direct;
 pub mod error;
 pub mod events;
+mod limits;
 pub mod names;
 mod notifications;
 pub mod notify;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::db::Db;
-use crate::socketio::{Namespace, SocketIo};
+use crate::socketio::{EventRate, Namespace, SocketIo};
 use presence::Presence;
 use session_auth::Access;
 
@@ -45,12 +46,20 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
         db,
         presence,
         cfg: config.chat.clone(),
+        sends: limits::UserSends::new(&config.limits),
+        syncs: limits::SyncSlots::new(&config.limits),
     });
     let chat = chat::handlers(chat, shared.clone());
     let chat = direct::handlers(chat, shared);
     // The chat application turns connection state recovery on; a recovered socket is
     // authenticated again with the token it presents (DESIGN section 9).
+    let l = &config.limits;
     SocketIo::new()
+        .event_rate(Some(EventRate {
+            per_s: l.events_per_s,
+            burst: l.events_burst,
+            disconnect_after: std::time::Duration::from_millis(l.events_over_disconnect_ms),
+        }))
         .recovery(true)
         .recovery_middleware(true)
         .namespace(names::CHAT, chat)

@@ -12,7 +12,7 @@ use super::names::user_room;
 use super::reply;
 use crate::auth::{self, AuthError, Identity, Role, Verifier};
 use crate::db::{users, Db};
-use crate::socketio::{ConnectError, Event, Namespace, SocketCtx, SocketData};
+use crate::socketio::{ConnectError, Event, Namespace, Refused, SocketCtx, SocketData};
 
 /// Name of the per-socket timer that disconnects at token expiry.
 const EXPIRY_TIMER: &str = "auth-expiry";
@@ -64,8 +64,15 @@ pub fn authenticated(
         arm_expiry(s, id.exp);
     })
     .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
-    // arguments nested too deeply never reach a handler: INVALID_PAYLOAD, socket kept
-    .on_refused(|s, ack, why| reply::fail(s, ack, &AppError::invalid(why)))
+    // events refused before their handler (nested too deeply, over the socket's rate):
+    // INVALID_PAYLOAD / RATE_LIMITED, the socket kept
+    .on_refused(|s, ack, why| {
+        let code = match why {
+            Refused::TooDeep(_) => Code::InvalidPayload,
+            Refused::RateLimited => Code::RateLimited,
+        };
+        reply::fail(s, ack, &AppError::refused(code, why.to_string()))
+    })
 }
 
 /// The users table is the truth: unknown → TOKEN_INVALID, inactive → ACCOUNT_DISABLED, and

@@ -75,6 +75,7 @@ impl<H: EngineHandler> Mount<H> {
             .is_ok();
         if !admitted {
             crate::metrics::get().error("pending_sessions");
+            crate::metrics::get().refused("pending_sessions");
         }
         admitted
     }

@@ -31,6 +31,12 @@ use crate::protocol::DisconnectReason;
 /// The first WebSocket of a session has generation 0; upgrades count up from 1.
 const DIRECT_WS_GEN: u32 = 0;
 
+/// After the server closes a WebSocket, how long it keeps reading (and dropping) what the
+/// client still sends, waiting for the client's close. Closing a socket with unread input
+/// makes the kernel send a reset, and the client then loses the last frames sent to it
+/// (an ack, a disconnect packet, the close frame).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The engine's state of one connection (everything but the handler).
 pub(crate) struct Engine {
     pub(super) sid: Sid,
@@ -54,6 +60,8 @@ pub(crate) struct Engine {
     pending: Option<Arc<AtomicUsize>>,
     /// A close asked for while the handler ran; done when it returns.
     pub(super) close_requested: Option<DisconnectReason>,
+    /// Closed by the server, the WebSocket waits for the client's close (see [`LINGER`]).
+    lingering: bool,
     pong_timer: Option<SpawnHandle>,
 }
 
@@ -86,6 +94,7 @@ impl Engine {
             self.sid
         );
         crate::metrics::get().error("slow_consumer");
+        crate::metrics::get().refused("queued_bytes");
         self.request_close(DisconnectReason::TransportError);
     }
 
@@ -164,6 +173,7 @@ impl<H: EngineHandler> Session<H> {
                 close_on_next_get: false,
                 pending: H::WAITS_TO_ESTABLISH.then(|| mount.pending_counter()),
                 close_requested: None,
+                lingering: false,
                 pong_timer: None,
             },
             handler,
@@ -301,13 +311,17 @@ impl<H: EngineHandler> Session<H> {
         ob.closed = true;
         let blocked = ob.blocked;
         if let Transport::WebSocket(out) = &mut ob.transport {
-            if !client_gone {
-                out.close(None);
-                if !blocked {
-                    out.flush();
-                }
+            if client_gone {
+                return ctx.stop();
             }
-            return ctx.stop();
+            out.close(None);
+            if !blocked {
+                out.flush();
+            }
+            // Read on until the client closes too, or a while.
+            engine.lingering = true;
+            ctx.run_later(LINGER, |_, ctx| ctx.stop());
+            return;
         }
         // Polling. A waiting GET hears of the close: a noop when the client closed (it
         // knows), else what is queued and the close packet.
@@ -365,7 +379,14 @@ impl<H: EngineHandler> Session<H> {
         let current = matches!(&self.engine.outbox.borrow().transport,
             Transport::WebSocket(o) if o.gen == gen);
         let probing = self.engine.probe.as_ref().is_some_and(|p| p.gen == gen);
-        if self.engine.closed || !(current || probing) {
+        if self.engine.closed {
+            if current && self.engine.lingering && matches!(item, WsIn::Close | WsIn::Error { .. })
+            {
+                ctx.stop();
+            }
+            return;
+        }
+        if !(current || probing) {
             return;
         }
         if probing {

@@ -17,10 +17,11 @@ use super::adapter::{
     JoinRooms, LeaveRooms, LocalSocket, Member, Nsp, RestoreSession, Room, Shard, SocketConnected,
     SocketDisconnected, SocketId,
 };
+use super::limit::{EventLimiter, Verdict};
 use super::recovery::{PersistedSocket, Restored};
 use super::{
     AckCallback, AckError, AckId, AckReply, ConnectError, Event, Handshake, IoShared, Namespace,
-    Outgoing, SocketCtx, SocketData,
+    Outgoing, Refused, SocketCtx, SocketData,
 };
 use crate::engine::{random_id, EngineCtx, EngineHandler, EngineMessage, RequestInfo, Session};
 use crate::protocol::engine::Frame;
@@ -69,6 +70,8 @@ pub(crate) struct SockState {
     next_ack: u64,
     /// Named application timers (`SocketCtx::set_timer`).
     pub(crate) timers: Vec<(TimerName, SpawnHandle)>,
+    /// The bucket on its events, when the server limits them.
+    limiter: Option<Box<EventLimiter>>,
 }
 
 impl Client {
@@ -140,11 +143,15 @@ impl EngineHandler for Client {
                     .is_some_and(|n| self.sockets.iter().any(|s| *s.nsp == *n));
                 if !joined {
                     log::debug!("binary packet outside a namespace sid={}", ctx.sid());
+                    crate::metrics::get().refused("attachments");
                     ctx.close(DisconnectReason::ForcedClose);
                 }
             }
-            Err(DecodeError::TooDeep { kind, nsp, id }) if self.refuse(kind, &nsp, id, ctx) => {}
+            Err(DecodeError::TooDeep { kind, nsp, id }) if self.too_deep(kind, &nsp, id, ctx) => {}
             Err(e) => {
+                if matches!(e, DecodeError::AttachmentsTooLarge) {
+                    crate::metrics::get().refused("attachments");
+                }
                 // Node closes the connection with "forced close" on a bad Socket.IO packet.
                 log::debug!("socket.io decode error sid={} err={e}", ctx.sid());
                 ctx.close(DisconnectReason::ForcedClose);
@@ -164,30 +171,39 @@ impl Client {
     /// An event too deeply nested for a socket of this connection: refused through the
     /// namespace's `on_refused`, the socket kept. False when it is not such an event (the
     /// connection is then closed as for any bad packet).
-    fn refuse(&mut self, kind: PacketKind, nsp: &str, id: Option<u64>, ctx: &mut Ctx<'_>) -> bool {
+    fn too_deep(
+        &mut self,
+        kind: PacketKind,
+        nsp: &str,
+        id: Option<u64>,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
         let event = matches!(kind, PacketKind::Event | PacketKind::BinaryEvent);
-        let Some(s) = self
+        let Some(key) = self
             .sockets
             .iter()
             .find(|s| *s.nsp == *nsp)
             .filter(|_| event)
+            .map(|s| s.key)
         else {
             return false;
         };
-        let (key, handler) = (s.key, s.ns.on_refused.clone());
-        crate::metrics::get().error("json_depth");
-        if let Some(h) = handler {
-            let ack = id.map(|id| AckId {
-                id,
-                at: Instant::now(),
-            });
-            let why = format!(
-                "payload nested deeper than {} levels",
-                self.io.max_json_depth
-            );
-            h(&mut SocketCtx::new(self, ctx.reborrow(), key), ack, &why);
-        }
+        crate::metrics::get().refused("json_depth");
+        let why = Refused::TooDeep(self.io.max_json_depth);
+        self.refuse(key, id, why, ctx);
         true
+    }
+
+    /// Answers an event refused before its handler through the namespace's `on_refused`.
+    fn refuse(&mut self, key: u64, id: Option<u64>, why: Refused, ctx: &mut Ctx<'_>) {
+        let Some(handler) = self.socket(key).and_then(|s| s.ns.on_refused.clone()) else {
+            return;
+        };
+        let ack = id.map(|id| AckId {
+            id,
+            at: Instant::now(),
+        });
+        handler(&mut SocketCtx::new(self, ctx.reborrow(), key), ack, why);
     }
 
     fn on_packet(&mut self, c: Complete, ctx: &mut Ctx<'_>) {
@@ -391,6 +407,10 @@ impl Client {
             acks: HashMap::new(),
             next_ack: 0,
             timers: Vec::new(),
+            limiter: self
+                .io
+                .event_rate
+                .map(|(quota, after)| EventLimiter::new(quota, after)),
         });
         let frame = socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)));
         ctx.send_frame(&frame);
@@ -414,20 +434,43 @@ impl Client {
         binary: Vec<Bytes>,
         ctx: &mut Ctx<'_>,
     ) {
-        let s = &self.sockets[i];
+        let s = &mut self.sockets[i];
         let Some(Value::Array(mut arr)) = data else {
             return;
         };
         if arr.is_empty() {
             return;
         }
+        if let Some(c) = &s.ns.counters {
+            c.events_in.inc();
+        }
+        let verdict = s
+            .limiter
+            .as_mut()
+            .map_or(Verdict::Pass, |l| l.check(Instant::now()));
+        if verdict != Verdict::Pass {
+            crate::metrics::get().refused("events");
+            let key = s.key;
+            if verdict == Verdict::Disconnect {
+                log::warn!(
+                    "disconnecting socket over its event rate sid={} nsp={} id={}",
+                    ctx.sid(),
+                    s.nsp,
+                    s.id
+                );
+                return self.remove_socket(
+                    i,
+                    DisconnectReason::ServerNamespaceDisconnect,
+                    true,
+                    ctx,
+                );
+            }
+            return self.refuse(key, id, Refused::RateLimited, ctx);
+        }
         let name = match arr.remove(0) {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        if let Some(c) = &s.ns.counters {
-            c.events_in.inc();
-        }
         let handler = s.ns.events.get(&name).or(s.ns.fallback.as_ref()).cloned();
         let key = s.key;
         if let Some(h) = handler {

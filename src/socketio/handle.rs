@@ -29,6 +29,8 @@ pub(crate) struct IoShared {
     pub(crate) max_attachment_bytes: usize,
     /// Levels an event's arguments may nest.
     pub(crate) max_json_depth: usize,
+    /// The bucket on each socket's events, and how long over it disconnects.
+    pub(crate) event_rate: Option<(governor::Quota, std::time::Duration)>,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,

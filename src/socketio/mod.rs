@@ -14,6 +14,7 @@ pub mod bus;
 mod client;
 mod ctx;
 mod handle;
+mod limit;
 mod recovery;
 
 use std::any::Any;
@@ -113,9 +114,53 @@ pub type Middleware = Arc<
 pub type ConnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>) + Send + Sync>;
 /// Handles one event.
 pub type EventHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Event) + Send + Sync>;
-/// Answers an event refused before its handler (too deeply nested): the socket, the ack
-/// the client waits for (if any), and why.
-pub type RefusedHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Option<AckId>, &str) + Send + Sync>;
+/// Answers an event refused before its handler: the socket, the ack the client waits for
+/// (if any), and why.
+pub type RefusedHandler = Arc<dyn Fn(&mut SocketCtx<'_>, Option<AckId>, Refused) + Send + Sync>;
+
+/// Why an event was refused before any handler saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its arguments nest deeper than this many levels.
+    TooDeep(usize),
+    /// The socket sends faster than its [`EventRate`] allows.
+    RateLimited,
+}
+
+impl EventRate {
+    /// The bucket's quota, or none when a figure is zero (no limit).
+    fn quota(self) -> Option<(governor::Quota, std::time::Duration)> {
+        let per_s = std::num::NonZeroU32::new(self.per_s)?;
+        let burst = std::num::NonZeroU32::new(self.burst)?;
+        Some((
+            governor::Quota::per_second(per_s).allow_burst(burst),
+            self.disconnect_after,
+        ))
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::TooDeep(max) => write!(f, "payload nested deeper than {max} levels"),
+            Refused::RateLimited => f.write_str("too many events, slow down"),
+        }
+    }
+}
+
+/// A token bucket on the events each socket may send: `per_s` a second on average, `burst`
+/// at once. Events over it are refused (through the namespace's `on_refused`); a socket that
+/// stays over it for `disconnect_after` (refused at least once a second all that time) is
+/// disconnected by the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventRate {
+    /// Events a second, sustained.
+    pub per_s: u32,
+    /// Events at once.
+    pub burst: u32,
+    /// How long a socket may keep hitting the limit before it is disconnected.
+    pub disconnect_after: std::time::Duration,
+}
 /// Runs before a socket goes, with the reason.
 pub type DisconnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>, DisconnectReason) + Send + Sync>;
 
@@ -233,10 +278,11 @@ impl Namespace {
     }
 
     /// Answers events refused before any handler sees them (arguments nested deeper than
-    /// `limits.max_json_depth`); without it they are dropped. The socket stays connected.
+    /// `limits.max_json_depth`, or over the server's [`EventRate`]); without it they are
+    /// dropped. The socket stays connected.
     pub fn on_refused<F>(mut self, f: F) -> Self
     where
-        F: Fn(&mut SocketCtx<'_>, Option<AckId>, &str) + Send + Sync + 'static,
+        F: Fn(&mut SocketCtx<'_>, Option<AckId>, Refused) + Send + Sync + 'static,
     {
         self.on_refused = Some(Arc::new(f));
         self
@@ -260,6 +306,8 @@ pub struct SocketIo {
     pub(crate) recovery: bool,
     /// A recovered socket runs the connect middleware again (Node skips it by default).
     pub(crate) recovery_middleware: bool,
+    /// The limit on each socket's events (none by default, as in Node).
+    pub(crate) event_rate: Option<EventRate>,
 }
 
 impl SocketIo {
@@ -289,6 +337,7 @@ impl SocketIo {
             max_attachment_bytes: config.engine.max_payload as usize,
             max_json_depth: config.limits.max_json_depth,
             recovery_middleware: self.recovery_middleware,
+            event_rate: self.event_rate.and_then(EventRate::quota),
             server,
             bus: std::sync::OnceLock::new(),
         })
@@ -299,6 +348,12 @@ impl SocketIo {
     /// nothing is replayed.
     pub fn recovery_middleware(mut self, on: bool) -> Self {
         self.recovery_middleware = on;
+        self
+    }
+
+    /// Limits the events each socket may send (default: no limit, as in Node).
+    pub fn event_rate(mut self, rate: Option<EventRate>) -> Self {
+        self.event_rate = rate;
         self
     }
 

@@ -30,7 +30,10 @@ before(async () => {
   db = await testDatabase(backend, "chat");
   query = db.query;
   const url = db.url;
-  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: url });
+  // bursts of sends and syncs here check storage and order; the limits have their own tests
+  // (ratelimit.test.mjs)
+  const roomy = { RT__LIMITS__EVENTS_BURST: "2000", RT__LIMITS__USER_SENDS_BURST: "2000", RT__LIMITS__SYNC_IN_FLIGHT: "500" };
+  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: url, ...roomy });
   for (const u of ["alice", "bob", "carol", "dave"]) {
     assert.equal((await internal("PUT", `/users/${u}`, { name: u.toUpperCase(), email: `${u}@example.com`, role: "user", isActive: true, ...(u === "alice" ? { avatarUrl: "https://example.com/a.png" } : {}) })).status, 200);
   }
