@@ -10,6 +10,11 @@ BIN=target/release/realtime-server
 
 work=$(mktemp -d)
 export JWT_SECRET=bench-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=bench-hook-secret-padded-to-32-bytes DATABASE_URL="sqlite://$work/chat.db"
+# The bench measures throughput: the per-socket and per-user rate limits (DESIGN 10) would
+# refuse most of it, so they are raised out of its way (and said so).
+export RT__LIMITS__EVENTS_PER_S=1000000 RT__LIMITS__EVENTS_BURST=1000000 \
+  RT__LIMITS__USER_SENDS_PER_S=1000000 RT__LIMITS__USER_SENDS_BURST=1000000
+echo "chat bench: limits raised: events_per_s=1000000 events_burst=1000000 user_sends_per_s=1000000 user_sends_burst=1000000" >&2
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
