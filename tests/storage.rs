@@ -156,26 +156,44 @@ fn group_commit(db: &Db) {
     assert_eq!(mark(&other_id), Err(Refusal::UnknownMessage));
 }
 
-/// Pending DMs are claimed once.
+/// Pending DMs are read in pages, oldest first, until they are marked delivered.
 fn direct_messages(db: &Db) {
-    let dm = direct::DirectMessage {
-        id: "dm-1".into(),
-        from_user_id: "u-alice".into(),
-        to_user_id: "u-alice".into(),
-        message: "hi".into(),
-        created_at: 5,
-        delivered_at: None,
+    for (i, at) in [(1, 5), (2, 5), (3, 4)] {
+        let dm = direct::DirectMessage {
+            id: format!("dm-{i}"),
+            from_user_id: "u-alice".into(),
+            to_user_id: "u-alice".into(),
+            message: format!("hi {i}"),
+            created_at: at,
+            delivered_at: None,
+        };
+        db.run_blocking(|c| direct::store(c, &dm)).expect("store");
+    }
+    let ids = |page: Vec<direct::DirectMessage>| page.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    let page = |after: Option<direct::Cursor>, n| {
+        db.run_blocking(move |c| direct::pending_page(c, "u-alice", after.as_ref(), n))
+            .expect("page")
     };
-    db.run_blocking(|c| direct::store(c, &dm)).expect("store");
-    let first = db
-        .run_blocking(|c| direct::claim_pending(c, "u-alice", 9))
-        .expect("claim");
-    assert_eq!(first.len(), 1);
-    assert_eq!(first[0].delivered_at, Some(9));
-    let second = db
-        .run_blocking(|c| direct::claim_pending(c, "u-alice", 10))
-        .expect("claim");
-    assert!(second.is_empty());
+    assert_eq!(ids(page(None, 2)), ["dm-3", "dm-1"], "oldest first");
+    assert_eq!(
+        ids(page(Some((5, "dm-1".into())), 2)),
+        ["dm-2"],
+        "after the cursor"
+    );
+    assert_eq!(
+        db.run_blocking(|c| direct::pending_count(c, "u-alice"))
+            .expect("count"),
+        3
+    );
+    let marked = db
+        .run_blocking(|c| direct::mark_delivered(c, &["dm-3".into(), "dm-1".into()], 9))
+        .expect("mark");
+    assert_eq!(marked, 2);
+    let again = db
+        .run_blocking(|c| direct::mark_delivered(c, &["dm-1".into()], 10))
+        .expect("mark");
+    assert_eq!(again, 0, "marked once");
+    assert_eq!(ids(page(None, 10)), ["dm-2"]);
     assert_eq!(
         db.run_blocking(|c| direct::delivered(c, "dm-1"))
             .expect("q"),

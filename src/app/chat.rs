@@ -36,6 +36,10 @@ pub struct Chat {
     pub sends: UserSends,
     /// `room:sync` answers in preparation per socket.
     pub syncs: SyncSlots,
+    /// Undelivered DMs one user may have waiting.
+    pub max_pending_dms: u64,
+    /// The byte budget of a connection (DM pages stay well within it).
+    pub max_queued_bytes: usize,
 }
 
 /// The chat rooms this socket is in.

@@ -1,43 +1,65 @@
-//! `user:direct-message {targetId, message}` and the delivery of DMs that waited for their
-//! target: every DM is stored; it is marked delivered when it goes to a live socket, and a
-//! target that was offline gets it, once, on its next connect to `/`.
+//! `user:direct-message {targetId, message}` and the delivery of DMs (DESIGN section 9, "DMs
+//! are never lost"): every DM is stored undelivered; the target's sockets get `chat:direct`
+//! with an ack request, and a DM is marked delivered only when one of them acknowledges it.
+//! A DM sent while the target is online goes at once to each of its sockets, on every node
+//! (a socket command); on each connect to `/` the socket gets the undelivered ones again,
+//! oldest first, in pages of at most 100 awaiting their acks. Duplicates are possible after
+//! a reconnect; clients dedupe by `id`.
 //!
 //! "Online" is the presence count of the target's `user:{id}` room (counted on connect and
 //! disconnect), cluster-wide in a cluster.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::chat::Chat;
-use super::error::AppError;
+use super::error::{AppError, Code};
 use super::events;
 use super::names::{user_room, CHAT as NSP};
 use super::payload;
 use super::presence::Presence;
 use super::reply;
 use super::session_auth::user_id;
-use crate::db::direct::{self, DirectMessage};
+use crate::db::direct::{self, Cursor, DirectMessage};
 use crate::db::{now_ms, Db};
-use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
+use crate::socketio::{AckError, AckReply, IoHandle, Namespace, SocketCtx, SocketHandle};
 
-/// Adds the DM handler and the online count to `ns` (after authentication: sockets have
-/// their identity and are in `user:{id}`).
+/// The socket command that hands a new DM to each of the target's sockets.
+const NEW_DM: &str = "dm:new";
+/// Undelivered DMs sent to a socket at a time, each awaiting its ack.
+const PAGE: i64 = 100;
+/// A page takes at most this share of the connection's byte budget, so that a client
+/// reading at any pace is never closed as a slow consumer by its own backlog.
+const PAGE_BUDGET_SHARE: usize = 4;
+/// Bytes of a `chat:direct` packet besides its text (ids, names, framing), roughly.
+const DM_OVERHEAD: usize = 160;
+/// How long a socket may take to acknowledge a DM; without it, the DM waits for the next
+/// connect.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Adds the DM handler, the live delivery and the resending on connect to `ns` (after
+/// authentication: sockets have their identity and are in `user:{id}`).
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
-    let db = chat.db.clone();
+    let (db1, db2) = (chat.db.clone(), chat.db.clone());
+    let page_bytes = (chat.max_queued_bytes / PAGE_BUDGET_SHARE).max(1);
     let (p1, p2) = (chat.presence.clone(), chat.presence.clone());
     ns.on(events::DIRECT_MESSAGE, move |s, ev| send(s, ev, &chat))
+        .on_command(NEW_DM, move |s, dm| offer(s, dm, &db1))
         .on_connect(move |s| {
             let Some(user) = user_id(s) else {
                 return;
             };
-            let (io, db, id) = (s.io_handle(), db.clone(), s.id().to_owned());
-            let counted = p1.join(&io, NSP, &user_room(&user), &user, &id);
+            let (io, db, handle) = (s.io_handle(), db2.clone(), s.handle());
+            let counted = p1.join(&io, NSP, &user_room(&user), &user, s.id());
             actix_rt::spawn(async move {
                 // Counted first, then the look-up: a DM stored in between is seen by one
                 // of the two (see `send`).
                 counted.await;
-                deliver_pending(&db, &io, &user, Some(&id)).await;
+                resend(db, handle, user, None, page_bytes).await;
             });
         })
         .on_disconnect(move |s, _| {
@@ -49,7 +71,7 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         })
 }
 
-fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+fn send(s: &mut SocketCtx<'_>, ev: crate::socketio::Event, chat: &Chat) {
     let parsed = payload::object(&ev).and_then(|o| {
         let target = payload::id(o, "targetId")?.to_owned();
         let text = payload::text(o, "message", chat.cfg.max_chars)?;
@@ -63,34 +85,47 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     };
     let (io, db) = (s.io_handle(), chat.db.clone());
     let presence = chat.presence.clone();
+    let max_pending = chat.max_pending_dms;
     reply::answer_later(s, ev.ack, "user:direct-message", async move {
         let t = target.clone();
-        if !db.run(move |c| direct::user_exists(c, &t)).await? {
-            return Err(AppError::not_found("unknown user"));
+        let waiting = db
+            .run(move |c| {
+                if !direct::user_exists(c, &t)? {
+                    return Ok(None);
+                }
+                direct::pending_count(c, &t).map(Some)
+            })
+            .await?;
+        match waiting {
+            None => return Err(AppError::not_found("unknown user")),
+            Some(n) if n as u64 >= max_pending => {
+                crate::metrics::get().refused("pending_dms");
+                return Err(AppError::refused(
+                    Code::RateLimited,
+                    "too many DMs wait for this user",
+                ));
+            }
+            Some(_) => {}
         }
-        let online = online(&presence, &io, &target).await;
-        let now = now_ms();
         let dm = DirectMessage {
             id: uuid::Uuid::now_v7().to_string(),
             from_user_id: from,
             to_user_id: target.clone(),
             message: text,
-            created_at: now,
-            delivered_at: online.then_some(now),
+            created_at: now_ms(),
+            delivered_at: None,
         };
         let stored = dm.clone();
         db.run(move |c| direct::store(c, &stored)).await?;
-        let mut delivered = online;
+        // Stored first, then counted: a target connecting meanwhile finds the row when it
+        // looks for undelivered DMs after being counted.
+        let online = online(&presence, &io, &target).await;
         if online {
             io.of(NSP)
                 .to(&user_room(&target))
-                .emit(events::CHAT_DIRECT, &[dm.payload()]);
-        } else if self::online(&presence, &io, &target).await {
-            // The target connected while this DM was being stored; its connect may have looked
-            // for pending DMs before the row existed. Claims make this delivery the only one.
-            delivered = deliver_pending(&db, &io, &target, None).await > 0;
+                .command(NEW_DM, dm.payload());
         }
-        Ok(json!({"id": dm.id, "delivered": delivered}))
+        Ok(json!({"id": dm.id, "delivered": online}))
     });
 }
 
@@ -99,25 +134,126 @@ pub(super) async fn online(presence: &Presence, io: &IoHandle, user: &str) -> bo
     presence.count(io, NSP, &user_room(user)).await > 0
 }
 
-/// Sends `user`'s pending DMs (oldest first) to `to` (a socket id), or to all the user's
-/// sockets; returns how many went.
-pub async fn deliver_pending(db: &Db, io: &IoHandle, user: &str, to: Option<&str>) -> usize {
-    let u = user.to_owned();
-    let claimed = match db
-        .run(move |c| direct::claim_pending(c, &u, now_ms()))
+/// A new DM for this socket: sent with an ack request, marked delivered when acked.
+fn offer(s: &mut SocketCtx<'_>, dm: &Value, db: &Db) {
+    let Some(id) = dm.get("id").and_then(Value::as_str).map(str::to_owned) else {
+        return;
+    };
+    let db = db.clone();
+    s.emit_with_ack(
+        events::CHAT_DIRECT,
+        std::slice::from_ref(dm),
+        ACK_TIMEOUT,
+        move |res| {
+            if res.is_ok() {
+                actix_rt::spawn(async move { mark(&db, vec![id]).await });
+            }
+        },
+    );
+}
+
+async fn mark(db: &Db, ids: Vec<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    let n = ids.len();
+    if let Err(e) = db
+        .run(move |c| direct::mark_delivered(c, &ids, now_ms()))
         .await
     {
-        Ok(c) => c,
+        // They stay undelivered and go again on the next connect.
+        log::error!("DMs not marked delivered count={n} err={e}");
+    }
+}
+
+/// Sends `user`'s undelivered DMs after `after` to the socket behind `to`, a page (at most
+/// `PAGE` DMs and about `page_bytes`) at a time; the next page goes once every DM of this
+/// one was acknowledged.
+async fn resend(db: Db, to: SocketHandle, user: String, after: Option<Cursor>, page_bytes: usize) {
+    let u = user.clone();
+    let mut page = match db
+        .run(move |c| direct::pending_page(c, &u, after.as_ref(), PAGE))
+        .await
+    {
+        Ok(p) => p,
         Err(e) => {
-            log::error!("pending DMs not loaded user={user} err={e}");
-            return 0;
+            log::error!("undelivered DMs not loaded user={user} err={e}");
+            return;
         }
     };
-    let room = to.map_or_else(|| user_room(user), str::to_owned);
-    for dm in &claimed {
-        io.of(NSP)
-            .to(&room)
-            .emit(events::CHAT_DIRECT, &[dm.payload()]);
+    let mut bytes = 0;
+    let fits = page
+        .iter()
+        .take_while(|d| {
+            bytes += d.message.len() + DM_OVERHEAD;
+            bytes <= page_bytes
+        })
+        .count();
+    // always one, so a page moves on whatever the budget
+    let more = fits.max(1) < page.len();
+    page.truncate(fits.max(1));
+    if page.is_empty() {
+        return;
     }
-    claimed.len()
+    let target = to.clone();
+    to.run(move |s| send_page(s, db, target, user, page, more, page_bytes));
+}
+
+/// What a page waits for: acks still to come, the ids acked so far, and whether one failed.
+struct PageAcks {
+    left: usize,
+    acked: Vec<String>,
+    failed: bool,
+}
+
+fn send_page(
+    s: &mut SocketCtx<'_>,
+    db: Db,
+    to: SocketHandle,
+    user: String,
+    page: Vec<DirectMessage>,
+    cut: bool,
+    page_bytes: usize,
+) {
+    let full = cut || page.len() as i64 == PAGE;
+    let cursor = page.last().map(|d| (d.created_at, d.id.clone()));
+    let acks = Rc::new(RefCell::new(PageAcks {
+        left: page.len(),
+        acked: Vec::with_capacity(page.len()),
+        failed: false,
+    }));
+    for dm in page {
+        let (acks, db, to, user, cursor) = (
+            acks.clone(),
+            db.clone(),
+            to.clone(),
+            user.clone(),
+            cursor.clone(),
+        );
+        let id = dm.id.clone();
+        s.emit_with_ack(
+            events::CHAT_DIRECT,
+            &[dm.payload()],
+            ACK_TIMEOUT,
+            move |res: Result<AckReply, AckError>| {
+                let mut a = acks.borrow_mut();
+                match res {
+                    Ok(_) => a.acked.push(id),
+                    Err(_) => a.failed = true,
+                }
+                a.left -= 1;
+                if a.left > 0 {
+                    return;
+                }
+                let acked = std::mem::take(&mut a.acked);
+                let more = full && !a.failed;
+                actix_rt::spawn(async move {
+                    mark(&db, acked).await;
+                    if more {
+                        resend(db, to, user, cursor, page_bytes).await;
+                    }
+                });
+            },
+        );
+    }
 }

@@ -48,6 +48,8 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
         cfg: config.chat.clone(),
         sends: limits::UserSends::new(&config.limits),
         syncs: limits::SyncSlots::new(&config.limits),
+        max_pending_dms: config.limits.max_pending_dms,
+        max_queued_bytes: config.limits.max_queued_bytes,
     });
     let chat = chat::handlers(chat, shared.clone());
     let chat = direct::handlers(chat, shared);

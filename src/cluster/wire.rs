@@ -49,6 +49,21 @@ pub enum BusMessage {
         /// When it was published (ms since the epoch).
         published_ms: i64,
     },
+    /// A command to the sockets of `nsp` in `rooms` (all when empty).
+    Command {
+        /// The node that asked.
+        origin: String,
+        /// The namespace.
+        nsp: String,
+        /// Target rooms; empty for the whole namespace.
+        rooms: Vec<String>,
+        /// The command handler's name.
+        name: String,
+        /// Its argument.
+        args: serde_json::Value,
+        /// When it was published (ms since the epoch).
+        published_ms: i64,
+    },
 }
 
 /// Why a channel message was not understood.
@@ -70,7 +85,7 @@ pub enum WireError {
 struct Envelope {
     /// Origin node.
     o: String,
-    /// `b` broadcast, `d` disconnect sockets.
+    /// `b` broadcast, `d` disconnect sockets, `c` command (its name in `t`).
     k: char,
     /// Namespace.
     n: String,
@@ -91,6 +106,9 @@ struct Envelope {
     x: Option<String>,
     /// Publish time, ms.
     p: i64,
+    /// A command's argument.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<serde_json::Value>,
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -130,15 +148,28 @@ impl BusMessage {
                 rooms: strings(rooms),
                 published_ms: now_ms,
             },
+            Relay::Command {
+                nsp,
+                rooms,
+                name,
+                args,
+            } => BusMessage::Command {
+                origin: origin.to_owned(),
+                nsp: nsp.to_string(),
+                rooms: strings(rooms),
+                name: name.to_string(),
+                args: (**args).clone(),
+                published_ms: now_ms,
+            },
         }
     }
 
     /// The node that sent it.
     pub fn origin(&self) -> &str {
         match self {
-            BusMessage::Broadcast { origin, .. } | BusMessage::DisconnectSockets { origin, .. } => {
-                origin
-            }
+            BusMessage::Broadcast { origin, .. }
+            | BusMessage::DisconnectSockets { origin, .. }
+            | BusMessage::Command { origin, .. } => origin,
         }
     }
 
@@ -146,7 +177,8 @@ impl BusMessage {
     pub fn published_ms(&self) -> i64 {
         match self {
             BusMessage::Broadcast { published_ms, .. }
-            | BusMessage::DisconnectSockets { published_ms, .. } => *published_ms,
+            | BusMessage::DisconnectSockets { published_ms, .. }
+            | BusMessage::Command { published_ms, .. } => *published_ms,
         }
     }
 
@@ -185,6 +217,18 @@ impl BusMessage {
                 nsp: Nsp::from(nsp),
                 rooms: to_rooms(r),
             },
+            BusMessage::Command {
+                nsp,
+                rooms: r,
+                name,
+                args,
+                ..
+            } => Relay::Command {
+                nsp: Nsp::from(nsp),
+                rooms: to_rooms(r),
+                name: Arc::from(name.as_str()),
+                args: Arc::new(args),
+            },
         }
     }
 
@@ -210,6 +254,7 @@ impl BusMessage {
                 b: binary.iter().map(|b| B64.encode(b)).collect(),
                 x: offset,
                 p: published_ms,
+                a: None,
             },
             BusMessage::DisconnectSockets {
                 origin,
@@ -226,6 +271,26 @@ impl BusMessage {
                 b: Vec::new(),
                 x: None,
                 p: published_ms,
+                a: None,
+            },
+            BusMessage::Command {
+                origin,
+                nsp,
+                rooms,
+                name,
+                args,
+                published_ms,
+            } => Envelope {
+                o: origin,
+                k: 'c',
+                n: nsp,
+                r: rooms,
+                e: Vec::new(),
+                t: name,
+                b: Vec::new(),
+                x: None,
+                p: published_ms,
+                a: Some(args),
             },
         };
         // An envelope of strings and numbers always serializes.
@@ -254,6 +319,14 @@ impl BusMessage {
                 origin: env.o,
                 nsp: env.n,
                 rooms: env.r,
+                published_ms: env.p,
+            }),
+            'c' => Ok(BusMessage::Command {
+                origin: env.o,
+                nsp: env.n,
+                rooms: env.r,
+                name: env.t,
+                args: env.a.unwrap_or(serde_json::Value::Null),
                 published_ms: env.p,
             }),
             k => Err(WireError::Kind(k)),
@@ -326,6 +399,34 @@ mod tests {
             String::from_utf8(bytes).expect("utf-8"),
             r#"{"o":"n1","k":"d","n":"/","r":["user:x"],"e":[],"t":"","b":[],"x":null,"p":9}"#
         );
+    }
+
+    #[test]
+    fn a_command_round_trips() {
+        let c = Relay::Command {
+            nsp: Nsp::from("/"),
+            rooms: vec![Room::from("user:x")],
+            name: Arc::from("dm"),
+            args: Arc::new(serde_json::json!({"id": "1"})),
+        };
+        let bytes = BusMessage::from_relay("n1", &c, 9).encode();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).expect("utf-8"),
+            r#"{"o":"n1","k":"c","n":"/","r":["user:x"],"e":[],"t":"dm","b":[],"x":null,"p":9,"a":{"id":"1"}}"#
+        );
+        let back = BusMessage::decode(&bytes).expect("decodes").into_relay();
+        let Relay::Command {
+            nsp,
+            rooms,
+            name,
+            args,
+        } = back
+        else {
+            panic!("a command stays a command")
+        };
+        assert_eq!((&*nsp, &*name), ("/", "dm"));
+        assert_eq!(rooms, vec![Room::from("user:x")]);
+        assert_eq!(*args, serde_json::json!({"id": "1"}));
     }
 
     #[test]

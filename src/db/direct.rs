@@ -1,5 +1,5 @@
-//! Direct messages: stored always, marked delivered when they reach a live socket; a target
-//! that was offline gets its pending ones, each exactly once, on its next connect.
+//! Direct messages: stored always, marked delivered once a socket of the target has
+//! acknowledged them; the undelivered ones are read in pages, oldest first, to be sent again.
 
 use diesel::prelude::*;
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ pub fn user_exists(c: &mut DbConnection, id: &str) -> Result<bool, DbError> {
     Ok(users::table.find(id).count().get_result::<i64>(c)? > 0)
 }
 
-/// Stores a DM; `delivered_at` is set when it goes out live.
+/// Stores a DM (undelivered until acknowledged).
 pub fn store(c: &mut DbConnection, dm: &DirectMessage) -> Result<(), DbError> {
     diesel::insert_into(direct_messages::table)
         .values((
@@ -52,35 +52,59 @@ pub fn store(c: &mut DbConnection, dm: &DirectMessage) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Claims `user`'s undelivered DMs (oldest first), marking them delivered at `now`. Each row
-/// is claimed with its own conditional update, so two connects racing each other (or a
-/// sender's late delivery) never hand out the same DM twice.
-pub fn claim_pending(
-    c: &mut DbConnection,
-    user: &str,
-    now: i64,
-) -> Result<Vec<DirectMessage>, DbError> {
-    let pending: Vec<DirectMessage> = direct_messages::table
+/// How many DMs wait for `user`.
+pub fn pending_count(c: &mut DbConnection, user: &str) -> Result<i64, DbError> {
+    Ok(direct_messages::table
         .filter(direct_messages::to_user_id.eq(user))
         .filter(direct_messages::delivered_at.is_null())
-        .order((direct_messages::created_at.asc(), direct_messages::id.asc()))
-        .select(DirectMessage::as_select())
-        .load(c)?;
-    let mut claimed = Vec::with_capacity(pending.len());
-    for mut dm in pending {
-        let n = diesel::update(
-            direct_messages::table
-                .filter(direct_messages::id.eq(&dm.id))
-                .filter(direct_messages::delivered_at.is_null()),
-        )
-        .set(direct_messages::delivered_at.eq(now))
-        .execute(c)?;
-        if n == 1 {
-            dm.delivered_at = Some(now);
-            claimed.push(dm);
-        }
+        .count()
+        .get_result(c)?)
+}
+
+/// Where a page of pending DMs ends: the last one's time and id.
+pub type Cursor = (i64, String);
+
+/// Up to `limit` of `user`'s undelivered DMs after `after` (from the oldest without it),
+/// oldest first.
+pub fn pending_page(
+    c: &mut DbConnection,
+    user: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<DirectMessage>, DbError> {
+    let mut q = direct_messages::table
+        .filter(direct_messages::to_user_id.eq(user))
+        .filter(direct_messages::delivered_at.is_null())
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            direct_messages::created_at
+                .gt(*at)
+                .or(direct_messages::created_at
+                    .eq(*at)
+                    .and(direct_messages::id.gt(id.clone()))),
+        );
     }
-    Ok(claimed)
+    Ok(
+        q.order((direct_messages::created_at.asc(), direct_messages::id.asc()))
+            .limit(limit)
+            .select(DirectMessage::as_select())
+            .load(c)?,
+    )
+}
+
+/// Marks the DMs `ids` delivered at `now` (those not already); returns how many changed.
+pub fn mark_delivered(c: &mut DbConnection, ids: &[String], now: i64) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(
+        direct_messages::table
+            .filter(direct_messages::id.eq_any(ids))
+            .filter(direct_messages::delivered_at.is_null()),
+    )
+    .set(direct_messages::delivered_at.eq(now))
+    .execute(c)?)
 }
 
 /// Whether DM `id` has been delivered (tests and tools).

@@ -100,6 +100,18 @@ impl BroadcastOp {
         }));
     }
 
+    /// Has every targeted socket, on every node, run its namespace's command handler `name`
+    /// (`Namespace::on_command`) with `args`. Nothing is sent to the clients; exceptions do
+    /// not apply.
+    pub fn command(self, name: &str, args: Value) {
+        self.io.server.do_send(Emit(Relay::Command {
+            nsp: self.nsp,
+            rooms: self.rooms,
+            name: Arc::from(name),
+            args: Arc::new(args),
+        }));
+    }
+
     /// Encodes the packet once and hands it to the rooms' actors.
     pub fn emit_binary(self, event: &str, args: &[Value], binary: Vec<Bytes>) {
         let id = next_broadcast_id();

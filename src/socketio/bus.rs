@@ -35,6 +35,18 @@ pub enum Relay {
         /// Target rooms; empty for the whole namespace.
         rooms: Vec<Room>,
     },
+    /// A command to the sockets of `nsp` in any of `rooms` (all when empty): each runs its
+    /// namespace's handler `name` (`Namespace::on_command`) with `args`.
+    Command {
+        /// The namespace.
+        nsp: Nsp,
+        /// Target rooms; empty for the whole namespace.
+        rooms: Vec<Room>,
+        /// The handler.
+        name: Arc<str>,
+        /// Its argument.
+        args: Arc<serde_json::Value>,
+    },
 }
 
 /// A relay received from another node (delivered here, never relayed again).

@@ -717,6 +717,14 @@ impl Client {
             SocketCommand::Join(rooms) => self.join(key, rooms, ctx),
             SocketCommand::Leave(rooms) => self.leave(key, rooms),
             SocketCommand::Disconnect => self.disconnect(key, ctx),
+            SocketCommand::Command { name, args } => {
+                let handler = self
+                    .socket(key)
+                    .and_then(|s| s.ns.commands.get(&*name).cloned());
+                if let Some(h) = handler {
+                    h(&mut SocketCtx::new(self, ctx.reborrow(), key), &args);
+                }
+            }
             SocketCommand::Run(f) => {
                 if self.socket(key).is_some() {
                     f(&mut SocketCtx::new(self, ctx.reborrow(), key));
@@ -772,6 +780,13 @@ pub enum SocketCommand {
     Leave(Vec<Room>),
     /// Disconnect the socket (server side).
     Disconnect,
+    /// Run the namespace's command handler `name` (`Namespace::on_command`).
+    Command {
+        /// The handler's name.
+        name: Arc<str>,
+        /// Its argument.
+        args: Arc<Value>,
+    },
     /// Runs in the socket's context, if the socket still exists.
     Run(Box<dyn FnOnce(&mut SocketCtx<'_>) + Send>),
 }

@@ -161,6 +161,8 @@ pub struct EventRate {
     /// How long a socket may keep hitting the limit before it is disconnected.
     pub disconnect_after: std::time::Duration,
 }
+/// Runs a command sent to the socket (`BroadcastOp::command`), with its argument.
+pub type CommandHandler = Arc<dyn Fn(&mut SocketCtx<'_>, &Value) + Send + Sync>;
 /// Runs before a socket goes, with the reason.
 pub type DisconnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>, DisconnectReason) + Send + Sync>;
 
@@ -217,6 +219,7 @@ pub struct Namespace {
     pub(crate) events: HashMap<String, EventHandler>,
     pub(crate) fallback: Option<EventHandler>,
     pub(crate) on_refused: Option<RefusedHandler>,
+    pub(crate) commands: HashMap<String, CommandHandler>,
     /// Its metrics, resolved when it is mounted under its name.
     pub(crate) counters: Option<crate::metrics::NsCounters>,
 }
@@ -285,6 +288,17 @@ impl Namespace {
         F: Fn(&mut SocketCtx<'_>, Option<AckId>, Refused) + Send + Sync + 'static,
     {
         self.on_refused = Some(Arc::new(f));
+        self
+    }
+
+    /// Handles the server-side command `name`, sent to sockets of this namespace from any
+    /// node with `BroadcastOp::command`; the client sees nothing of it.
+    pub fn on_command<F: Fn(&mut SocketCtx<'_>, &Value) + Send + Sync + 'static>(
+        mut self,
+        name: &str,
+        f: F,
+    ) -> Self {
+        self.commands.insert(name.to_owned(), Arc::new(f));
         self
     }
 

@@ -331,12 +331,19 @@ test("typing: others hear start once, stop, auto-stop after 3 s, stop on leave a
   bob.disconnect();
 });
 
-test("DMs: all of an online target's sockets; offline ones stored and delivered once on connect", async () => {
+// Collects chat:direct on `s`, acknowledging each (as a client must for it to count as delivered).
+function dmInbox(s) {
+  const got = [];
+  s.on("chat:direct", (dm, ack) => { got.push([dm]); ack?.(); });
+  return got;
+}
+
+test("DMs: all of an online target's sockets; marked delivered only when acked; undelivered ones again on every connect", async () => {
   const alice = await client("alice");
   const bob1 = await client("bob");
   const bob2 = await client("bob");
-  const got1 = collect(bob1, "chat:direct");
-  const got2 = collect(bob2, "chat:direct");
+  const got1 = dmInbox(bob1);
+  const got2 = dmInbox(bob2);
   const ack = await ask(alice, "user:direct-message", { targetId: "bob", message: "  psst " });
   assert.equal(ack.success, true);
   assert.equal(ack.delivered, true);
@@ -344,29 +351,40 @@ test("DMs: all of an online target's sockets; offline ones stored and delivered 
   const dm = got1[0][0];
   assert.deepEqual(dm, { id: ack.id, fromUserId: "alice", message: "psst", timestamp: dm.timestamp });
   assert.deepEqual(got2[0][0], dm);
+  await until(async () => (await count(`select count(*) from direct_messages where id = '${ack.id}' and delivered_at is not null`)) === 1, 3000, "the acked DM marked delivered");
   bob1.disconnect();
   bob2.disconnect();
 
-  // dave is offline: stored, delivered on his next connect, exactly once
+  // dave is offline: stored undelivered
   await until(async () => (await ask(alice, "user:direct-message", { targetId: "bob", message: "probe" })).delivered === false, 3000, "bob counted offline");
   const off1 = await ask(alice, "user:direct-message", { targetId: "dave", message: "first" });
   const off2 = await ask(alice, "user:direct-message", { targetId: "dave", message: "second" });
   assert.equal(off1.delivered, false);
   assert.equal(off2.delivered, false);
-  assert.equal(await count(`select count(*) from direct_messages where to_user_id = 'dave' and delivered_at is null`), 2);
+  const pending = () => count(`select count(*) from direct_messages where to_user_id = 'dave' and delivered_at is null`);
+  assert.equal(await pending(), 2);
+  // a client that does not acknowledge gets them, but they stay undelivered
+  const deaf = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("dave") } });
+  const heard = collect(deaf, "chat:direct");
+  await once(deaf, "connect");
+  await until(() => heard.length === 2, 3000, "pending DMs");
+  assert.deepEqual(heard.map((d) => d[0].message), ["first", "second"]);
+  assert.equal(typeof heard[0].at(-1), "function", "sent with an ack request");
+  deaf.disconnect();
+  assert.equal(await pending(), 2);
+  // the next connect gets them again, in order, and acknowledges them
   const dave = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("dave") } });
-  const daveGot = collect(dave, "chat:direct");
+  const daveGot = dmInbox(dave);
   await once(dave, "connect");
-  await until(() => daveGot.length === 2, 3000, "pending DMs");
-  assert.deepEqual(daveGot.map((d) => d[0].message), ["first", "second"]);
+  await until(() => daveGot.length === 2, 3000, "pending DMs again");
   assert.deepEqual(daveGot.map((d) => d[0].id), [off1.id, off2.id]);
-  assert.equal(await count(`select count(*) from direct_messages where to_user_id = 'dave' and delivered_at is null`), 0);
+  await until(async () => (await pending()) === 0, 3000, "acked DMs marked delivered");
   dave.disconnect();
   const dave2 = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("dave") } });
   const again = collect(dave2, "chat:direct");
   await once(dave2, "connect");
   await delay(300);
-  assert.equal(again.length, 0, "delivered once");
+  assert.equal(again.length, 0, "nothing once delivered");
   dave2.disconnect();
 
   for (const [payload, code] of [

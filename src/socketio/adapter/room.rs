@@ -176,15 +176,42 @@ impl Handler<Fanout> for RoomActor {
 /// Disconnects every member (server side).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DisconnectMembers;
+pub struct ToMembers(pub MembersOp);
 
-impl Handler<DisconnectMembers> for RoomActor {
+/// What every member socket of a room is told to do.
+#[derive(Clone)]
+pub enum MembersOp {
+    /// Disconnect (server side).
+    Disconnect,
+    /// Run the namespace's command handler `name` with `args`.
+    Command {
+        /// The handler's name.
+        name: Arc<str>,
+        /// Its argument.
+        args: Arc<serde_json::Value>,
+    },
+}
+
+impl MembersOp {
+    /// The command one socket gets.
+    pub(crate) fn for_socket(&self) -> SocketCommand {
+        match self {
+            MembersOp::Disconnect => SocketCommand::Disconnect,
+            MembersOp::Command { name, args } => SocketCommand::Command {
+                name: name.clone(),
+                args: args.clone(),
+            },
+        }
+    }
+}
+
+impl Handler<ToMembers> for RoomActor {
     type Result = ();
-    fn handle(&mut self, _: DisconnectMembers, _: &mut Self::Context) {
+    fn handle(&mut self, msg: ToMembers, _: &mut Self::Context) {
         for (key, e) in &self.members {
             e.member.addr.do_send(ForSocket {
                 key: *key,
-                cmd: SocketCommand::Disconnect,
+                cmd: msg.0.for_socket(),
             });
         }
     }

@@ -12,13 +12,13 @@ use actix::{
 };
 use serde_json::Value;
 
-use super::room::{AddMember, DisconnectMembers, Fanout, RemoveMember, RoomActor, StopRoom};
+use super::room::{AddMember, Fanout, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers};
 use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;
 use crate::engine::Endpoint;
 use crate::protocol::{DisconnectReason, NodeId};
 use crate::socketio::bus::{Bus, FromNode, KeptSession, Relay};
-use crate::socketio::client::{Deliver, ForSocket, SocketCommand};
+use crate::socketio::client::{Deliver, ForSocket};
 use crate::socketio::recovery::{PersistedSocket, RecoveryStore, Restored};
 use crate::socketio::Outgoing;
 
@@ -69,9 +69,9 @@ impl RoomEntry {
         self.shards.is_empty()
     }
 
-    fn disconnect_members(&self) {
+    fn command_members(&self, op: &MembersOp) {
         for e in &self.shards {
-            e.addr.do_send(DisconnectMembers);
+            e.addr.do_send(ToMembers(op.clone()));
         }
     }
 
@@ -195,20 +195,31 @@ impl ServerActor {
                 }
             }
             Relay::DisconnectSockets { nsp, rooms } => {
-                let ns = self.ns(&nsp);
-                if rooms.is_empty() {
-                    return ns.all.disconnect_members();
-                }
-                for r in &rooms {
-                    if let Some(e) = ns.rooms.get(r) {
-                        e.disconnect_members();
-                    } else if let Some(m) = ns.sockets.get(r.as_str()) {
-                        m.addr.do_send(ForSocket {
-                            key: m.key,
-                            cmd: SocketCommand::Disconnect,
-                        });
-                    }
-                }
+                self.command_sockets(&nsp, &rooms, MembersOp::Disconnect)
+            }
+            Relay::Command {
+                nsp,
+                rooms,
+                name,
+                args,
+            } => self.command_sockets(&nsp, &rooms, MembersOp::Command { name, args }),
+        }
+    }
+
+    /// Tells this node's sockets of `nsp` in any of `rooms` (all when empty) to do `op`.
+    fn command_sockets(&mut self, nsp: &Nsp, rooms: &[Room], op: MembersOp) {
+        let ns = self.ns(nsp);
+        if rooms.is_empty() {
+            return ns.all.command_members(&op);
+        }
+        for r in rooms {
+            if let Some(e) = ns.rooms.get(r) {
+                e.command_members(&op);
+            } else if let Some(m) = ns.sockets.get(r.as_str()) {
+                m.addr.do_send(ForSocket {
+                    key: m.key,
+                    cmd: op.for_socket(),
+                });
             }
         }
     }
