@@ -168,7 +168,10 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     );
     config.recovery.enabled = true;
     let presence = Presence::default();
-    let io = realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
+    let (io, drain) =
+        realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
+    // accepted chat:sends get this long to be stored and acked before connections close
+    let drain_max = std::time::Duration::from_millis(config.server.drain_ms.max(5000));
     let path = config.engine.path.clone();
     let low_stock = config.notifications.low_stock_threshold;
     actix_web::rt::System::new().block_on(async move {
@@ -184,12 +187,24 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
                     io,
                 })
             })
+            .on_drain(move || drain.run(drain_max))
             .run(listener, shutdown_signal())
             .await
     })
 }
 
+/// Resolves on the first SIGTERM or SIGINT (the drain starts); a second one exits at once.
 async fn shutdown_signal() {
+    signal().await;
+    log::info!("signal received: draining (a second signal exits at once)");
+    actix_web::rt::spawn(async {
+        signal().await;
+        log::warn!("second signal: exiting without draining");
+        std::process::exit(1);
+    });
+}
+
+async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

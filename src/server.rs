@@ -40,7 +40,12 @@ pub struct Server {
     routes: Vec<Routes>,
     io_routes: Vec<IoRoutes>,
     bus: Option<BusFactory>,
+    drain_hooks: Vec<DrainHook>,
 }
+
+/// Work the application finishes when the server drains, before connections close (e.g.
+/// storing and acknowledging what was accepted).
+pub type DrainHook = Box<dyn FnOnce() -> futures_util::future::LocalBoxFuture<'static, ()>>;
 
 impl Server {
     /// A server with `config` and nothing mounted yet.
@@ -52,6 +57,7 @@ impl Server {
             routes: Vec::new(),
             io_routes: Vec::new(),
             bus: None,
+            drain_hooks: Vec::new(),
         }
     }
 
@@ -100,8 +106,23 @@ impl Server {
         self
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then closes every session with
-    /// `server shutting down` and stops. Must run inside an actix system.
+    /// Runs `f` when the server drains, after new clients are refused and before the
+    /// connections close; the drain waits for it.
+    pub fn on_drain<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce() -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.drain_hooks.push(Box::new(move || {
+            Box::pin(f()) as futures_util::future::LocalBoxFuture<'static, ()>
+        }));
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains (DESIGN 10): not ready
+    /// any more and new sessions refused at once, the drain hooks finished, every session
+    /// closed with `server shutting down` spread over `server.drain_ms`, and stops once they
+    /// are gone (or a little after). Must run inside an actix system.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -162,15 +183,32 @@ impl Server {
         for f in self.io_routes {
             routes.push(f(handle.clone()));
         }
-        let http = serve_http(listener, &config, endpoints, Arc::new(routes))?;
+        let http = serve_http(listener, &config, endpoints.clone(), Arc::new(routes))?;
         let stop = http.handle();
         let http = actix_web::rt::spawn(http);
 
         shutdown.await;
-        log::info!("shutting down");
-        let _ = server.send(Shutdown).await;
-        // Let the close packets reach the clients.
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let spread = Duration::from_millis(config.server.drain_ms);
+        log::info!(
+            "draining: refusing new clients, closing connections over {} ms",
+            spread.as_millis()
+        );
+        handle.start_draining();
+        for e in endpoints.iter() {
+            e.stop_admitting();
+        }
+        for hook in self.drain_hooks {
+            hook().await;
+        }
+        let n = server.send(Shutdown { spread }).await.unwrap_or(0);
+        // The closes go out over `spread`; each WebSocket then waits a moment for its
+        // client's close. Polling sessions wait for their next GET.
+        let deadline = tokio::time::Instant::now() + spread + Duration::from_secs(3);
+        while endpoints.iter().any(|e| !e.is_empty()) && tokio::time::Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: usize = endpoints.iter().map(|e| e.len()).sum();
+        log::info!("drained: {n} connections closed, {left} left");
         stop.stop(true).await;
         let _ = http.await;
         Ok(())

@@ -255,7 +255,10 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     let refused = match chat.writer.submit(p) {
         Ok(()) => return,
         Err(Rejected::Busy) => AppError::Busy("server busy, retry with the same clientMsgId"),
-        Err(Rejected::Gone) => AppError::Internal("server shutting down"),
+        Err(Rejected::Gone) => AppError::Internal("message writer stopped"),
+        Err(Rejected::Draining) => {
+            AppError::Busy("server shutting down, retry with the same clientMsgId")
+        }
     };
     reply::fail(s, ev.ack, &refused);
 }

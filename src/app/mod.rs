@@ -25,9 +25,28 @@ use crate::socketio::{EventRate, Namespace, SocketIo};
 use presence::Presence;
 use session_auth::Access;
 
-/// The product's Socket.IO application; its presence counts are shared with `presence`
-/// (the webhooks' `notified` asks them).
-pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Presence) -> SocketIo {
+/// What the application finishes when the server drains.
+#[derive(Clone)]
+pub struct Drain {
+    writer: writer::MessageWriter,
+}
+
+impl Drain {
+    /// Refuses new `chat:send`s and waits until every accepted one is stored and acked (at
+    /// most `max`).
+    pub async fn run(self, max: std::time::Duration) {
+        self.writer.drain(max).await
+    }
+}
+
+/// The product's Socket.IO application, and what it finishes on a drain; its presence
+/// counts are shared with `presence` (the webhooks' `notified` asks them).
+pub fn socket_io(
+    config: &Config,
+    verifier: Arc<Verifier>,
+    db: Db,
+    presence: Presence,
+) -> (SocketIo, Drain) {
     let allow_query = config.auth.allow_query_token;
     let auth = |access| {
         session_auth::authenticated(
@@ -41,8 +60,12 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
     let notifications = notifications::handlers(auth(Access::Users), db.clone(), presence.clone());
     let admin = admin::handlers(auth(Access::Admins), Arc::new(config.chat.clone()));
     let chat = auth(Access::Users);
+    let writer = writer::MessageWriter::start(db.clone(), config.chat.write_queue);
+    let drain = Drain {
+        writer: writer.clone(),
+    };
     let shared = Arc::new(chat::Chat {
-        writer: writer::MessageWriter::start(db.clone(), config.chat.write_queue),
+        writer,
         db,
         presence,
         cfg: config.chat.clone(),
@@ -56,7 +79,7 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
     // The chat application turns connection state recovery on; a recovered socket is
     // authenticated again with the token it presents (DESIGN section 9).
     let l = &config.limits;
-    SocketIo::new()
+    let io = SocketIo::new()
         .event_rate(Some(EventRate {
             per_s: l.events_per_s,
             burst: l.events_burst,
@@ -66,5 +89,6 @@ pub fn socket_io(config: &Config, verifier: Arc<Verifier>, db: Db, presence: Pre
         .recovery_middleware(true)
         .namespace(names::CHAT, chat)
         .namespace(names::NOTIFICATIONS, notifications)
-        .namespace(names::ADMIN, admin)
+        .namespace(names::ADMIN, admin);
+    (io, drain)
 }

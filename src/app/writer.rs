@@ -9,7 +9,10 @@
 //! The thread does only blocking database work and hands results to actors by message; no
 //! actor or event-loop thread ever waits on the database.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -37,45 +40,85 @@ pub struct Pending {
 pub enum Rejected {
     /// The queue is full: the server is behind; the client may retry (same `clientMsgId`).
     Busy,
-    /// The writer thread is gone (shutting down).
+    /// The writer thread is gone.
     Gone,
+    /// The server drains: nothing new is accepted (the client retries on another node
+    /// with the same `clientMsgId`).
+    Draining,
 }
 
 /// The sending side of the writer's queue.
 #[derive(Clone)]
 pub struct MessageWriter {
     tx: SyncSender<Pending>,
+    state: Arc<WriterState>,
+}
+
+/// What the drain looks at: accepted messages not answered yet, and whether it began.
+#[derive(Default)]
+struct WriterState {
+    unanswered: AtomicUsize,
+    draining: AtomicBool,
 }
 
 impl MessageWriter {
     /// Starts the writer thread with a queue of `capacity` messages.
     pub fn start(db: Db, capacity: usize) -> MessageWriter {
         let (tx, rx) = mpsc::sync_channel(capacity);
+        let state = Arc::new(WriterState::default());
+        let st = state.clone();
         let spawned = std::thread::Builder::new()
             .name("chat-writer".into())
-            .spawn(move || run(db, rx));
+            .spawn(move || run(db, rx, &st));
         if let Err(e) = spawned {
             // Without the thread every send answers INTERNAL (the queue's receiver is gone).
             log::error!("cannot start the chat writer thread: {e}");
         }
-        MessageWriter { tx }
+        MessageWriter { tx, state }
     }
 
+    /// Queues a message; it is stored, broadcast and acked in its turn.
     pub fn submit(&self, p: Pending) -> Result<(), Rejected> {
-        self.tx.try_send(p).map_err(|e| match e {
-            TrySendError::Full(p) => {
-                log::warn!(
-                    "chat writer queue full, refusing a message room={}",
-                    p.msg.room_id
-                );
-                Rejected::Busy
+        if self.state.draining.load(Ordering::Acquire) {
+            return Err(Rejected::Draining);
+        }
+        // counted before it is queued, so the drain never misses it
+        self.state.unanswered.fetch_add(1, Ordering::AcqRel);
+        self.tx.try_send(p).map_err(|e| {
+            self.state.unanswered.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(p) => {
+                    log::warn!(
+                        "chat writer queue full, refusing a message room={}",
+                        p.msg.room_id
+                    );
+                    Rejected::Busy
+                }
+                TrySendError::Disconnected(_) => Rejected::Gone,
             }
-            TrySendError::Disconnected(_) => Rejected::Gone,
         })
+    }
+
+    /// Stops accepting messages and resolves once every accepted one is stored and
+    /// answered (or after `max`, with a log line saying how many were left).
+    pub async fn drain(&self, max: Duration) {
+        self.state.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let left = self.state.unanswered.load(Ordering::Acquire);
+            if left == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                log::error!("chat writer: {left} accepted messages still unanswered at the end of the drain");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
-fn run(db: Db, rx: Receiver<Pending>) {
+fn run(db: Db, rx: Receiver<Pending>, state: &WriterState) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -95,9 +138,11 @@ fn run(db: Db, rx: Receiver<Pending>) {
                     .collect()
             }
         };
+        let n = batch.len();
         for (p, outcome) in batch.into_iter().zip(outcomes) {
             answer(p, outcome);
         }
+        state.unanswered.fetch_sub(n, Ordering::AcqRel);
     }
 }
 

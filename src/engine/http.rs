@@ -116,6 +116,9 @@ pub async fn endpoint<H: EngineHandler>(
     if websocket {
         return EngineError::BadRequest.response();
     }
+    if mount.closing() {
+        return shutting_down();
+    }
     if !mount.admit() {
         return busy();
     }
@@ -135,6 +138,16 @@ pub(crate) fn busy() -> HttpResponse {
         .content_type("application/json")
         .body(BUSY)
 }
+
+/// 503: the server drains; the client goes elsewhere (or retries later).
+pub(crate) fn shutting_down() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/json")
+        .body(SHUTTING_DOWN)
+}
+
+/// The body of [`shutting_down`].
+pub(crate) const SHUTTING_DOWN: &str = r#"{"code":503,"message":"Server shutting down"}"#;
 
 /// The body of [`busy`].
 pub(crate) const BUSY: &str = r#"{"code":503,"message":"Server busy: too many pending sessions"}"#;

@@ -6,8 +6,9 @@
 //! it is created and leaves when it stops.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix::{Actor, Addr, AsyncContext};
 use actix_web::web;
@@ -31,6 +32,8 @@ pub struct Mount<H: EngineHandler> {
     sessions: Mutex<HashMap<Sid, Addr<Session<H>>>>,
     /// Sessions not established yet (see [`EngineHandler::WAITS_TO_ESTABLISH`]).
     pending: Arc<AtomicUsize>,
+    /// Draining: new sessions are refused (503).
+    closing: AtomicBool,
 }
 
 impl<H: EngineHandler> Mount<H> {
@@ -42,6 +45,7 @@ impl<H: EngineHandler> Mount<H> {
             factory,
             sessions: Mutex::new(HashMap::new()),
             pending: Arc::new(AtomicUsize::new(0)),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -62,6 +66,11 @@ impl<H: EngineHandler> Mount<H> {
 
     /// Takes a place for a new session; false when `limits.max_pending_sessions` are
     /// waiting to be established already (the handshake is then refused with 503).
+    /// True once the mount drains: new sessions get 503.
+    pub(super) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     pub(super) fn admit(&self) -> bool {
         if !H::WAITS_TO_ESTABLISH {
             return true;
@@ -154,6 +163,11 @@ pub trait Endpoint: Send + Sync + 'static {
     }
     /// Tells every session to close for `reason`; returns how many were told.
     fn close_all(&self, reason: DisconnectReason) -> usize;
+    /// Refuses new sessions from now on (503), as a draining server does.
+    fn stop_admitting(&self);
+    /// Closes every session for `reason`, spread evenly over `over` (the first at once);
+    /// returns how many will be closed. Must be called inside the actix system.
+    fn close_spread(&self, reason: DisconnectReason, over: Duration) -> usize;
 }
 
 impl<H: EngineHandler> Endpoint for Mount<H> {
@@ -188,5 +202,27 @@ impl<H: EngineHandler> Endpoint for Mount<H> {
             addr.do_send(CloseSession { reason });
         }
         all.len()
+    }
+
+    fn stop_admitting(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    fn close_spread(&self, reason: DisconnectReason, over: Duration) -> usize {
+        let all: Vec<_> = self.sessions().values().cloned().collect();
+        let n = all.len();
+        if n == 0 {
+            return 0;
+        }
+        actix_rt::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for (i, addr) in all.into_iter().enumerate() {
+                // session i of n closes at i/n of the way
+                let at = start + over.mul_f64(i as f64 / n as f64);
+                tokio::time::sleep_until(at).await;
+                addr.do_send(CloseSession { reason });
+            }
+        });
+        n
     }
 }

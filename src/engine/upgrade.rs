@@ -76,6 +76,16 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
         },
         None => None,
     };
+    if session.is_none() && mount.closing() {
+        let body = super::http::SHUTTING_DOWN.to_owned();
+        return reply(
+            framed,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            body,
+        )
+        .await;
+    }
     if session.is_none() && !mount.admit() {
         let body = super::http::BUSY.to_owned();
         return reply(

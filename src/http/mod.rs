@@ -39,6 +39,10 @@ fn success() -> Answer {
 /// `GET /readyz`: 200 when the database answers (and, in a cluster, Redis), else 503; the
 /// body says which part is down.
 async fn readyz(st: web::Data<InternalState>) -> HttpResponse {
+    if st.io.is_draining() {
+        // shutting down: the load balancer sends new clients elsewhere at once
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
+    }
     let db = st.db.clone();
     let db_ok = web::block(move || db.ping()).await.unwrap_or(false);
     let redis = st.io.cluster_status().await;

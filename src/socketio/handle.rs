@@ -34,6 +34,8 @@ pub(crate) struct IoShared {
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,
+    /// Set when the server starts draining (SIGTERM): it is no longer ready.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 /// One socket, from anywhere (a spawned future, another thread).
@@ -116,6 +118,17 @@ pub struct IoHandle {
 }
 
 impl IoHandle {
+    /// True once the server drains (a shutdown signal came): not ready for new clients.
+    pub fn is_draining(&self) -> bool {
+        self.io.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.io
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     pub(crate) fn new(io: Arc<IoShared>) -> Self {
         IoHandle { io }
     }

@@ -354,6 +354,7 @@ impl SocketIo {
             event_rate: self.event_rate.and_then(EventRate::quota),
             server,
             bus: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

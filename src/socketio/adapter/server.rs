@@ -512,15 +512,19 @@ impl Handler<BusStatus> for ServerActor {
     }
 }
 
-/// Closes every connection (server shutting down) and leaves the cluster; answers how many
-/// connections were told.
+/// Leaves the cluster, then closes every connection at the Engine.IO level (`server
+/// shutting down`: clients see `transport close` and reconnect, recoverable sessions stay
+/// recoverable), spread over `spread`; answers how many connections will be closed.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct Shutdown;
+pub struct Shutdown {
+    /// The closes are spread evenly over this long (zero: all at once).
+    pub spread: std::time::Duration,
+}
 
 impl Handler<Shutdown> for ServerActor {
     type Result = ResponseFuture<usize>;
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> Self::Result {
         let leave = self.bus.as_ref().map(|b| b.leave());
         let endpoints = self.endpoints.clone();
         Box::pin(async move {
@@ -529,7 +533,7 @@ impl Handler<Shutdown> for ServerActor {
             }
             endpoints
                 .iter()
-                .map(|e| e.close_all(DisconnectReason::ServerShuttingDown))
+                .map(|e| e.close_spread(DisconnectReason::ServerShuttingDown, msg.spread))
                 .sum()
         })
     }
