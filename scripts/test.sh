@@ -39,6 +39,9 @@ cargo build --release --workspace --bins --examples
 echo "== rust tests"
 cargo test --release --workspace
 
+echo "== fuzz: every protocol decoder for 20 s (fuzz/run.sh; a crash fails the run)"
+fuzz/run.sh 20
+
 echo "== python client (python-socketio)"
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 

@@ -2,7 +2,13 @@
 #![no_main]
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use realtime_server::protocol::socket::Reassembler;
+
+// The protocol layer is pure (no I/O, no actix): its source is compiled in directly, so the
+// fuzz build needs only its four small dependencies, not the whole server.
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/protocol/mod.rs"]
+mod protocol;
+use protocol::socket::Reassembler;
 
 fuzz_target!(|data: &[u8]| {
     let mut r = Reassembler::default();

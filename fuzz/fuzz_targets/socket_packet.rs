@@ -2,7 +2,13 @@
 //! packet that decodes to the same thing.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use realtime_server::protocol::socket::{self, PacketKind};
+
+// The protocol layer is pure (no I/O, no actix): its source is compiled in directly, so the
+// fuzz build needs only its four small dependencies, not the whole server.
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/protocol/mod.rs"]
+mod protocol;
+use protocol::socket::{self, PacketKind};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

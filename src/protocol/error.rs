@@ -39,5 +39,7 @@ pub enum DecodeError {
         kind: crate::protocol::socket::PacketKind,
         nsp: String,
         id: Option<u64>,
+        /// Binary attachments announced by the packet (they still follow it).
+        attachments: usize,
     },
 }

@@ -161,7 +161,12 @@ pub fn decode_with(s: &str, max_depth: usize) -> Result<Packet, DecodeError> {
     };
 
     if json_depth(rest) > max_depth + 1 {
-        return Err(DecodeError::TooDeep { kind, nsp, id });
+        return Err(DecodeError::TooDeep {
+            kind,
+            nsp,
+            id,
+            attachments,
+        });
     }
     let data = if rest.is_empty() {
         None
@@ -238,6 +243,9 @@ pub struct Complete {
 #[derive(Debug)]
 pub struct Reassembler {
     pending: Option<Complete>,
+    /// A binary packet refused for its nesting: its attachments still to come are read and
+    /// dropped (within the same limits), then the refusal is reported.
+    skipping: Option<(usize, DecodeError)>,
     /// Bytes of the pending packet's attachments so far.
     bytes: usize,
     max_attachments: usize,
@@ -258,6 +266,7 @@ impl Reassembler {
     pub fn new(max_attachments: usize, max_bytes: usize, max_depth: usize) -> Self {
         Reassembler {
             pending: None,
+            skipping: None,
             bytes: 0,
             max_attachments,
             max_bytes,
@@ -267,21 +276,37 @@ impl Reassembler {
 
     /// The namespace of the packet whose attachments are awaited.
     pub fn waiting_nsp(&self) -> Option<&str> {
+        if let Some((_, DecodeError::TooDeep { nsp, .. })) = &self.skipping {
+            return Some(nsp);
+        }
         self.pending.as_ref().map(|p| p.packet.nsp.as_str())
     }
 
     /// True while binary attachments are awaited.
     pub fn is_waiting(&self) -> bool {
-        self.pending.is_some()
+        self.pending.is_some() || self.skipping.is_some()
     }
 
     /// Feeds a text message. A binary packet with attachments returns `None` until they came.
     pub fn push_text(&mut self, s: &str) -> Result<Option<Complete>, DecodeError> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.skipping.is_some() {
             self.pending = None;
+            self.skipping = None;
             return Err(DecodeError::IllegalAttachments);
         }
-        let packet = decode_with(s, self.max_depth)?;
+        let packet = match decode_with(s, self.max_depth) {
+            Ok(p) => p,
+            Err(e @ DecodeError::TooDeep { attachments, .. }) if attachments > 0 => {
+                // refused once its attachments are in (and only if they are within bounds)
+                if attachments > self.max_attachments {
+                    return Err(DecodeError::TooManyAttachments);
+                }
+                self.bytes = 0;
+                self.skipping = Some((attachments, e));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         if packet.attachments > self.max_attachments {
             return Err(DecodeError::TooManyAttachments);
         }
@@ -301,6 +326,19 @@ impl Reassembler {
 
     /// Feeds a binary message.
     pub fn push_binary(&mut self, b: Bytes) -> Result<Option<Complete>, DecodeError> {
+        if let Some((left, _)) = self.skipping.as_mut() {
+            self.bytes += b.len();
+            if self.bytes > self.max_bytes {
+                self.skipping = None;
+                return Err(DecodeError::AttachmentsTooLarge);
+            }
+            *left -= 1;
+            if *left > 0 {
+                return Ok(None);
+            }
+            let refused = self.skipping.take().map(|(_, e)| e);
+            return Err(refused.unwrap_or(DecodeError::UnexpectedBinary));
+        }
         let Some(p) = self.pending.as_mut() else {
             return Err(DecodeError::UnexpectedBinary);
         };
@@ -586,7 +624,8 @@ mod tests {
             Err(DecodeError::TooDeep {
                 kind: PacketKind::Event,
                 nsp: "/".into(),
-                id: None
+                id: None,
+                attachments: 0
             })
         );
         assert_eq!(
@@ -598,8 +637,44 @@ mod tests {
             Err(DecodeError::TooDeep {
                 kind: PacketKind::Event,
                 nsp: "/chat".into(),
-                id: Some(7)
+                id: Some(7),
+                attachments: 0
             })
+        );
+    }
+
+    #[test]
+    fn a_too_deep_binary_event_is_refused_after_its_attachments() {
+        let mut r = Reassembler::new(2, 10, MAX_DEPTH);
+        let deep = format!(
+            "452-/chat,3[\"e\",{}{{\"_placeholder\":true,\"num\":0}}{}]",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(
+            r.push_text(&deep[1..]),
+            Ok(None),
+            "its attachments are awaited"
+        );
+        assert_eq!(r.waiting_nsp(), Some("/chat"));
+        assert_eq!(r.push_binary(Bytes::from_static(b"abc")), Ok(None));
+        assert_eq!(
+            r.push_binary(Bytes::from_static(b"def")),
+            Err(DecodeError::TooDeep {
+                kind: PacketKind::BinaryEvent,
+                nsp: "/chat".into(),
+                id: Some(3),
+                attachments: 2
+            })
+        );
+        assert!(!r.is_waiting());
+        // the next packet decodes as usual
+        assert!(matches!(r.push_text("2/chat,[\"ok\"]"), Ok(Some(_))));
+        // the skipped attachments are bounded like any others
+        assert_eq!(r.push_text(&deep[1..]), Ok(None));
+        assert_eq!(
+            r.push_binary(Bytes::from_static(b"0123456789x")),
+            Err(DecodeError::AttachmentsTooLarge)
         );
     }
 }

@@ -147,7 +147,8 @@ impl EngineHandler for Client {
                     ctx.close(DisconnectReason::ForcedClose);
                 }
             }
-            Err(DecodeError::TooDeep { kind, nsp, id }) if self.too_deep(kind, &nsp, id, ctx) => {}
+            Err(DecodeError::TooDeep { kind, nsp, id, .. })
+                if self.too_deep(kind, &nsp, id, ctx) => {}
             Err(e) => {
                 if matches!(e, DecodeError::AttachmentsTooLarge) {
                     crate::metrics::get().refused("attachments");

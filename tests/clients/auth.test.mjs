@@ -279,6 +279,12 @@ test("arguments nested deeper than 64 levels: INVALID_PAYLOAD, the socket stays 
   const err = once(s, "error", 3000);
   s.emit("room:sync", deep);
   assert.equal((await err)[0].code, "INVALID_PAYLOAD");
+  // a binary event nested as deeply: refused once its attachment is in, the socket stays
+  let deepBin = Buffer.from("bottom");
+  for (let i = 0; i < 200; i++) deepBin = [deepBin];
+  const binAck = await s.timeout(3000).emitWithAck("room:sync", { roomId: "r", afterMessageId: deepBin });
+  assert.equal(binAck.code, "INVALID_PAYLOAD");
+  assert.ok(s.connected, "still connected after a deep binary event");
   // 64 levels are fine: the event reaches its handler (which refuses the shape itself)
   let ok = "x";
   for (let i = 0; i < 62; i++) ok = [ok];
