@@ -76,25 +76,15 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
         },
         None => None,
     };
-    if session.is_none() && mount.closing() {
-        let body = super::http::SHUTTING_DOWN.to_owned();
-        return reply(
-            framed,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "application/json",
-            body,
-        )
-        .await;
-    }
-    if session.is_none() && !mount.admit() {
-        let body = super::http::BUSY.to_owned();
-        return reply(
-            framed,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "application/json",
-            body,
-        )
-        .await;
+    // A new session while draining, or with too many waiting to be established: 503.
+    let unavailable = match (&session, mount.closing()) {
+        (Some(_), _) => None,
+        (None, true) => Some(super::http::SHUTTING_DOWN),
+        (None, false) => (!mount.admit()).then_some(super::http::BUSY),
+    };
+    if let Some(body) = unavailable {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        return reply(framed, status, "application/json", body.to_owned()).await;
     }
     let info = request_info(req.headers(), query, req.peer_addr());
     let max = mount.config.engine.max_payload as usize;

@@ -10,6 +10,7 @@
 mod client;
 mod proc_stats;
 mod product;
+mod storm;
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
@@ -104,6 +105,22 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         interval_ms: u64,
     },
+    /// A connection storm: `users` authenticated clients (`{prefix}N`, HS256 tokens made
+    /// with `jwt_secret`) connect within `window_ms` of each other; a probe socket
+    /// (`{prefix}probe`) connected before measures the server's responsiveness meanwhile.
+    Storm {
+        #[arg(long)]
+        jwt_secret: String,
+        #[arg(long, default_value_t = 10000)]
+        users: usize,
+        #[arg(long, default_value = "storm-u")]
+        prefix: String,
+        #[arg(long, default_value_t = 1000)]
+        window_ms: u64,
+        /// The event the probe asks for an ack (any event the server acks).
+        #[arg(long, default_value = "chat:typing-stop")]
+        probe_event: String,
+    },
     /// Emit-with-ack round trips at a fixed concurrency.
     Echo {
         #[arg(long, default_value_t = 100)]
@@ -164,6 +181,25 @@ fn main() {
                     webhooks,
                     interval_ms,
                 )
+                .await
+            }
+            Cmd::Storm {
+                jwt_secret,
+                users,
+                prefix,
+                window_ms,
+                probe_event,
+            } => {
+                storm::run(storm::Storm {
+                    url: &cli.url,
+                    pid: cli.pid,
+                    jwt_secret: &jwt_secret,
+                    prefix: &prefix,
+                    users,
+                    window: Duration::from_millis(window_ms),
+                    probe_event: &probe_event,
+                    source_ip,
+                })
                 .await
             }
             Cmd::Chat {
