@@ -23,10 +23,11 @@ pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$out/chat-server.log" && break; sleep 0.1; done
 url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/chat-server.log" | head -1 | sed 's|.*http://||')"
 
-put() { # route body
-  local sig
-  sig=$(printf '%s' "$2" | openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" -r | cut -d' ' -f1)
-  curl -sf -X PUT -H 'Content-Type: application/json' -H "X-Signature-256: sha256=$sig" \
+put() { # route body; X-Signature-256 over t.METHOD.target.body (docs/security.md)
+  local t sig
+  t=$(date +%s)
+  sig=$(printf '%s' "$t.PUT./internal$1.$2" | openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" -r | cut -d' ' -f1)
+  curl -sf -X PUT -H 'Content-Type: application/json' -H "X-Signature-256: t=$t,v1=$sig" \
     --data "$2" "$url/internal$1" >/dev/null
 }
 members=100

@@ -91,6 +91,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_signatures (mac) {
+        mac -> Text,
+        t -> BigInt,
+    }
+}
+
 diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
@@ -106,4 +113,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     cart_items,
     notifications,
     webhook_requests,
+    webhook_signatures,
 );

@@ -4,41 +4,17 @@
 use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 
-use super::{signature, success, Answer, InternalState};
-use crate::app::error::{AppError, Code};
+use super::{check_signature, success, Answer, InternalState};
+use crate::app::error::AppError;
 use crate::db::users::{self, UserUpdate};
 
-/// Checks `X-Signature-256` against the raw body.
-pub(super) fn check_signature(
-    req: &HttpRequest,
-    body: &[u8],
-    st: &InternalState,
-) -> Result<(), AppError> {
-    let header = req
-        .headers()
-        .get("x-signature-256")
-        .and_then(|v| v.to_str().ok());
-    let ok = st
-        .webhook_secret
-        .as_deref()
-        .is_some_and(|k| signature::valid(k, body, header));
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::refused(
-            Code::Unauthorized,
-            "missing or invalid X-Signature-256",
-        ))
-    }
-}
-
 /// Checks the signature; the parsed JSON body or why not.
-fn signed_json<T: for<'de> Deserialize<'de>>(
+async fn signed_json<T: for<'de> Deserialize<'de>>(
     req: &HttpRequest,
     body: &[u8],
     st: &InternalState,
 ) -> Result<T, AppError> {
-    check_signature(req, body, st)?;
+    check_signature(req, body, st).await?;
     serde_json::from_slice(body).map_err(|e| AppError::invalid(format!("invalid body: {e}")))
 }
 
@@ -67,7 +43,7 @@ pub async fn put_user(
     body: web::Bytes,
     st: web::Data<InternalState>,
 ) -> Answer {
-    let b: UserBody = signed_json(&req, &body, &st)?;
+    let b: UserBody = signed_json(&req, &body, &st).await?;
     let id = path.into_inner();
     if id.trim().is_empty() || b.name.trim().is_empty() {
         return Err(AppError::invalid("id and name must not be empty"));
@@ -134,7 +110,7 @@ pub async fn put_room(
     body: web::Bytes,
     st: web::Data<InternalState>,
 ) -> Answer {
-    let b: RoomBody = signed_json(&req, &body, &st)?;
+    let b: RoomBody = signed_json(&req, &body, &st).await?;
     let id = path.into_inner();
     if id.trim().is_empty() || b.name.trim().is_empty() {
         return Err(AppError::invalid("id and name must not be empty"));
@@ -155,14 +131,14 @@ pub async fn put_room(
 }
 
 /// `PUT` or `DELETE /internal/rooms/{id}/members/{userId}` (no body; the signature covers
-/// the empty body).
+/// method, path and an empty body).
 pub async fn member(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
     st: web::Data<InternalState>,
 ) -> Answer {
-    check_signature(&req, &body, &st)?;
+    check_signature(&req, &body, &st).await?;
     let (room, user) = path.into_inner();
     let add = req.method() == actix_web::http::Method::PUT;
     let res = st
@@ -192,7 +168,7 @@ pub async fn cart_item(
     body: web::Bytes,
     st: web::Data<InternalState>,
 ) -> Answer {
-    check_signature(&req, &body, &st)?;
+    check_signature(&req, &body, &st).await?;
     let (user, product) = path.into_inner();
     if user.trim().is_empty() || product.trim().is_empty() {
         return Err(AppError::invalid("user and product ids must not be empty"));

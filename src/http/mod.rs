@@ -10,7 +10,7 @@ pub mod signature;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::app::error::AppError;
+use crate::app::error::{AppError, Code};
 use crate::app::notify::NotificationActor;
 use crate::db::Db;
 
@@ -30,6 +30,55 @@ pub struct InternalState {
 /// What every handler here answers: a JSON success, or an [`AppError`] rendered as
 /// `{success:false, error, code}` with its status.
 pub type Answer = Result<HttpResponse, AppError>;
+
+/// Checks `X-Signature-256` of an internal call (DESIGN 6): bound to this method, target and
+/// body, within 300 s of now, and never seen before on any node (the replay cache is in the
+/// database). 401 `UNAUTHORIZED` otherwise.
+pub(crate) async fn check_signature(
+    req: &actix_web::HttpRequest,
+    body: &[u8],
+    st: &InternalState,
+) -> Result<(), AppError> {
+    let Some(secret) = st.webhook_secret.as_deref() else {
+        return Err(AppError::refused(
+            Code::Unauthorized,
+            "internal calls are disabled: no webhook secret is configured",
+        ));
+    };
+    let header = req
+        .headers()
+        .get("x-signature-256")
+        .and_then(|v| v.to_str().ok());
+    // The request target exactly as sent: percent-encoding kept, with the query.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path(), |pq| pq.as_str());
+    let now = crate::db::now_ms() / 1000;
+    let verified = signature::verify(&[secret], req.method().as_str(), target, body, header, now)
+        .map_err(|r| AppError::refused(Code::Unauthorized, r.message()))?;
+    let (t, v1) = (verified.t, verified.v1);
+    let first = st
+        .db
+        .run(move |c| crate::db::replay::first_use(c, t, &v1, now, signature::WINDOW_S))
+        .await
+        .map_err(|e| {
+            let e = AppError::from(e);
+            e.log_internal("signature replay cache");
+            e
+        })?;
+    if !first {
+        log::warn!(
+            "refused a replayed X-Signature-256 on {} {target}",
+            req.method()
+        );
+        return Err(AppError::refused(
+            Code::Unauthorized,
+            "X-Signature-256 was used before (a replay): sign every request afresh",
+        ));
+    }
+    Ok(())
+}
 
 /// `{success:true}`.
 fn success() -> Answer {

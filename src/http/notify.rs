@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::{directory::check_signature, Answer, InternalState};
+use super::{check_signature, Answer, InternalState};
 use crate::app::error::{AppError, Code};
 use crate::app::notify::{JobProgress, PriceChanged, StockChanged};
 use crate::db::{idempotency, now_ms, DbError};
@@ -121,7 +121,7 @@ pub async fn notify(
     if !matches!(kind.as_str(), "stock" | "price" | "progress") {
         return Err(AppError::not_found("unknown internal route"));
     }
-    check_signature(&req, &body, &st)?;
+    check_signature(&req, &body, &st).await?;
     let call = parse(&kind, &body).map_err(AppError::invalid)?;
     let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
         None => None,

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { io } from "socket.io-client";
-import { startProduct, serverBinary, once, delay } from "./common.mjs";
+import { startProduct, serverBinary, signedCall, once, delay } from "./common.mjs";
 import { rawWs } from "./ws.mjs";
 
 const SECRET = "test-secret-for-auth-tests-padded-to-at-least-32-bytes";
@@ -14,10 +14,7 @@ let srv;
 
 /** A signed directory-sync call. */
 function internal(method, route, body, { secret = HOOK, sign = true } = {}) {
-  const raw = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
-  const headers = { "Content-Type": "application/json" };
-  if (sign) headers["X-Signature-256"] = "sha256=" + createHmac("sha256", secret).update(raw).digest("hex");
-  return fetch(`${srv.url}/internal${route}`, { method, headers, body: raw || undefined });
+  return signedCall(srv.url, secret, method, route, body, { sign });
 }
 const user = (name, isActive = true, role = "user") => ({ name, email: `${name}@example.com`, role, isActive });
 

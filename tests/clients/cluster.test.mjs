@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startProduct, startPostgres, startRedis, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+import { startProduct, startPostgres, startRedis, signedCall, signature, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "cluster-jwt-secret-padded-to-at-least-32-bytes";
 const HOOK = "cluster-hook-secret-padded-to-at-least-32-bytes";
@@ -139,6 +139,16 @@ test("admin:stats lists every node; disconnect-user reaches the other node", asy
   await delay(200);
   assert.equal(alice.connected, true);
   for (const s of [root, alice]) s.disconnect();
+});
+
+test("a signed call is good once in the whole cluster: replayed on the other node it is refused", async () => {
+  const raw = JSON.stringify({ name: "Replay", isPublic: true });
+  const header = signature(HOOK, "PUT", "/internal/rooms/replay", raw);
+  const first = await signedCall(a.url, HOOK, "PUT", "/rooms/replay", raw, { header });
+  assert.equal(first.status, 200);
+  const again = await signedCall(b.url, HOOK, "PUT", "/rooms/replay", raw, { header });
+  assert.equal(again.status, 401);
+  assert.match((await again.json()).error, /replay/i);
 });
 
 test("Redis stopped: local delivery goes on, readiness degraded; restarted: the bridge reconnects and cross-node delivery resumes", async () => {

@@ -190,12 +190,29 @@ export async function sqliteQuery(file, sql) {
   return out ? out.split("\n").map((l) => l.split("|")) : [];
 }
 
-/** A signed `/internal/…` call (X-Signature-256 over the raw body); `body` may be a string
- * sent as is. */
-export async function signedCall(url, secret, method, route, body, { sign = true, headers = {} } = {}) {
+/** Signed requests already made by this process: (t, method, target, body) may be used once. */
+const usedSignatures = new Set();
+
+/** The `X-Signature-256` value (DESIGN 6) for a request: HMAC-SHA256 over
+ * `{t}.{METHOD}.{target}.{body}`. `t` defaults to now; when the same request was already signed
+ * for that second (a deliberate retry), an earlier second within the window is used, as the
+ * server refuses a signature it has seen. */
+export function signature(secret, method, target, raw, t) {
+  if (t === undefined) {
+    t = Math.floor(Date.now() / 1000);
+    while (usedSignatures.has(`${t}.${method}.${target}.${raw}`)) t -= 1;
+  }
+  usedSignatures.add(`${t}.${method}.${target}.${raw}`);
+  return `t=${t},v1=` + createHmac("sha256", secret).update(`${t}.${method}.${target}.${raw}`).digest("hex");
+}
+
+/** A signed `/internal/…` call; `body` may be a string sent as is. `header` replaces the
+ * signature header's value (attacks); `sign: false` sends none. */
+export async function signedCall(url, secret, method, route, body, { sign = true, headers = {}, header, t } = {}) {
   const raw = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
   const h = { "Content-Type": "application/json", ...headers };
-  if (sign) h["X-Signature-256"] = "sha256=" + createHmac("sha256", secret).update(raw).digest("hex");
+  if (header !== undefined) h["X-Signature-256"] = header;
+  else if (sign) h["X-Signature-256"] = signature(secret, method, `/internal${route}`, raw, t);
   return fetch(`${url}/internal${route}`, { method, headers: h, body: raw || undefined });
 }
 

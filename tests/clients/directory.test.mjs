@@ -1,25 +1,16 @@
 // Directory sync from the backend: rooms and members, checked in the SQLite file itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startProduct } from "./common.mjs";
+import { startProduct, signedCall } from "./common.mjs";
 
 const HOOK = "directory-hook-secret-padded-to-at-least-32-bytes";
 const dbPath = path.join(tmpdir(), `rt-test-dir-${process.pid}.db`);
 let srv;
 
-function call(method, route, body) {
-  const raw = body === undefined ? "" : JSON.stringify(body);
-  const sig = "sha256=" + createHmac("sha256", HOOK).update(raw).digest("hex");
-  return fetch(`${srv.url}/internal${route}`, {
-    method,
-    headers: { "Content-Type": "application/json", "X-Signature-256": sig },
-    body: raw || undefined,
-  });
-}
+const call = (method, route, body) => signedCall(srv.url, HOOK, method, route, body);
 
 /** Rows of a query on the server's SQLite file (python's sqlite3 reads it). */
 function rows(sql) {

@@ -40,6 +40,9 @@ pub struct Internal {
     stream: BufReader<TcpStream>,
     host: String,
     secret: Vec<u8>,
+    /// The earliest `t` each signed request (method, target, body) used: the server refuses
+    /// a signature twice, so a repeat is signed for an earlier second.
+    signed: std::collections::HashMap<String, u64>,
 }
 
 impl Internal {
@@ -50,6 +53,7 @@ impl Internal {
             stream: BufReader::new(s),
             host: addr.to_string(),
             secret: secret.as_bytes().to_vec(),
+            signed: std::collections::HashMap::new(),
         })
     }
 
@@ -60,12 +64,25 @@ impl Internal {
         path: &str,
         body: &str,
     ) -> Result<(u16, String), Error> {
-        let sig: String = hmac(&self.secret, body.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        // X-Signature-256 (DESIGN 6): t=<unix seconds>,v1=HMAC over t.METHOD.target.body
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let request = format!("{method}./internal{path}.{body}");
+        let t = match self.signed.get(&request) {
+            Some(&earliest) if earliest + 250 > now => earliest - 1,
+            _ => now,
+        };
+        self.signed.insert(request, t);
+        let sig: String = hmac(
+            &self.secret,
+            format!("{t}.{method}./internal{path}.{body}").as_bytes(),
+        )
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
         let req = format!(
-            "{method} /internal{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Signature-256: sha256={sig}\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} /internal{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Signature-256: t={t},v1={sig}\r\nContent-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
