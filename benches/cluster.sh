@@ -37,6 +37,7 @@ for r in $rates; do
 done
 kill "$spid"; wait "$spid" 2>/dev/null || true
 # two nodes, one worker each, through Redis
+export CLUSTER_SECRET="bench-cluster-secret-$(date +%s)-padded-to-32-bytes"
 start cluster-a --workers 1 --redis "redis://127.0.0.1:$rport/"
 a=$url
 start cluster-b --workers 1 --redis "redis://127.0.0.1:$rport/"

@@ -26,6 +26,9 @@ struct Args {
     /// Join a cluster through this Redis (e.g. redis://127.0.0.1:6379/).
     #[arg(long)]
     redis: Option<String>,
+    /// The cluster secret every node shares (at least 32 bytes; needed with `--redis`).
+    #[arg(long, env = "CLUSTER_SECRET")]
+    cluster_secret: Option<String>,
 }
 
 fn main() -> std::io::Result<()> {
@@ -34,6 +37,7 @@ fn main() -> std::io::Result<()> {
     let mut config = Config::default();
     config.server.workers = a.workers;
     config.redis.url = a.redis;
+    config.redis.cluster_secret = a.cluster_secret;
     let ns = Namespace::new()
         .on("join", |s, ev| {
             let Some(room) = ev.args.first().and_then(Value::as_str).map(str::to_owned) else {

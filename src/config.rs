@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The whole configuration, one field per `[section]`.
 #[allow(missing_docs)] // each section's type says what it is
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
     pub engine: EngineConfig,
@@ -29,7 +29,7 @@ pub struct Config {
 
 /// Limits every client is held to (DESIGN section 10).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Bytes queued to one connection (frames, polling payloads, pongs) before it counts as
     /// a slow consumer and is closed.
@@ -82,15 +82,18 @@ impl Default for LimitsConfig {
 
 /// Several nodes: the Redis that relays broadcasts and keeps cluster state (`REDIS_URL`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port/`; unset: a single node, no bridge.
     pub url: Option<String>,
+    /// The key that authenticates what nodes write to Redis (`CLUSTER_SECRET`): required,
+    /// at least 32 bytes, whenever `url` is set; the same on every node.
+    pub cluster_secret: Option<String>,
 }
 
 /// Webhook notifications.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// `isLowStock` is true below this stock.
     pub low_stock_threshold: u64,
@@ -106,7 +109,7 @@ impl Default for NotificationsConfig {
 
 /// The chat application's limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChatConfig {
     /// Longest message (and DM) text, in Unicode scalar values, after trimming.
     pub max_chars: usize,
@@ -134,15 +137,18 @@ impl Default for ChatConfig {
 
 /// The backend-facing HTTP endpoints.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct InternalConfig {
     /// HMAC key of `X-Signature-256` (`WEBHOOK_SECRET`); unset: internal calls are refused.
     pub webhook_secret: Option<String>,
+    /// A private listener (`127.0.0.1:4001`) for `/internal/…` and `/metrics`; set, they
+    /// answer 404 on the public port. Unset: everything is on the public port.
+    pub addr: Option<String>,
 }
 
 /// Storage: SQLite by default, PostgreSQL for several nodes (`DATABASE_URL`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH`, a plain path, or `postgres://…`.
     pub url: String,
@@ -160,7 +166,7 @@ impl Default for DatabaseConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 /// The listener and the node.
 pub struct ServerConfig {
     /// Listen address (`HOST`).
@@ -173,11 +179,15 @@ pub struct ServerConfig {
     pub node_id: String,
     /// On SIGTERM/SIGINT, the connections are closed spread over this many milliseconds.
     pub drain_ms: u64,
+    /// The origin browsers reach this server at (`https://chat.example.com`), when a proxy
+    /// in front changes the scheme or host; a WebSocket whose `Origin` is neither this (or,
+    /// unset, the scheme and `Host` of the request) nor in `cors.origins` is refused.
+    pub public_url: Option<String>,
 }
 
 /// Engine.IO settings, named as in Node's server options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// The Engine.IO endpoint (`/socket.io/`).
     pub path: String,
@@ -195,7 +205,7 @@ pub struct EngineConfig {
 
 /// Connection state recovery (Socket.IO 4.6+), off by default as in Node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
     /// Recovery allowed (the application still has to ask for it).
     pub enabled: bool,
@@ -206,16 +216,18 @@ pub struct RecoveryConfig {
 }
 
 /// Cross-origin requests (`CLIENT_URL`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
-    /// Allowed origins; `*` allows any origin (echoed back, credentials allowed).
+    /// Origins whose pages may call this server (`https://app.example.com`), answered with
+    /// credentials allowed. Empty (the default): same-origin pages and non-browser clients
+    /// only. `*` allows any origin, answered as `*` without credentials (logged at start).
     pub origins: Vec<String>,
 }
 
 /// JWT authentication (DESIGN section 4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// HMAC secret (`JWT_SECRET`); when absent one is generated and kept in `secret_file`.
     pub jwt_secret: Option<String>,
@@ -249,6 +261,7 @@ impl Default for ServerConfig {
             workers: 0,
             node_id: String::new(),
             drain_ms: 5000,
+            public_url: None,
         }
     }
 }
@@ -276,13 +289,6 @@ impl Default for RecoveryConfig {
     }
 }
 
-impl Default for CorsConfig {
-    fn default() -> Self {
-        CorsConfig {
-            origins: vec!["*".into()],
-        }
-    }
-}
 
 impl EngineConfig {
     /// `ping_interval_ms` as a duration.
@@ -330,9 +336,58 @@ impl Config {
             .set_override_option("auth.jwt_secret", env("JWT_SECRET"))?
             .set_override_option("database.url", env("DATABASE_URL"))?
             .set_override_option("redis.url", env("REDIS_URL"))?
+            .set_override_option("redis.cluster_secret", env("CLUSTER_SECRET"))?
             .set_override_option("internal.webhook_secret", env("WEBHOOK_SECRET"))?
             .build()?
-            .try_deserialize()
+            .try_deserialize::<Config>()?
+            .checked()
+            .map_err(config::ConfigError::Message)
+    }
+
+    /// Refuses what cannot work and spells origins the way browsers send them
+    /// (`https://app.example.com`, no trailing slash, default port left out).
+    fn checked(mut self) -> Result<Config, String> {
+        for o in self.cors.origins.iter_mut().filter(|o| *o != "*") {
+            *o = origin(o).map_err(|e| format!("cors.origins: {e}"))?;
+        }
+        if let Some(u) = self.server.public_url.as_mut() {
+            *u = origin(u).map_err(|e| format!("server.public_url: {e}"))?;
+        }
+        Ok(self)
+    }
+}
+
+/// The origin of `url` (`scheme://host[:port]`), or why it is none.
+fn origin(text: &str) -> Result<String, String> {
+    let u = url::Url::parse(text.trim()).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    let bare = u.username().is_empty()
+        && u.password().is_none()
+        && u.path() == "/"
+        && u.query().is_none()
+        && u.fragment().is_none();
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() || !bare {
+        return Err(format!(
+            "{text:?} is not an origin (scheme://host[:port], http or https)"
+        ));
+    }
+    Ok(u.origin().ascii_serialization())
+}
+
+/// `url` with its password replaced by `***`, for logs (a URL that does not parse is
+/// shown as its scheme alone).
+pub fn masked_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) if text.contains("://") => {
+            let scheme = text.split("://").next().unwrap_or_default();
+            format!("{scheme}://…")
+        }
+        Err(_) => text.to_owned(),
     }
 }
 
@@ -349,5 +404,59 @@ mod tests {
         assert_eq!(c.engine.max_payload, 1_000_000);
         assert_eq!(c.engine.connect_timeout_ms, 45_000);
         assert!(!c.recovery.enabled);
+        assert!(c.cors.origins.is_empty());
+    }
+
+    #[test]
+    fn origins_are_spelled_as_browsers_send_them() {
+        assert_eq!(
+            origin("https://App.example.com/").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(origin("http://a.example:80").unwrap(), "http://a.example");
+        assert_eq!(
+            origin("http://a.example:8080").unwrap(),
+            "http://a.example:8080"
+        );
+        for bad in [
+            "app.example.com",
+            "ftp://a.example",
+            "https://a.example/app",
+            "https://u:p@a.example",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            masked_url("postgres://app:s3cret@db.example:5432/rt"),
+            "postgres://app:***@db.example:5432/rt"
+        );
+        assert_eq!(
+            masked_url("redis://:pw@127.0.0.1:6379/"),
+            "redis://:***@127.0.0.1:6379/"
+        );
+        assert_eq!(
+            masked_url("sqlite://data/realtime.db"),
+            "sqlite://data/realtime.db"
+        );
+        assert_eq!(masked_url("data/realtime.db"), "data/realtime.db");
+        assert!(!masked_url("postgres://a:b@[bad").contains('b'));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("rt-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("default.toml"), "[server]\ndrain_mss = 4001\n").unwrap();
+        let err = Config::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("drain_mss"), "{err}");
+        std::fs::write(dir.join("default.toml"), "[servr]\ndrain_ms = 4001\n").unwrap();
+        assert!(Config::load(&dir).is_err());
+        std::fs::write(dir.join("default.toml"), "[server]\ndrain_ms = 4001\n").unwrap();
+        assert_eq!(Config::load(&dir).unwrap().server.drain_ms, 4001);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

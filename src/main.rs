@@ -116,16 +116,30 @@ fn open_db(config: &Config) -> Result<Db, String> {
         .migrate()
         .map_err(|e| format!("cannot migrate the database: {e}"))?;
     log::info!(
-        "database ready backend={:?} migrations_applied={}",
+        "database ready backend={:?} url={} migrations_applied={}",
         db.backend(),
+        realtime_server::config::masked_url(&config.database.url),
         applied.len()
     );
     Ok(db)
 }
 
 fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
+    if config.redis.url.as_deref().is_some_and(|u| !u.is_empty()) {
+        if let Err(e) = realtime_server::server::cluster_secret(&config) {
+            log::error!("{e}");
+            std::process::exit(2);
+        }
+    }
     let addr = addr.unwrap_or_else(|| format!("{}:{}", config.server.host, config.server.port));
     let listener = TcpListener::bind(&addr)?;
+    let internal = match config.internal.addr.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("internal.addr {a}: {e}")))?,
+        ),
+        None => None,
+    };
     let files = realtime_server::raise_fd_limit();
     // The schema is created or updated before anything is served.
     let db = match open_db(&config) {
@@ -175,7 +189,11 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     let path = config.engine.path.clone();
     let low_stock = config.notifications.low_stock_threshold;
     actix_web::rt::System::new().block_on(async move {
-        Server::new(config)
+        let server = match internal {
+            Some(l) => Server::new(config).internal_listener(l),
+            None => Server::new(config),
+        };
+        server
             .socket_io(&path, io)
             .routes_with_io(move |io| {
                 let notifier =

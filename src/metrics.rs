@@ -43,6 +43,10 @@ pub struct Metrics {
     pub bridge_lag: Histogram,
     /// Cluster: reconnections of the Redis bridge.
     pub bridge_reconnects: IntCounter,
+    /// Cluster: channel messages dropped, `reason` = `unverified` (no valid MAC: forged or
+    /// another cluster's secret), `replayed`, `stale` (outside the 30 s window) or
+    /// `undecodable`.
+    pub bridge_rejected: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -136,6 +140,12 @@ impl Metrics {
                 "From a broadcast's publish on one node to its arrival on another",
             ),
             bridge_reconnects,
+            bridge_rejected: counter_vec(
+                &r,
+                "rt_bridge_rejected_total",
+                "Cluster channel messages dropped: unverified, replayed, stale or undecodable",
+                &["reason"],
+            ),
             registry: r,
         }
     }

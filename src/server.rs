@@ -41,6 +41,7 @@ pub struct Server {
     io_routes: Vec<IoRoutes>,
     bus: Option<BusFactory>,
     drain_hooks: Vec<DrainHook>,
+    internal: Option<TcpListener>,
 }
 
 /// Work the application finishes when the server drains, before connections close (e.g.
@@ -58,7 +59,15 @@ impl Server {
             io_routes: Vec::new(),
             bus: None,
             drain_hooks: Vec::new(),
+            internal: None,
         }
+    }
+
+    /// Serves `/internal/…` and `/metrics` on `listener` only (DESIGN 6, `internal.addr`):
+    /// the public listener answers 404 there. `/healthz` and `/readyz` are on both.
+    pub fn internal_listener(mut self, listener: TcpListener) -> Self {
+        self.internal = Some(listener);
+        self
     }
 
     /// Serves Socket.IO at `path` (usually `/socket.io/`); one Socket.IO server per process.
@@ -131,6 +140,11 @@ impl Server {
         let config = Arc::new(self.config);
         let node_id = node_id(&config);
         log::info!("node id={node_id}");
+        if config.cors.origins.iter().any(|o| o == "*") {
+            log::warn!(
+                "cors.origins is \"*\": pages of any site may call this server (answered without credentials)"
+            );
+        }
 
         // The registry first (its address is what every connection and handle talks to),
         // then the mounts that need that address, then the registry runs over them.
@@ -165,10 +179,14 @@ impl Server {
             server: server.clone(),
         };
         let bus = match config.redis.url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => Some(
-                RedisBus::start(url, node)
-                    .map_err(|e| std::io::Error::other(format!("redis.url: {e}")))?,
-            ),
+            Some(url) => {
+                let secret = cluster_secret(&config)?;
+                log::info!("cluster through redis {}", crate::config::masked_url(url));
+                Some(
+                    RedisBus::start(url, node, secret)
+                        .map_err(|e| std::io::Error::other(format!("redis.url: {e}")))?,
+                )
+            }
             None => self.bus.map(|f| f(node)),
         };
         if let Some(bus) = bus {
@@ -183,7 +201,11 @@ impl Server {
         for f in self.io_routes {
             routes.push(f(handle.clone()));
         }
-        let http = serve_http(listener, &config, endpoints.clone(), Arc::new(routes))?;
+        let listeners = Listeners {
+            public: listener,
+            internal: self.internal,
+        };
+        let http = serve_http(listeners, &config, endpoints.clone(), Arc::new(routes))?;
         let stop = http.handle();
         let http = actix_web::rt::spawn(http);
 
@@ -215,6 +237,28 @@ impl Server {
     }
 }
 
+/// Shortest cluster secret accepted (as for the JWT and webhook secrets).
+pub const MIN_CLUSTER_SECRET: usize = 32;
+
+/// The cluster secret a node with Redis needs (DESIGN 7).
+pub fn cluster_secret(config: &Config) -> std::io::Result<&[u8]> {
+    match config
+        .redis
+        .cluster_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) if s.len() >= MIN_CLUSTER_SECRET => Ok(s.as_bytes()),
+        Some(_) => Err(std::io::Error::other(format!(
+            "redis.cluster_secret (CLUSTER_SECRET) must be at least {MIN_CLUSTER_SECRET} bytes long"
+        ))),
+        None => Err(std::io::Error::other(
+            "redis.url (REDIS_URL) is set but redis.cluster_secret (CLUSTER_SECRET) is not: \
+             every node of a cluster needs the same secret of at least 32 bytes",
+        )),
+    }
+}
+
 /// The configured node id, or a generated one.
 fn node_id(config: &Config) -> NodeId {
     if config.server.node_id.is_empty() {
@@ -225,27 +269,45 @@ fn node_id(config: &Config) -> NodeId {
     }
 }
 
+/// Where HTTP is served: the public listener, and the private one of `internal.addr`.
+struct Listeners {
+    public: TcpListener,
+    internal: Option<TcpListener>,
+}
+
 /// The HTTP server: actix-web's `HttpServer` cannot hand over upgraded connections, so the
 /// service is assembled here: the App for every request, plus an upgrade service that
-/// receives WebSocket connections raw (see `engine::upgrade`).
+/// receives WebSocket connections raw (see `engine::upgrade`). With a private listener,
+/// the internal routes are served there alone.
 fn serve_http(
-    listener: TcpListener,
+    listeners: Listeners,
     config: &Arc<Config>,
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     routes: Arc<Vec<Routes>>,
 ) -> std::io::Result<actix_server::Server> {
+    use crate::http::health::not_found;
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let split = listeners.internal.is_some();
     let cfg = config.clone();
-    Ok(actix_server::Server::build()
+    let public_routes = routes.clone();
+    let mut server = actix_server::Server::build()
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(5)
-        .listen("realtime", listener, move || {
-            let mut app = App::new().wrap(crate::http::health::cors(&cfg));
-            for r in routes.iter() {
+        .listen("realtime", listeners.public, move || {
+            let mut app = App::new()
+                .wrap(crate::http::health::cors(&cfg))
+                .default_service(web::to(not_found));
+            if split {
+                // Registered first, so they shadow the routes below on this listener.
+                app = app
+                    .service(web::scope("/internal").default_service(web::to(not_found)))
+                    .route("/metrics", web::to(not_found));
+            }
+            for r in public_routes.iter() {
                 app = app.configure(|c| r(c));
             }
             for e in endpoints.iter() {
@@ -270,6 +332,21 @@ fn serve_http(
                 .upgrade(upgrade)
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
-        })?
-        .run())
+        })?;
+    if let Some(internal) = listeners.internal {
+        log::info!(
+            "internal listener on http://{} (/internal/, /metrics, /healthz, /readyz)",
+            internal.local_addr()?
+        );
+        server = server.listen("internal", internal, move || {
+            let mut app = App::new().default_service(web::to(not_found));
+            for r in routes.iter() {
+                app = app.configure(|c| r(c));
+            }
+            HttpService::build()
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+    }
+    Ok(server.run())
 }

@@ -218,3 +218,99 @@ fn postgres_throwaway_cluster() {
     let db = Db::connect(&pg.url(), 4).expect("connect to postgres");
     exercise(&db);
 }
+
+/// The migrations the read-markers migration finds applied, on a raw connection.
+const EMBEDDED: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!();
+const READ_MARKERS: &str = "20261202000001";
+
+/// A database as the version before read markers left it: alice a member by the directory
+/// who also read, bob only a reader (his row made by `chat:read`), carol a member who never
+/// read.
+const BEFORE_READ_MARKERS: &str = "
+    INSERT INTO users (id, name, email, role, is_active, created_at) VALUES
+        ('alice', 'Alice', 'a@example.com', 'user', true, 1),
+        ('bob', 'Bob', 'b@example.com', 'user', true, 1),
+        ('carol', 'Carol', 'c@example.com', 'user', true, 1);
+    INSERT INTO rooms (id, name, is_public, created_at) VALUES ('lobby', 'Lobby', true, 1);
+    INSERT INTO room_members (room_id, user_id, joined_at, last_read_message_id, last_read_at)
+    VALUES ('lobby', 'alice', 100, 'm2', 300),
+           ('lobby', 'bob', 200, 'm1', 200),
+           ('lobby', 'carol', 150, NULL, NULL);
+";
+
+macro_rules! migrate_before_read_markers {
+    ($conn:expr) => {{
+        use diesel::connection::SimpleConnection;
+        use diesel_migrations::MigrationHarness;
+        let conn = $conn;
+        for m in conn.pending_migrations(EMBEDDED).expect("migrations") {
+            if m.name().version().to_string().as_str() < READ_MARKERS {
+                conn.run_migration(&m)
+                    .expect("an earlier migration applies");
+            }
+        }
+        conn.batch_execute(BEFORE_READ_MARKERS)
+            .expect("rows of the earlier schema");
+    }};
+}
+
+/// After the migration: markers kept, the reader-only row is no membership any more.
+fn check_read_markers_migration(url: &str) {
+    use diesel::prelude::*;
+    use realtime_server::db::schema::read_markers;
+    let db = Db::connect(url, 2).expect("connect");
+    let applied = db.migrate().expect("the rest applies");
+    assert!(
+        applied.iter().any(|m| m.starts_with(READ_MARKERS)),
+        "{applied:?}"
+    );
+    let member = |u: &'static str| {
+        db.run_blocking(move |c| rooms::is_member(c, "lobby", u))
+            .expect("query")
+    };
+    assert!(member("alice"));
+    assert!(!member("bob"), "reading made no membership");
+    assert!(member("carol"));
+    let mut markers: Vec<(String, String, i64)> = db
+        .run_blocking(|c| {
+            Ok(read_markers::table
+                .select((
+                    read_markers::user_id,
+                    read_markers::last_read_message_id,
+                    read_markers::last_read_at,
+                ))
+                .load(c)?)
+        })
+        .expect("markers");
+    markers.sort();
+    assert_eq!(
+        markers,
+        vec![
+            ("alice".into(), "m2".into(), 300),
+            ("bob".into(), "m1".into(), 200)
+        ]
+    );
+}
+
+#[test]
+fn read_markers_migration_on_sqlite() {
+    use diesel::Connection;
+    let dir = std::env::temp_dir().join(format!("rt-migrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("old.db");
+    let mut conn = diesel::SqliteConnection::establish(&path.display().to_string()).expect("open");
+    migrate_before_read_markers!(&mut conn);
+    drop(conn);
+    check_read_markers_migration(&format!("sqlite://{}", path.display()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_markers_migration_on_postgres() {
+    use diesel::Connection;
+    let pg = common::Postgres::start();
+    let mut conn = diesel::PgConnection::establish(&pg.url()).expect("connect");
+    migrate_before_read_markers!(&mut conn);
+    drop(conn);
+    check_read_markers_migration(&pg.url());
+}

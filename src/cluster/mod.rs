@@ -5,6 +5,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod seal;
 pub mod wire;
 
 pub use memory::MemoryHub;

@@ -14,6 +14,12 @@
 //!   `admin:stats` reads it.
 //! - While Redis is unreachable, local delivery keeps working (local presence and figures
 //!   stand in), and the bridge reconnects with backoff (100 ms doubling to 5 s).
+//! - Everything a node reads back is authenticated with the cluster secret ([`super::seal`]):
+//!   channel messages (forged, replayed or stale ones are dropped and counted in
+//!   `rt_bridge_rejected_total`), node figures, presence members and kept sessions.
+//! - Every key expires: `rt:nodes` and the presence sets a minute after the last heartbeat
+//!   of a node that has something in them (a dead node's entries are pruned before that by
+//!   the live ones), kept sessions when they can no longer be recovered.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use super::seal::{Freshness, Sealer};
 use super::wire::BusMessage;
 use crate::protocol::{NodeId, Nsp, Room, SocketId};
 use crate::socketio::adapter::{GetStats, ServerActor, Stats};
@@ -39,6 +46,9 @@ const NODES: &str = "rt:nodes";
 /// A node whose heartbeat is older than this is dead.
 const NODE_TTL_MS: i64 = 15_000;
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// `rt:nodes` and the presence sets live this long after the last heartbeat that touched
+/// them (milliseconds).
+const KEY_TTL_MS: u64 = 60_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Publishes waiting for Redis at most; beyond, broadcasts reach only this node's members
 /// (counted as `rt_errors_total{kind="bridge_backlog"}`) instead of growing memory.
@@ -70,10 +80,19 @@ pub struct RedisBridge {
     ever_connected: bool,
     /// Publishes sent and not yet answered.
     in_flight: usize,
+    /// The cluster secret.
+    sealer: Sealer,
+    /// This process among the node's lives (random at start) and its messages so far.
+    boot: u64,
+    seq: u64,
+    /// The messages heard, so none is taken twice (kept across reconnections).
+    freshness: Arc<std::sync::Mutex<Freshness>>,
+    /// Presence sets holding members of this node (how many), kept alive by the heartbeat.
+    presence_keys: HashMap<String, usize>,
 }
 
 impl RedisBridge {
-    fn new(url: &str, node: BusNode) -> redis::RedisResult<Self> {
+    fn new(url: &str, node: BusNode, secret: &[u8]) -> redis::RedisResult<Self> {
         Ok(RedisBridge {
             client: redis::Client::open(url)?,
             node_id: node.id,
@@ -84,6 +103,11 @@ impl RedisBridge {
             connecting: false,
             ever_connected: false,
             in_flight: 0,
+            sealer: Sealer::new(secret),
+            boot: rand::random(),
+            seq: 0,
+            freshness: Arc::default(),
+            presence_keys: HashMap::new(),
         })
     }
 
@@ -112,12 +136,17 @@ impl RedisBridge {
                     act.ever_connected = true;
                     log::info!("redis bridge connected node={}", act.node_id);
                     let generation = act.generation;
-                    let (server, me) = (act.server.clone(), act.node_id.clone());
+                    let inbox = Inbox {
+                        server: act.server.clone(),
+                        me: act.node_id.clone(),
+                        sealer: act.sealer.clone(),
+                        freshness: act.freshness.clone(),
+                    };
                     let addr = ctx.address();
                     actix_rt::spawn(async move {
                         let mut stream = pubsub.into_on_message();
                         while let Some(msg) = stream.next().await {
-                            receive(&server, &me, msg.get_payload_bytes());
+                            inbox.receive(msg.get_payload_bytes());
                         }
                         addr.do_send(Lost { generation });
                     });
@@ -150,13 +179,16 @@ impl RedisBridge {
         self.retry(ctx);
     }
 
-    /// Writes this node's figures (and so its liveness) to `rt:nodes`.
+    /// Writes this node's figures (and so its liveness) to `rt:nodes`, and keeps that hash
+    /// and the presence sets with members of this node from expiring.
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         let Some(mut conn) = self.conn.clone() else {
             return;
         };
         let (server, node, generation) =
             (self.server.clone(), self.node_id.clone(), self.generation);
+        let sealer = self.sealer.clone();
+        let keys: Vec<String> = self.presence_keys.keys().cloned().collect();
         ctx.spawn(
             async move {
                 let Ok(stats) = server.send(GetStats).await else {
@@ -167,7 +199,14 @@ impl RedisBridge {
                     stats,
                 })
                 .unwrap_or_default();
-                conn.hset::<_, _, _, ()>(NODES, &*node, entry).await
+                let entry = sealer.seal_str(&node_context(&node), &entry);
+                let mut pipe = redis::pipe();
+                pipe.hset(NODES, &*node, entry).ignore();
+                pipe.pexpire(NODES, KEY_TTL_MS as i64).ignore();
+                for k in &keys {
+                    pipe.pexpire(k, KEY_TTL_MS as i64).ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await
             }
             .into_actor(self)
             .map(move |res, act, ctx| {
@@ -190,25 +229,61 @@ impl Actor for RedisBridge {
     }
 }
 
-/// Hands a message from another node to the local registry; drops this node's own and
-/// garbage.
-fn receive(server: &Addr<ServerActor>, me: &str, payload: &[u8]) {
-    let msg = match BusMessage::decode(payload) {
-        Ok(m) => m,
-        Err(e) => {
-            log::warn!("redis bridge: {e}");
-            crate::metrics::get().error("bridge_decode");
+/// What the subscription task needs to take messages from other nodes.
+struct Inbox {
+    server: Addr<ServerActor>,
+    me: NodeId,
+    sealer: Sealer,
+    freshness: Arc<std::sync::Mutex<Freshness>>,
+}
+
+impl Inbox {
+    /// Hands a message from another node to the local registry; drops this node's own,
+    /// and counts and drops what is forged, replayed, stale or garbage.
+    fn receive(&self, payload: &[u8]) {
+        let m = crate::metrics::get();
+        let reject = |reason: &str, detail: &dyn std::fmt::Display| {
+            let c = m.bridge_rejected.with_label_values(&[reason]);
+            c.inc();
+            // said the first time and then at every power of two, not once per message
+            if c.get().is_power_of_two() {
+                log::warn!(
+                    "redis bridge dropped a {reason} message ({} so far): {detail}",
+                    c.get()
+                );
+            }
+        };
+        let Some((boot, seq, json)) = self.sealer.open_message(payload) else {
+            return reject(
+                "unverified",
+                &"no valid MAC (forged, or another CLUSTER_SECRET)",
+            );
+        };
+        let msg = match BusMessage::decode(json) {
+            Ok(m) => m,
+            Err(e) => return reject("undecodable", &e),
+        };
+        if msg.origin() == &*self.me {
             return;
         }
-    };
-    if msg.origin() == me {
-        return;
+        let now = now_ms();
+        let fresh = match self.freshness.lock() {
+            Ok(mut f) => f.accept(msg.origin(), boot, seq, msg.published_ms(), now),
+            Err(_) => false,
+        };
+        if !fresh {
+            let age = now - msg.published_ms();
+            return if age.abs() > super::seal::WINDOW_MS {
+                reject("stale", &format_args!("published {age} ms ago"))
+            } else {
+                reject("replayed", &format_args!("from {}", msg.origin()))
+            };
+        }
+        m.bridge_messages.with_label_values(&["received"]).inc();
+        m.bridge_lag
+            .observe((now - msg.published_ms()).max(0) as f64 / 1000.0);
+        self.server.do_send(FromNode(msg.into_relay()));
     }
-    let m = crate::metrics::get();
-    m.bridge_messages.with_label_values(&["received"]).inc();
-    m.bridge_lag
-        .observe(((now_ms() - msg.published_ms()).max(0) as f64) / 1000.0);
-    server.do_send(FromNode(msg.into_relay()));
 }
 
 /// The subscription or a command failed.
@@ -241,7 +316,8 @@ impl RedisBridge {
             return;
         }
         self.in_flight += 1;
-        let payload = msg.encode();
+        self.seq += 1;
+        let payload = self.sealer.seal_message(self.boot, self.seq, &msg.encode());
         crate::metrics::get()
             .bridge_messages
             .with_label_values(&["published"])
@@ -269,19 +345,37 @@ impl Handler<Publish> for RedisBridge {
     }
 }
 
-/// The live nodes (`rt:nodes` entries younger than the TTL), from one HGETALL.
+/// What a node's `rt:nodes` entry is sealed for.
+fn node_context(node: &str) -> String {
+    format!("{NODES}:{node}")
+}
+
+/// The live nodes (`rt:nodes` entries younger than the TTL), from one HGETALL; entries of
+/// dead nodes and unverifiable ones are deleted.
 async fn live_nodes(
     conn: &mut MultiplexedConnection,
+    sealer: &Sealer,
 ) -> redis::RedisResult<HashMap<String, Stats>> {
     let all: HashMap<String, String> = conn.hgetall(NODES).await?;
     let now = now_ms();
-    Ok(all
-        .into_iter()
-        .filter_map(|(id, v)| {
-            let e: NodeEntry = serde_json::from_str(&v).ok()?;
-            (now - e.ts < NODE_TTL_MS).then_some((id, e.stats))
-        })
-        .collect())
+    let mut live = HashMap::new();
+    let mut gone = Vec::new();
+    for (id, v) in all {
+        let entry = sealer
+            .open_str(&node_context(&id), &v)
+            .and_then(|json| serde_json::from_str::<NodeEntry>(json).ok())
+            .filter(|e| now - e.ts < NODE_TTL_MS);
+        match entry {
+            Some(e) => {
+                live.insert(id, e.stats);
+            }
+            None => gone.push(id),
+        }
+    }
+    if !gone.is_empty() {
+        let _: redis::RedisResult<()> = conn.hdel(NODES, gone).await;
+    }
+    Ok(live)
 }
 
 /// Cluster-wide presence: counts socket `socket` of `user` in or out of a room and answers
@@ -296,11 +390,24 @@ impl Handler<ClusterPresence> for RedisBridge {
         let Some(mut conn) = self.conn.clone() else {
             return Box::pin(async { None });
         };
-        let node = self.node_id.clone();
+        let u = msg.0;
+        let key = format!("rt:presence:{}:{}", u.nsp, u.room);
+        // the heartbeat keeps the sets with members of this node alive
+        match u.op {
+            PresenceOp::Join => *self.presence_keys.entry(key.clone()).or_default() += 1,
+            PresenceOp::Leave => {
+                if let Some(n) = self.presence_keys.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.presence_keys.remove(&key);
+                    }
+                }
+            }
+            PresenceOp::Count => {}
+        }
+        let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
         Box::pin(async move {
-            let u = msg.0;
-            let key = format!("rt:presence:{}:{}", u.nsp, u.room);
-            let me = format!("{node}|{}|{}", u.socket, u.user);
+            let me = sealer.tag_member(&key, &format!("{node}|{}|{}", u.socket, u.user));
             // SADD/SREM answer whether the set changed: a socket counted in (or out) twice
             // changes nothing.
             let (moved, members): (bool, Vec<String>) = match u.op {
@@ -312,18 +419,24 @@ impl Handler<ClusterPresence> for RedisBridge {
                     } else {
                         pipe.srem(&key, &me);
                     }
+                    pipe.pexpire(&key, KEY_TTL_MS as i64).ignore();
                     pipe.smembers(&key);
                     let (n, members): (i64, Vec<String>) =
                         pipe.query_async(&mut conn).await.ok()?;
                     (n > 0, members)
                 }
             };
-            let live = live_nodes(&mut conn).await.ok()?;
+            let live = live_nodes(&mut conn, &sealer).await.ok()?;
             let mut users = HashSet::new();
             let mut mine = 0usize;
             let mut dead = Vec::new();
             for m in &members {
-                let mut parts = m.splitn(3, '|');
+                // a member without a valid tag was not written by a node: dropped
+                let Some(entry) = sealer.untag_member(&key, m) else {
+                    dead.push(m.clone());
+                    continue;
+                };
+                let mut parts = entry.splitn(3, '|');
                 let (Some(n), Some(_), Some(user)) = (parts.next(), parts.next(), parts.next())
                 else {
                     continue;
@@ -365,8 +478,9 @@ impl Handler<ClusterStats> for RedisBridge {
             return Box::pin(async { None });
         };
         let (server, node) = (self.server.clone(), self.node_id.clone());
+        let sealer = self.sealer.clone();
         Box::pin(async move {
-            let mut live = live_nodes(&mut conn).await.ok()?;
+            let mut live = live_nodes(&mut conn, &sealer).await.ok()?;
             // this node's own figures are read fresh
             if let Ok(mine) = server.send(GetStats).await {
                 live.insert(node.to_string(), mine);
@@ -447,6 +561,7 @@ impl Handler<StoreSession> for RedisBridge {
         let Some(mut conn) = self.conn.clone() else {
             return Box::pin(async {});
         };
+        let sealer = self.sealer.clone();
         Box::pin(async move {
             let entry = SessionEntry {
                 id: msg.session.id.to_string(),
@@ -458,7 +573,7 @@ impl Handler<StoreSession> for RedisBridge {
             let key = session_key(&msg.nsp, &msg.pid);
             let set: redis::RedisResult<()> = redis::cmd("SET")
                 .arg(&key)
-                .arg(v)
+                .arg(sealer.seal_str(&key, &v))
                 .arg("PX")
                 .arg(msg.ttl_ms.max(1))
                 .query_async(&mut conn)
@@ -484,13 +599,24 @@ impl Handler<TakeSession> for RedisBridge {
         let Some(mut conn) = self.conn.clone() else {
             return Box::pin(async { None });
         };
+        let sealer = self.sealer.clone();
         Box::pin(async move {
+            let key = session_key(&msg.nsp, &msg.pid);
             let v: Option<String> = redis::cmd("GETDEL")
-                .arg(session_key(&msg.nsp, &msg.pid))
+                .arg(&key)
                 .query_async(&mut conn)
                 .await
                 .ok()?;
-            let e: SessionEntry = serde_json::from_str(&v?).ok()?;
+            let v = v?;
+            let Some(json) = sealer.open_str(&key, &v) else {
+                log::warn!("redis: a kept session with no valid MAC was ignored ({key})");
+                crate::metrics::get()
+                    .bridge_rejected
+                    .with_label_values(&["unverified"])
+                    .inc();
+                return None;
+            };
+            let e: SessionEntry = serde_json::from_str(json).ok()?;
             Some(KeptSession {
                 id: SocketId::from(e.id),
                 rooms: e.rooms.into_iter().map(Room::from).collect(),
@@ -505,10 +631,11 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// Connects node `node` to the Redis at `url` (connecting and reconnecting happen in
-    /// the background; an invalid URL is an error now).
-    pub fn start(url: &str, node: BusNode) -> redis::RedisResult<Arc<dyn Bus>> {
-        let bridge = RedisBridge::new(url, node)?.start();
+    /// Connects node `node` to the Redis at `url`, authenticating what it reads with
+    /// `secret` (connecting and reconnecting happen in the background; an invalid URL is an
+    /// error now).
+    pub fn start(url: &str, node: BusNode, secret: &[u8]) -> redis::RedisResult<Arc<dyn Bus>> {
+        let bridge = RedisBridge::new(url, node, secret)?.start();
         Ok(Arc::new(RedisBus { bridge }))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::schema::{messages, room_members, rooms, users};
+use super::schema::{messages, read_markers, rooms, users};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
 /// A stored chat message.
@@ -359,8 +359,8 @@ pub fn since(
 
 /// `chat:read`: moves `user`'s read marker in `room` forward to `id`. `Ok(Ok(true))` when it
 /// moved (then a receipt goes out), `Ok(Ok(false))` when it was already there or further.
-/// A user reading a public room without a membership row gets one (that row holds the
-/// marker).
+/// Markers live in `read_markers`, apart from membership: reading never makes a member.
+/// Each statement is atomic on its own, so two reads at once never fail or move it back.
 pub fn mark_read(
     c: &mut DbConnection,
     room: &str,
@@ -378,35 +378,36 @@ pub fn mark_read(
     if !joined {
         return Ok(Err(Refusal::NotJoined));
     }
-    write_transaction(c, |c| {
-        let current = room_members::table
-            .find((room, user))
-            .select(room_members::last_read_message_id)
-            .first::<Option<String>>(c)
-            .optional()?;
-        match current {
-            Some(Some(cur)) if cur.as_str() >= id => Ok(Ok(false)),
-            Some(_) => {
-                diesel::update(room_members::table.find((room, user)))
-                    .set((
-                        room_members::last_read_message_id.eq(id),
-                        room_members::last_read_at.eq(at),
-                    ))
-                    .execute(c)?;
-                Ok(Ok(true))
-            }
-            None => {
-                diesel::insert_into(room_members::table)
-                    .values((
-                        room_members::room_id.eq(room),
-                        room_members::user_id.eq(user),
-                        room_members::joined_at.eq(at),
-                        room_members::last_read_message_id.eq(id),
-                        room_members::last_read_at.eq(at),
-                    ))
-                    .execute(c)?;
-                Ok(Ok(true))
-            }
+    let forward = |c: &mut DbConnection| -> Result<bool, DbError> {
+        let n = diesel::update(
+            read_markers::table
+                .find((room, user))
+                .filter(read_markers::last_read_message_id.lt(id)),
+        )
+        .set((
+            read_markers::last_read_message_id.eq(id),
+            read_markers::last_read_at.eq(at),
+        ))
+        .execute(c)?;
+        Ok(n > 0)
+    };
+    if forward(c)? {
+        return Ok(Ok(true));
+    }
+    let inserted = diesel::insert_into(read_markers::table)
+        .values((
+            read_markers::room_id.eq(room),
+            read_markers::user_id.eq(user),
+            read_markers::last_read_message_id.eq(id),
+            read_markers::last_read_at.eq(at),
+        ))
+        .execute(c);
+    match inserted {
+        Ok(_) => Ok(Ok(true)),
+        // there is a marker (already this far, or just written by another read)
+        Err(e) => {
+            super::ignore_duplicate(e)?;
+            Ok(Ok(forward(c)?))
         }
-    })
+    }
 }

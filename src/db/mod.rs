@@ -47,6 +47,7 @@ pub use connection::DbConnection;
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("unsupported database url {0:?} (use sqlite://PATH, a path, or postgres://...)")]
+    /// Holds the URL's scheme alone (the rest may hold a password).
     BadUrl(String),
     #[error("cannot create {path}: {err}")]
     Dir { path: String, err: std::io::Error },
@@ -79,9 +80,55 @@ pub fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     if path.is_empty() || path.contains("://") {
-        return Err(DbError::BadUrl(url.to_owned()));
+        let shown = match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://…"),
+            None => url.to_owned(),
+        };
+        return Err(DbError::BadUrl(shown));
     }
     Ok((Backend::Sqlite, path.to_owned()))
+}
+
+/// Creates the SQLite file's directory (0700) and the file itself (0600) when they do not
+/// exist yet, before SQLite opens it: its WAL and shared-memory files take the database
+/// file's permissions. Existing ones are left as they are, with a warning when others can
+/// read the file.
+fn private_file(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let shown = |p: &Path| p.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|err| DbError::Dir {
+                path: shown(dir),
+                err,
+            })?;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "{} can be read by other users (mode {:o}): chmod 600 it",
+                    shown(path),
+                    mode & 0o777
+                );
+            }
+            Ok(())
+        }
+        Err(err) => Err(DbError::Dir {
+            path: shown(path),
+            err,
+        }),
+    }
 }
 
 /// SQLite settings for every pooled connection: WAL, a busy timeout, foreign keys.
@@ -113,15 +160,7 @@ impl Db {
     pub fn connect(url: &str, pool_size: u32) -> Result<Db, DbError> {
         let (backend, target) = parse_url(url)?;
         if backend == Backend::Sqlite {
-            if let Some(dir) = Path::new(&target)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|err| DbError::Dir {
-                    path: dir.display().to_string(),
-                    err,
-                })?;
-            }
+            private_file(Path::new(&target))?;
         }
         let pool = Pool::builder()
             .max_size(pool_size.max(1))

@@ -26,8 +26,15 @@ diesel::table! {
         room_id -> Text,
         user_id -> Text,
         joined_at -> BigInt,
-        last_read_message_id -> Nullable<Text>,
-        last_read_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    read_markers (room_id, user_id) {
+        room_id -> Text,
+        user_id -> Text,
+        last_read_message_id -> Text,
+        last_read_at -> BigInt,
     }
 }
 
@@ -107,6 +114,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     rooms,
     room_members,
+    read_markers,
     messages,
     direct_messages,
     product_watchers,

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -26,6 +27,8 @@ pub enum EngineError {
     BadHandshakeMethod,
     BadRequest,
     UnsupportedProtocolVersion,
+    /// A WebSocket from a page of an origin that is not allowed (403).
+    Forbidden,
 }
 
 impl EngineError {
@@ -36,6 +39,15 @@ impl EngineError {
             EngineError::BadHandshakeMethod => (2, "Bad handshake method"),
             EngineError::BadRequest => (3, "Bad request"),
             EngineError::UnsupportedProtocolVersion => (5, "Unsupported protocol version"),
+            EngineError::Forbidden => (4, "Forbidden"),
+        }
+    }
+
+    /// 403 for [`EngineError::Forbidden`], 400 for the others (as Node).
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            EngineError::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -50,9 +62,9 @@ impl EngineError {
         serde_json::to_string(&Body { code, message }).unwrap_or_default()
     }
 
-    /// The 400 answer Node gives.
+    /// The answer Node gives.
     pub fn response(self) -> HttpResponse {
-        HttpResponse::BadRequest()
+        HttpResponse::build(self.status())
             .content_type("application/json")
             .body(self.body())
     }

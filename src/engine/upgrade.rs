@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::body::BodySize;
+use actix_http::header::{self, HeaderMap};
 use actix_http::{h1, ws, HttpMessage, Request, Response, StatusCode};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +17,7 @@ use super::handler::EngineHandler;
 use super::http::{query_pairs, request_info, EngineError};
 use super::mount::{Endpoint, Mount};
 use super::session::{BeginUpgrade, ForwardWs, RequestError};
+use crate::config::Config;
 
 /// An HTTP/1 connection handed over by the dispatcher with its upgrade request.
 pub type Conn = Framed<TcpStream, h1::Codec>;
@@ -23,6 +25,9 @@ pub type Conn = Framed<TcpStream, h1::Codec>;
 /// Answers with a status and a body, then the connection ends.
 async fn reply(mut framed: Conn, status: StatusCode, content_type: &str, body: String) {
     let mut res = Response::with_body(status, ());
+    // Not upgraded: the client must not wait for a WebSocket on this connection.
+    res.head_mut()
+        .set_connection_type(actix_http::ConnectionType::Close);
     if let Ok(v) = actix_http::header::HeaderValue::from_str(content_type) {
         res.headers_mut()
             .insert(actix_http::header::CONTENT_TYPE, v);
@@ -35,13 +40,44 @@ async fn reply(mut framed: Conn, status: StatusCode, content_type: &str, body: S
 }
 
 async fn refuse(framed: Conn, e: EngineError) {
-    reply(
-        framed,
-        StatusCode::BAD_REQUEST,
-        "application/json",
-        e.body(),
-    )
-    .await;
+    reply(framed, e.status(), "application/json", e.body()).await;
+}
+
+/// DESIGN 6: a WebSocket from a browser page is accepted when its `Origin` is the server's
+/// own (`server.public_url`, or the scheme and `Host` it was reached at) or listed in
+/// `cors.origins` (`*`: any); a request without `Origin` is not from a page. Browsers send
+/// no CORS preflight for WebSockets, so without this any site could open one with the
+/// visitor's cookies.
+pub(crate) fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let listed = config
+        .cors
+        .origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin));
+    if listed {
+        return true;
+    }
+    if let Some(own) = &config.server.public_url {
+        return own.eq_ignore_ascii_case(origin);
+    }
+    let text = |h| headers.get(h).and_then(|v| v.to_str().ok());
+    let Some(host) = text(header::HOST) else {
+        return false;
+    };
+    // Behind a proxy that ends TLS the request arrives as http; a page cannot set this
+    // header on a WebSocket, so it cannot be used to pass the check from another site.
+    let scheme = text(header::HeaderName::from_static("x-forwarded-proto"))
+        .and_then(|v| v.split(',').next())
+        .map_or("http", str::trim);
+    origin
+        .split_once("://")
+        .is_some_and(|(s, h)| s.eq_ignore_ascii_case(scheme) && h.eq_ignore_ascii_case(host))
 }
 
 /// The upgrade service: one call per upgrade request, routed to the mount of its path.
@@ -68,6 +104,13 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
     }
     if ws::verify_handshake(req.head()).is_err() {
         return refuse(framed, EngineError::BadRequest).await;
+    }
+    if !origin_allowed(req.headers(), &mount.config) {
+        log::info!(
+            "refused a WebSocket from origin {:?} (not in cors.origins)",
+            req.headers().get(header::ORIGIN)
+        );
+        return refuse(framed, EngineError::Forbidden).await;
     }
     let session = match &sid {
         Some(sid) => match mount.session(sid) {

@@ -1,27 +1,42 @@
 //! What operators and browsers get beside the API: `GET /healthz`, `GET /metrics`, and the
 //! CORS policy of every route.
 
+use actix_web::middleware::Condition;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::config::Config;
 use crate::socketio::IoHandle;
 
-/// The CORS policy: the configured origins, or any (`*`, echoed, with credentials).
-pub fn cors(cfg: &Config) -> actix_cors::Cors {
-    let mut c = actix_cors::Cors::default()
+/// The CORS policy (DESIGN 6): none by default (no CORS headers, same-origin pages and
+/// non-browser clients only); the listed origins with credentials; `*` as `*` without them.
+/// A request from another origin is still answered, without CORS headers, as Node does;
+/// with no origins configured the middleware is off (a preflight gets Engine.IO's answer).
+pub fn cors(cfg: &Config) -> Condition<actix_cors::Cors> {
+    let origins = &cfg.cors.origins;
+    Condition::new(!origins.is_empty(), cors_of(origins))
+}
+
+fn cors_of(origins: &[String]) -> actix_cors::Cors {
+    let c = actix_cors::Cors::default()
         .allow_any_method()
         .allow_any_header()
-        .supports_credentials()
         .max_age(3600);
-    if cfg.cors.origins.iter().any(|o| o == "*") {
-        c = c.allow_any_origin();
-    } else {
-        for o in &cfg.cors.origins {
-            c = c.allowed_origin(o);
-        }
+    if origins.iter().any(|o| o == "*") {
+        return c.allow_any_origin().send_wildcard();
     }
-    c
+    origins
+        .iter()
+        .fold(c.supports_credentials(), |c, o| c.allowed_origin(o))
+}
+
+/// Any unknown route: 404 with the JSON body of every refusal.
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "success": false,
+        "error": "not found",
+        "code": "NOT_FOUND"
+    }))
 }
 
 /// Registers `/healthz` and `/metrics` (they need only the server's handle).

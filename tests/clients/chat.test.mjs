@@ -273,7 +273,7 @@ test("chat:read: persisted, only forward, receipts to the others", async () => {
   await delay(200);
   assert.equal(aliceRc.length, 1);
   assert.equal(bobRc.length, 0, "the reader's own socket gets no receipt");
-  assert.deepEqual(await query("select last_read_message_id from room_members where room_id = 'lobby' and user_id = 'bob'"), [[m2]]);
+  assert.deepEqual(await query("select last_read_message_id from read_markers where room_id = 'lobby' and user_id = 'bob'"), [[m2]]);
   // refusals
   const other = (await query("select id from messages where room_id = 'other'"))[0][0];
   for (const [payload, code] of [
@@ -286,8 +286,27 @@ test("chat:read: persisted, only forward, receipts to the others", async () => {
   ]) {
     assert.equal((await ask(bob, "chat:read", payload)).code, code, JSON.stringify(payload));
   }
-  assert.deepEqual(await query("select last_read_message_id from room_members where room_id = 'lobby' and user_id = 'bob'"), [[m2]]);
+  assert.deepEqual(await query("select last_read_message_id from read_markers where room_id = 'lobby' and user_id = 'bob'"), [[m2]]);
   for (const s of [alice, bob, bob2]) s.disconnect();
+});
+
+test("chat:read stores a marker, not a membership: a public room made private is closed to a mere reader", async () => {
+  assert.equal((await internal("PUT", "/rooms/readable", { name: "Readable", isPublic: true })).status, 200);
+  const alice = await client("alice");
+  const bob = await client("bob");
+  await join(alice, "readable");
+  await join(bob, "readable");
+  const m = (await ask(alice, "chat:send", { roomId: "readable", text: "read me" })).messageId;
+  assert.deepEqual(await ask(bob, "chat:read", { roomId: "readable", lastReadMessageId: m }), { success: true });
+  assert.deepEqual(await query("select last_read_message_id from read_markers where room_id = 'readable' and user_id = 'bob'"), [[m]]);
+  assert.equal(await count("select count(*) from room_members where room_id = 'readable'"), 0);
+  bob.disconnect();
+  assert.equal((await internal("PUT", "/rooms/readable", { name: "Readable", isPublic: false, members: ["alice"] })).status, 200);
+  const again = await client("bob");
+  assert.equal((await join(again, "readable")).code, "FORBIDDEN");
+  assert.equal((await join(alice, "readable")).success, true, "the listed member still gets in");
+  again.disconnect();
+  alice.disconnect();
 });
 
 test("typing: others hear start once, stop, auto-stop after 3 s, stop on leave and disconnect", async () => {

@@ -4,10 +4,12 @@
 // (the bridge reconnects by itself and cross-node delivery resumes).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, signedCall, signature, hsToken, once, collect, until, delay } from "./common.mjs";
 
 const SECRET = "cluster-jwt-secret-padded-to-at-least-32-bytes";
+const CLUSTER_SECRET = "cluster-bridge-secret-padded-to-at-least-32-bytes";
 const HOOK = "cluster-hook-secret-padded-to-at-least-32-bytes";
 let pg;
 let redis;
@@ -23,7 +25,7 @@ const ask = (s, event, payload) => s.timeout(3000).emitWithAck(event, payload);
 before(async () => {
   pg = await startPostgres();
   redis = await startRedis();
-  const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url };
+  const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url, CLUSTER_SECRET };
   a = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-a" });
   b = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-b" });
   for (const [u, role] of [["alice", "user"], ["bob", "user"], ["carol", "user"], ["root", "admin"]]) {
@@ -218,4 +220,112 @@ test("connection state recovery across nodes: back on the other node with the sa
   assert.equal((await ask(back, "chat:send", { roomId: "lobby", text: "from alice" })).success, true);
   back.disconnect();
   bob.disconnect();
+});
+
+/** redis-cli against the test's Redis (installed with redis-server). */
+function redisCli(...args) {
+  return execFileSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).trim();
+}
+async function rejected(node, reason) {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^rt_bridge_rejected_total\\{reason="${reason}"\\} (\\d+)`, "m"));
+  return m ? Number(m[1]) : 0;
+}
+
+test("a forged PUBLISH on the bridge channel is dropped and counted, whatever it claims", async () => {
+  const alice = await connect(a, "alice");
+  assert.equal((await ask(alice, "room:join", "lobby")).success, true);
+  const heard = [collect(alice, "chat:message"), collect(alice, "system:announcement")];
+  const gone = collect(alice, "disconnect");
+  const before = await rejected(a, "unverified");
+  const forged = [
+    // the unsealed form every node accepted before
+    JSON.stringify({ o: "node-x", k: "b", n: "/", r: ["room:lobby"], e: [], t: `42["chat:message",{"id":"fake","roomId":"lobby","userId":"root","text":"from admin1"}]`, b: [], x: null, p: Date.now() }),
+    JSON.stringify({ o: "node-x", k: "b", n: "/", r: [], e: [], t: `42["system:announcement",{"message":"fake"}]`, b: [], x: null, p: Date.now() }),
+    JSON.stringify({ o: "node-x", k: "d", n: "/", r: [], e: [], t: "", b: [], x: null, p: Date.now() }),
+    // a sealed-looking one with a made-up MAC
+    "0".repeat(64) + `0000000000000001.1.` + JSON.stringify({ o: "node-x", k: "d", n: "/", r: [], e: [], t: "", b: [], x: null, p: Date.now() }),
+  ];
+  for (const f of forged) assert.equal(redisCli("PUBLISH", "rt:broadcast", f), "2", "both nodes heard it");
+  await until(async () => (await rejected(a, "unverified")) >= before + forged.length, 3000, "counted on node a");
+  await delay(200);
+  assert.deepEqual(heard.map((h) => h.length), [0, 0], "nothing delivered");
+  assert.equal(gone.length, 0, "nobody disconnected");
+  assert.equal((await ask(alice, "room:join", "lobby")).success, true, "still connected");
+  alice.disconnect();
+});
+
+test("a captured bridge message published again is dropped as a replay", async () => {
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  for (const s of [alice, bob]) assert.equal((await ask(s, "room:join", "lobby")).success, true);
+  // a Redis client listening on the channel captures the genuine message
+  const sub = spawn("redis-cli", ["-p", String(redis.port), "SUBSCRIBE", "rt:broadcast"], { stdio: ["ignore", "pipe", "ignore"] });
+  let captured = "";
+  sub.stdout.on("data", (d) => (captured += d));
+  await until(() => captured.includes("subscribe"), 3000, "subscribed");
+  const got = collect(alice, "chat:message");
+  await ask(bob, "chat:send", { roomId: "lobby", text: "only once" });
+  await until(() => got.length === 1, 3000, "delivered once");
+  let frame;
+  await until(() => (frame = captured.split("\n").find((l) => l.includes("only once"))), 3000, "captured");
+  sub.kill();
+  assert.match(frame, /^[0-9a-f]{64}[0-9a-f]{16}\.\d+\./, "sealed: MAC, process, sequence");
+  const before = await rejected(a, "replayed");
+  redisCli("PUBLISH", "rt:broadcast", frame);
+  await until(async () => (await rejected(a, "replayed")) === before + 1, 3000, "counted as a replay");
+  await delay(200);
+  assert.equal(got.length, 1, "not delivered again");
+  for (const s of [alice, bob]) s.disconnect();
+});
+
+test("a kept session written to Redis by someone else is not restored", async () => {
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  for (const s of [alice, bob]) assert.equal((await ask(s, "room:join", "lobby")).success, true);
+  const first = once(alice, "chat:message");
+  await ask(bob, "chat:send", { roomId: "lobby", text: "an offset" });
+  await first;
+  const offset = alice._lastOffset;
+  assert.ok(offset);
+  redisCli("SET", "rt:session:/:forged-pid", JSON.stringify({ id: "FORGEDSOCKETID000000", rooms: ["room:lobby", "user:root"] }), "PX", "60000");
+  const before = await rejected(b, "unverified");
+  const mallory = io(b.url, { forceNew: true, reconnection: false, autoConnect: false, transports: ["websocket"], auth: { token: hsToken(SECRET, "carol") } });
+  mallory._pid = "forged-pid";
+  mallory._lastOffset = offset;
+  mallory.connect();
+  await once(mallory, "connect", 5000);
+  assert.notEqual(mallory.id, "FORGEDSOCKETID000000");
+  assert.equal(mallory.recovered, false);
+  assert.equal(await rejected(b, "unverified"), before + 1);
+  for (const s of [alice, bob, mallory]) s.disconnect();
+});
+
+test("every key the nodes write in Redis expires", async () => {
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  for (const s of [alice, bob]) assert.equal((await ask(s, "room:join", "lobby")).success, true);
+  // a kept session too: a dropped connection with recovery on
+  const first = once(alice, "chat:message");
+  await ask(bob, "chat:send", { roomId: "lobby", text: "before the drop" });
+  await first;
+  alice.io.engine.transport.ws.terminate();
+  await until(() => redisCli("--scan", "--pattern", "rt:session:*").length > 0, 3000, "session kept");
+  const keys = redisCli("--scan", "--pattern", "rt:*").split("\n").filter(Boolean);
+  assert.ok(keys.includes("rt:nodes"), `rt:nodes in ${keys}`);
+  assert.ok(keys.some((k) => k.startsWith("rt:presence:/:") && k.endsWith("lobby")), `a presence set in ${keys}`);
+  for (const k of keys) {
+    const ttl = Number(redisCli("PTTL", k));
+    assert.ok(ttl > 0 && ttl <= 120000, `${k} expires (PTTL ${ttl})`);
+  }
+  alice.close();
+  bob.disconnect();
+});
+
+test("a node with REDIS_URL refuses to start without a cluster secret of at least 32 bytes", async () => {
+  for (const [secret, msg] of [[undefined, /CLUSTER_SECRET\) is not/], ["short", /at least 32 bytes/]]) {
+    const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url, CLUSTER_SECRET: secret ?? "" };
+    const err = await startProduct(env).then(() => assert.fail("started"), (e) => e.message);
+    assert.match(err, msg);
+  }
 });

@@ -7,6 +7,7 @@ import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, startNginx, signedCall, hsToken, once, collect, until } from "./common.mjs";
 
 const SECRET = "failover-jwt-secret-padded-to-at-least-32-bytes";
+const CLUSTER_SECRET = "cluster-bridge-secret-padded-to-at-least-32-bytes";
 const HOOK = "failover-hook-secret-padded-to-at-least-32-bytes";
 let pg;
 let redis;
@@ -16,7 +17,7 @@ let nginx;
 before(async () => {
   pg = await startPostgres();
   redis = await startRedis();
-  const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url };
+  const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url, CLUSTER_SECRET };
   for (const id of ["node-1", "node-2"]) nodes.push(await startProduct({ ...env, RT__SERVER__NODE_ID: id }));
   nginx = await startNginx(nodes.map((n) => n.port));
   for (const [u, role] of [["alice", "user"], ["bob", "user"], ["root", "admin"]]) {

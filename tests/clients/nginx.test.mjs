@@ -102,3 +102,19 @@ test("the public side refuses /internal/, /metrics and /readyz; the private side
   assert.equal((await fetch(`http://127.0.0.1:${privatePort}/readyz`)).status, 200);
   assert.match(await (await fetch(`http://127.0.0.1:${privatePort}/metrics`)).text(), /# TYPE rt_connections gauge/);
 });
+
+test("WebSocket origins through nginx: the page's own https origin is accepted, another site's refused", async () => {
+  const attempt = (origin) => {
+    const s = io(`https://127.0.0.1:${httpsPort}`, {
+      forceNew: true, reconnection: false, transports: ["websocket"], rejectUnauthorized: false,
+      extraHeaders: { Origin: origin }, auth: { token: hsToken(SECRET, "alice") },
+    });
+    return new Promise((resolve) => {
+      s.once("connect", () => { s.disconnect(); resolve("connected"); });
+      s.once("connect_error", (e) => { s.close(); resolve(e.message); });
+    });
+  };
+  assert.equal(await attempt(`https://127.0.0.1:${httpsPort}`), "connected");
+  assert.match(await attempt("https://evil.example"), /websocket error/);
+  assert.match(await attempt(`http://127.0.0.1:${httpsPort}`), /websocket error/, "the scheme counts");
+});
