@@ -289,7 +289,6 @@ impl Default for RecoveryConfig {
     }
 }
 
-
 impl EngineConfig {
     /// `ping_interval_ms` as a duration.
     pub fn ping_interval(&self) -> Duration {
