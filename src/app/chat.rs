@@ -84,10 +84,10 @@ fn recount(s: &SocketCtx<'_>, presence: &Presence, op: PresenceOp) {
             let p = update.await;
             match p.change {
                 PresenceChange::Arrived => {
-                    member_update(&io, &room, "joined", &user, p.count, false, None)
+                    member_update(&io, &room, "joined", &user, p.count, None, None)
                 }
                 PresenceChange::Departed => {
-                    member_update(&io, &room, "left", &user, p.count, true, None)
+                    member_update(&io, &room, "left", &user, p.count, Some("disconnect"), None)
                 }
                 PresenceChange::Unchanged => {}
             }
@@ -101,7 +101,11 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         let chat = chat.clone();
         move |s: &mut SocketCtx<'_>, ev: Event| f(s, ev, &chat)
     };
-    let (p1, p2) = (chat.presence.clone(), chat.presence.clone());
+    let (p1, p2, p3) = (
+        chat.presence.clone(),
+        chat.presence.clone(),
+        chat.presence.clone(),
+    );
     ns.on(events::ROOM_JOIN, on(join))
         .on(events::ROOM_LEAVE, on(leave))
         .on(events::CHAT_SEND, on(send))
@@ -120,6 +124,9 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
             events::PRODUCT_UNWATCH,
             on(|s, ev, c| watch(s, ev, false, c)),
         )
+        .on_command(super::live::ROOM_ACCESS, move |s, args| {
+            enforce_access(s, args, &p3)
+        })
         .on_connect(move |s| {
             // A recovered socket is back in its rooms: count it in again.
             if s.recovered() {
@@ -134,19 +141,20 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         })
 }
 
-/// `room:member-update` to the room, except `except` (a socket id).
+/// `room:member-update` to the room, except `except` (a socket id); `reason` for a leave
+/// the user did not ask for (`disconnect`, `removed`).
 fn member_update(
     io: &IoHandle,
     room: &str,
     kind: &str,
     user: &str,
     count: usize,
-    disconnect: bool,
+    reason: Option<&str>,
     except: Option<&str>,
 ) {
     let mut payload = json!({"type": kind, "userId": user, "roomId": room, "memberCount": count});
-    if disconnect {
-        payload["reason"] = json!("disconnect");
+    if let Some(reason) = reason {
+        payload["reason"] = json!(reason);
     }
     let mut op = io.of(NSP).to(&chat_room(room));
     if let Some(id) = except {
@@ -185,7 +193,7 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                 let p = update.await;
                 if p.change == PresenceChange::Arrived {
                     // Others through the room; the joiner directly (its join is done).
-                    member_update(&io, &room, "joined", &user, p.count, false, Some(h.id()));
+                    member_update(&io, &room, "joined", &user, p.count, None, Some(h.id()));
                     h.emit(
                         events::ROOM_MEMBER_UPDATE,
                         vec![json!({"type": "joined", "userId": user, "roomId": room, "memberCount": p.count})],
@@ -198,6 +206,38 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                 reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
             });
         });
+    });
+}
+
+/// The directory closed a room to everyone but `members` (`{roomId, members}`, see
+/// [`super::live`]): a socket of another user in it is taken out, told with exactly
+/// `room:removed {roomId}`, and the room hears `left` with reason `removed` when it was the
+/// user's last socket there.
+fn enforce_access(s: &mut SocketCtx<'_>, args: &Value, presence: &Presence) {
+    let (Some(room), Some(user)) = (args["roomId"].as_str(), user_id(s)) else {
+        return;
+    };
+    let allowed = args["members"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|v| v.as_str() == Some(user.as_str())));
+    if allowed || !joined(s, room) {
+        return;
+    }
+    let room = room.to_owned();
+    stop_typing(s, &room);
+    s.leave(&chat_room(&room));
+    s.emit(events::ROOM_REMOVED, &[json!({"roomId": room})]);
+    log::info!(
+        "removed socket id={} user={user} from room={room} (directory)",
+        s.id()
+    );
+    let io = s.io_handle();
+    let update = presence.leave(&io, NSP, &room, &user, s.id());
+    actix_rt::spawn(async move {
+        let p = update.await;
+        if p.change == PresenceChange::Departed {
+            member_update(&io, &room, "left", &user, p.count, Some("removed"), None);
+        }
     });
 }
 
@@ -217,7 +257,7 @@ fn leave(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     actix_rt::spawn(async move {
         let p = update.await;
         if p.change == PresenceChange::Departed {
-            member_update(&io, &room, "left", &user, p.count, false, None);
+            member_update(&io, &room, "left", &user, p.count, None, None);
         }
         reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
     });

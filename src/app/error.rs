@@ -22,6 +22,7 @@ pub enum Code {
     Internal,
     TokenExpired,
     TokenInvalid,
+    AccountDisabled,
     Unauthorized,
     Conflict,
 }
@@ -38,6 +39,7 @@ impl Code {
             Code::Internal => "INTERNAL",
             Code::TokenExpired => "TOKEN_EXPIRED",
             Code::TokenInvalid => "TOKEN_INVALID",
+            Code::AccountDisabled => "ACCOUNT_DISABLED",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Conflict => "CONFLICT",
         }
@@ -48,7 +50,7 @@ impl Code {
         match self {
             Code::InvalidPayload | Code::InvalidMessage => StatusCode::BAD_REQUEST,
             Code::NotFound => StatusCode::NOT_FOUND,
-            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::Forbidden | Code::AccountDisabled => StatusCode::FORBIDDEN,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::TokenExpired | Code::TokenInvalid | Code::Unauthorized => {

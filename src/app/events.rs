@@ -6,6 +6,8 @@ pub const ERROR: &str = "error";
 pub const ROOM_JOIN: &str = "room:join";
 pub const ROOM_LEAVE: &str = "room:leave";
 pub const ROOM_MEMBER_UPDATE: &str = "room:member-update";
+/// To a socket taken out of a room by the directory (DESIGN 9).
+pub const ROOM_REMOVED: &str = "room:removed";
 pub const ROOM_HISTORY: &str = "room:history";
 pub const ROOM_SYNC: &str = "room:sync";
 pub const CHAT_SEND: &str = "chat:send";

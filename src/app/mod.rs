@@ -7,6 +7,7 @@ mod direct;
 pub mod error;
 pub mod events;
 mod limits;
+pub mod live;
 pub mod names;
 mod notifications;
 pub mod notify;

@@ -42,12 +42,15 @@ pub fn authenticated(
     access: Access,
 ) -> Namespace {
     let v = verifier.clone();
+    let refresh_db = db.clone();
     ns.middleware(move |hs| {
         let verdict = auth::authenticate(&v, &hs, allow_query);
         let db = db.clone();
         Box::pin(async move {
             let id = verdict.map_err(|e| e.connect_error())?;
-            let id = stored_identity(&db, id).await?;
+            let id = stored_identity(&db, id)
+                .await
+                .map_err(NotAllowed::connect_error)?;
             if access == Access::Admins && id.role != Role::Admin {
                 return Err(ConnectError::new("admin role required")
                     .with_data(json!({"code": "FORBIDDEN"})));
@@ -63,7 +66,9 @@ pub fn authenticated(
         s.join(&user_room(&id.user_id));
         arm_expiry(s, id.exp);
     })
-    .on(events::AUTH_REFRESH, move |s, ev| refresh(s, ev, &verifier))
+    .on(events::AUTH_REFRESH, move |s, ev| {
+        refresh(s, ev, &verifier, &refresh_db)
+    })
     // events refused before their handler (nested too deeply, over the socket's rate):
     // INVALID_PAYLOAD / RATE_LIMITED, the socket kept
     .on_refused(|s, ack, why| {
@@ -75,20 +80,53 @@ pub fn authenticated(
     })
 }
 
+/// Why a verified token's user may not have a socket.
+#[derive(Debug, Clone, Copy)]
+enum NotAllowed {
+    /// Not in the users table.
+    Unknown,
+    /// `isActive: false`.
+    Disabled,
+    /// The look-up failed.
+    Failed,
+}
+
+impl NotAllowed {
+    fn connect_error(self) -> ConnectError {
+        match self {
+            NotAllowed::Unknown => AuthError::Invalid.connect_error(),
+            NotAllowed::Disabled => AuthError::Disabled.connect_error(),
+            NotAllowed::Failed => {
+                ConnectError::new("Internal error").with_data(json!({"code": "INTERNAL"}))
+            }
+        }
+    }
+
+    fn app_error(self) -> AppError {
+        match self {
+            NotAllowed::Unknown => AppError::refused(Code::TokenInvalid, "unknown user"),
+            NotAllowed::Disabled => {
+                AppError::refused(Code::AccountDisabled, "this account is disabled")
+            }
+            NotAllowed::Failed => AppError::Internal("user look-up failed"),
+        }
+    }
+}
+
 /// The users table is the truth: unknown → TOKEN_INVALID, inactive → ACCOUNT_DISABLED, and
 /// the role is the stored one.
-async fn stored_identity(db: &Db, mut id: Identity) -> Result<Identity, ConnectError> {
+async fn stored_identity(db: &Db, mut id: Identity) -> Result<Identity, NotAllowed> {
     let user_id = id.user_id.clone();
     let user = db
         .run(move |c| users::find(c, &user_id))
         .await
         .map_err(|e| {
             log::error!("user look-up failed err={e}");
-            ConnectError::new("Internal error").with_data(json!({"code": "INTERNAL"}))
+            NotAllowed::Failed
         })?;
     match user {
-        None => Err(AuthError::Invalid.connect_error()),
-        Some(u) if !u.is_active => Err(AuthError::Disabled.connect_error()),
+        None => Err(NotAllowed::Unknown),
+        Some(u) if !u.is_active => Err(NotAllowed::Disabled),
         Some(u) => {
             id.role = if u.role == "admin" {
                 Role::Admin
@@ -109,8 +147,11 @@ fn arm_expiry(s: &mut SocketCtx<'_>, exp: u64) {
     });
 }
 
-/// `auth:refresh {token}`: a fresh token of the same user replaces the old one.
-fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier) {
+/// `auth:refresh {token}`: a fresh token of the same user replaces the old one. Checked like
+/// a connect, in this order: the token (`TOKEN_INVALID` / `TOKEN_EXPIRED`), the same user as
+/// the socket (`FORBIDDEN`), the users table (`ACCOUNT_DISABLED`); the role kept is the
+/// stored one, never the token's.
+fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier, db: &Db) {
     let token = match ev.args.first() {
         Some(Value::Object(o)) => o.get("token").and_then(Value::as_str),
         _ => None,
@@ -135,8 +176,16 @@ fn refresh(s: &mut SocketCtx<'_>, ev: Event, verifier: &Verifier) {
         let e = AppError::forbidden("the token belongs to another user");
         return reply::fail(s, ev.ack, &e);
     }
-    let exp = new.exp;
-    s.set_data(Some(Arc::new(new)));
-    arm_expiry(s, exp);
-    reply::ok(s, ev.ack, Value::Null);
+    let (mut h, ack, db) = (s.handle(), ev.ack, db.clone());
+    actix_rt::spawn(async move {
+        match stored_identity(&db, new).await {
+            Err(why) => reply::answer(&mut h, ack, "auth:refresh", Err(why.app_error())),
+            Ok(id) => h.run(move |s| {
+                let exp = id.exp;
+                s.set_data(Some(Arc::new(id)));
+                arm_expiry(s, exp);
+                reply::ok(s, ack, Value::Null);
+            }),
+        }
+    });
 }

@@ -1,11 +1,14 @@
-//! Directory sync from the backend: `PUT /internal/users/{id}` (more to come: rooms,
-//! members, carts). Strict bodies: numbers must be numbers, booleans booleans.
+//! Directory sync from the backend: users, rooms, members, carts. Strict bodies: numbers
+//! must be numbers, booleans booleans. A change that takes something away from open sockets
+//! (a disabled user, a demoted admin, a member removed from a private room) is applied to
+//! them on every node before the call answers ([`crate::app::live`]).
 
 use actix_web::{web, HttpRequest};
 use serde::Deserialize;
 
 use super::{check_signature, success, Answer, InternalState};
 use crate::app::error::AppError;
+use crate::app::live;
 use crate::db::users::{self, UserUpdate};
 
 /// Checks the signature; the parsed JSON body or why not.
@@ -48,17 +51,20 @@ pub async fn put_user(
     if id.trim().is_empty() || b.name.trim().is_empty() {
         return Err(AppError::invalid("id and name must not be empty"));
     }
+    let admin = matches!(b.role, RoleBody::Admin);
     let update = UserUpdate {
         name: b.name,
         email: b.email,
         avatar_url: b.avatar_url,
-        role: match b.role {
-            RoleBody::User => "user".into(),
-            RoleBody::Admin => "admin".into(),
-        },
+        role: if admin { "admin" } else { "user" }.into(),
         is_active: b.is_active,
     };
-    let done = st.db.run(move |c| users::upsert(c, &id, &update)).await;
+    let active = update.is_active;
+    let user = id.clone();
+    let done = st.db.run(move |c| users::upsert(c, &user, &update)).await;
+    if done.is_ok() {
+        live::user_changed(&st.io, &id, active, admin);
+    }
     outcome(done.map(|()| Outcome::Done), "put_user")
 }
 
@@ -74,13 +80,15 @@ struct RoomBody {
 /// What a directory change found.
 enum Outcome {
     Done,
+    /// Done, and the room is private with these members: others are taken out of it.
+    Restricted(String, Vec<String>),
     UnknownRoom,
     UnknownUser(String),
 }
 
 fn outcome(o: Result<Outcome, crate::db::DbError>, op: &str) -> Answer {
     match o.map_err(AppError::from) {
-        Ok(Outcome::Done) => success(),
+        Ok(Outcome::Done | Outcome::Restricted(..)) => success(),
         Ok(Outcome::UnknownRoom) => Err(AppError::not_found("unknown room")),
         Ok(Outcome::UnknownUser(u)) => Err(AppError::not_found(format!("unknown user {u}"))),
         Err(e) => {
@@ -101,6 +109,24 @@ fn first_unknown_user(
         }
     }
     Ok(None)
+}
+
+/// `Restricted` with the members when `room` is private (after a change), else `Done`.
+fn restricted(c: &mut crate::db::DbConnection, room: &str) -> Result<Outcome, crate::db::DbError> {
+    match crate::db::rooms::find(c, room)? {
+        Some(r) if !r.is_public => Ok(Outcome::Restricted(
+            room.to_owned(),
+            crate::db::rooms::members(c, room)?,
+        )),
+        _ => Ok(Outcome::Done),
+    }
+}
+
+/// Takes sockets of users who may no longer be in a private room out of it, everywhere.
+fn apply(st: &InternalState, res: &Result<Outcome, crate::db::DbError>) {
+    if let Ok(Outcome::Restricted(room, members)) = res {
+        live::room_restricted(&st.io, room, members);
+    }
 }
 
 /// `PUT /internal/rooms/{id}`.
@@ -124,9 +150,10 @@ pub async fn put_room(
                 }
             }
             crate::db::rooms::upsert(c, &id, &b.name, b.is_public, b.members.as_deref())?;
-            Ok(Outcome::Done)
+            restricted(c, &id)
         })
         .await;
+    apply(&st, &res);
     outcome(res, "put_room")
 }
 
@@ -153,10 +180,13 @@ pub async fn member(
                 }
             } else if !crate::db::rooms::remove_member(c, &room, &user)? {
                 return Ok(Outcome::UnknownRoom);
+            } else {
+                return restricted(c, &room);
             }
             Ok(Outcome::Done)
         })
         .await;
+    apply(&st, &res);
     outcome(res, if add { "put_member" } else { "delete_member" })
 }
 

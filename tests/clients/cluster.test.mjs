@@ -322,6 +322,39 @@ test("every key the nodes write in Redis expires", async () => {
   bob.disconnect();
 });
 
+test("directory changes reach sockets on the other node within 1 s: removal from a private room, a disabled user, a demoted admin", async () => {
+  const put = (node, route, body) => signedCall(node.url, HOOK, "PUT", route, body);
+  for (const [u, role] of [["hank", "user"], ["ops", "admin"]]) {
+    assert.equal((await put(a, `/users/${u}`, { name: u, email: `${u}@example.com`, role, isActive: true })).status, 200);
+  }
+  assert.equal((await put(a, "/rooms/vault", { name: "Vault", isPublic: false, members: ["alice", "bob"] })).status, 200);
+  const alice = await connect(b, "alice");
+  const bob = await connect(a, "bob");
+  for (const s of [alice, bob]) assert.equal((await ask(s, "room:join", "vault")).success, true);
+  const removed = collect(bob, "room:removed");
+  const updates = collect(alice, "room:member-update");
+  assert.equal((await signedCall(b.url, HOOK, "DELETE", "/rooms/vault/members/bob")).status, 200);
+  await until(() => removed.length === 1, 1000, "bob (node a) taken out by a call to node b");
+  await until(() => updates.some((u) => u[0].type === "left" && u[0].reason === "removed"), 1000, "alice (node b) told");
+  const bobHeard = collect(bob, "chat:message");
+  assert.equal((await ask(alice, "chat:send", { roomId: "vault", text: "bob is out" })).success, true);
+  await delay(300);
+  assert.equal(bobHeard.length, 0);
+
+  const hank = [await connect(a, "hank"), await connect(b, "hank"), await connect(b, "hank", "/notifications")];
+  const ends = hank.map((s) => once(s, "disconnect", 1000));
+  assert.equal((await put(a, "/users/hank", { name: "hank", email: "hank@example.com", role: "user", isActive: false })).status, 200);
+  for (const [reason] of await Promise.all(ends)) assert.equal(reason, "io server disconnect");
+
+  const ops = await connect(b, "ops", "/admin", "admin");
+  const opsChat = await connect(b, "ops");
+  const demoted = once(ops, "disconnect", 1000);
+  assert.equal((await put(a, "/users/ops", { name: "ops", email: "ops@example.com", role: "user", isActive: true })).status, 200);
+  assert.equal((await demoted)[0], "io server disconnect");
+  assert.equal(opsChat.connected, true);
+  for (const s of [alice, bob, opsChat]) s.disconnect();
+});
+
 test("a node with REDIS_URL refuses to start without a cluster secret of at least 32 bytes", async () => {
   for (const [secret, msg] of [[undefined, /CLUSTER_SECRET\) is not/], ["short", /at least 32 bytes/]]) {
     const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url, CLUSTER_SECRET: secret ?? "" };
