@@ -1,10 +1,13 @@
 //! `realtime-server`: the command line. `serve` (default) runs the server; `token` mints a
-//! JWT for local use with the configured secret.
+//! JWT for local use with the configured secret; `user`, `room` and `config check` are the
+//! operator's tools (`cli`).
 
 /// mimalloc: many small, short-lived allocations across worker threads (JSON payloads,
 /// packets) cost less than with the system allocator (measured in docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod cli;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -55,6 +58,63 @@ enum Command {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Users in the database: add (or update), disable, list.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Rooms in the database: add (or update).
+    Room {
+        #[command(subcommand)]
+        command: RoomCommand,
+    },
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or update the given fields of an existing one (it is active afterwards).
+    Add {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Disable a user: new connections get ACCOUNT_DISABLED.
+    Disable { id: String },
+    /// One line per user: id, role, active|disabled, name, email (tab-separated).
+    List,
+}
+
+#[derive(Subcommand)]
+enum RoomCommand {
+    /// Add a room, or update the given fields of an existing one; --member adds members.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Only members may join.
+        #[arg(long)]
+        private: bool,
+        /// A member to add (repeatable); never removes one.
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the configuration, report unknown keys and bad values, print the effective
+    /// settings with secrets masked; exit 1 on an error.
+    Check,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +126,12 @@ enum RoleArg {
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if let Some(Command::Config {
+        command: ConfigCommand::Check,
+    }) = cli.command
+    {
+        std::process::exit(cli::config_check(&cli.config_dir));
+    }
     let config = match Config::load(&cli.config_dir) {
         Ok(c) => c,
         Err(e) => {
@@ -73,7 +139,44 @@ fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
+    let exit = |code: i32| -> std::io::Result<()> { std::process::exit(code) };
     match cli.command.unwrap_or(Command::Serve { addr: None }) {
+        Command::Config { .. } => Ok(()),
+        Command::User { command } => exit(match command {
+            UserCommand::Add {
+                id,
+                name,
+                email,
+                admin,
+            } => cli::user_add(
+                &config,
+                cli::UserAdd {
+                    id,
+                    name,
+                    email,
+                    admin,
+                },
+            ),
+            UserCommand::Disable { id } => cli::user_disable(&config, &id),
+            UserCommand::List => cli::user_list(&config),
+        }),
+        Command::Room {
+            command:
+                RoomCommand::Add {
+                    id,
+                    name,
+                    private,
+                    members,
+                },
+        } => exit(cli::room_add(
+            &config,
+            cli::RoomAdd {
+                id,
+                name,
+                private,
+                members,
+            },
+        )),
         Command::Serve { addr } => serve(config, addr),
         Command::Migrate => match open_db(&config) {
             Ok(_) => Ok(()),
@@ -92,6 +195,7 @@ fn main() -> std::io::Result<()> {
                 RoleArg::User => Role::User,
                 RoleArg::Admin => Role::Admin,
             };
+            warn_unknown_user(&config, &user);
             let token = Verifier::from_config(&config.auth)
                 .and_then(|v| v.mint(&user, role, email, ttl.into()));
             match token {
@@ -105,6 +209,23 @@ fn main() -> std::io::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// `token` for a user the database does not know still prints the token, with a warning:
+/// connecting with it would get TOKEN_INVALID.
+fn warn_unknown_user(config: &Config, user: &str) {
+    let owned = user.to_owned();
+    let found = open_db(config).and_then(|db| {
+        db.run_blocking(move |c| realtime_server::db::users::find(c, &owned))
+            .map_err(|e| e.to_string())
+    });
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => eprintln!(
+            "warning: user {user} is not in the database: a client connecting with this token gets TOKEN_INVALID (add it with `realtime-server user add {user}`)"
+        ),
+        Err(e) => eprintln!("warning: cannot check that user {user} exists: {e}"),
     }
 }
 

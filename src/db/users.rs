@@ -52,3 +52,11 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<User>, DbError> 
         .first(conn)
         .optional()?)
 }
+
+/// Every user, by id.
+pub fn list(conn: &mut DbConnection) -> Result<Vec<User>, DbError> {
+    Ok(users::table
+        .order(users::id)
+        .select(User::as_select())
+        .load(conn)?)
+}
