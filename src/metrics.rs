@@ -167,6 +167,22 @@ pub fn get() -> &'static Metrics {
     M.get_or_init(Metrics::new)
 }
 
+/// Events received and events written (acks not counted) since start, over every
+/// namespace: what `admin:stats` reports as `eventsIn` / `eventsOut`.
+pub fn event_totals() -> (u64, u64) {
+    use prometheus::core::Collector;
+    let m = get();
+    let sum = |v: &IntCounterVec| -> u64 {
+        v.collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|x| x.get_counter().get_value() as u64)
+            .sum()
+    };
+    let out = sum(&m.events_out).saturating_sub(m.acks_sent.get());
+    (sum(&m.events_in), out)
+}
+
 /// Everything in the Prometheus text format.
 pub fn render() -> String {
     let mut buf = Vec::new();

@@ -56,6 +56,8 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
             })
             .collect();
         let connections: usize = all.iter().map(|st| st.sessions).sum();
+        let events_in: u64 = all.iter().map(|st| st.events_in).sum();
+        let events_out: u64 = all.iter().map(|st| st.events_out).sum();
         h.ack(
             ack,
             vec![json!({
@@ -63,6 +65,8 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
                 "nodes": nodes,
                 "connections": connections,
                 "namespaces": namespaces,
+                "eventsIn": events_in,
+                "eventsOut": events_out,
             })],
         );
     });

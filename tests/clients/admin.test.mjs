@@ -93,6 +93,25 @@ test("admin:stats: connections, rooms and sockets per namespace", async () => {
   for (const s of [root, bob, carol, carolN, second, manager]) s.disconnect();
 });
 
+test("admin:stats counts events in and out: each client event once, a broadcast once per recipient, acks not at all", async () => {
+  const root = await connect("root", "/admin", "admin");
+  const bob = await connect("bob");
+  const carol = await connect("carol");
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/rooms/counted", { name: "Counted", isPublic: true })).status, 200);
+  for (const s of [bob, carol]) assert.equal((await ask(s, "room:join", "counted")).success, true);
+  await delay(200);
+  const before = await ask(root, "admin:stats");
+  assert.ok(Number.isInteger(before.eventsIn) && Number.isInteger(before.eventsOut));
+  const heard = [collect(bob, "chat:message"), collect(carol, "chat:message")];
+  for (let i = 0; i < 5; i++) assert.equal((await ask(bob, "chat:send", { roomId: "counted", text: `n${i}` })).success, true);
+  await until(() => heard.every((h) => h.length === 5), 3000, "delivered");
+  const after = await ask(root, "admin:stats");
+  // in: 5 chat:send + the admin:stats that asked; out: 5 messages × 2 recipients
+  assert.equal(after.eventsIn - before.eventsIn, 6);
+  assert.equal(after.eventsOut - before.eventsOut, 10);
+  for (const s of [root, bob, carol]) s.disconnect();
+});
+
 test("admin:announce reaches every socket in /, with a timestamp; bad payloads refused", async () => {
   const root = await connect("root", "/admin", "admin");
   const bob = await connect("bob");

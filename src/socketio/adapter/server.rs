@@ -115,6 +115,13 @@ pub struct Stats {
     pub rooms: usize,
     /// Sockets per namespace.
     pub sockets: Value,
+    /// Socket.IO events (EVENT and BINARY_EVENT packets) received since the node started.
+    #[serde(default)]
+    pub events_in: u64,
+    /// Events written to sockets since the node started (a broadcast once per recipient;
+    /// acks not counted).
+    #[serde(default)]
+    pub events_out: u64,
 }
 
 /// This node's Socket.IO registry and router.
@@ -225,6 +232,7 @@ impl ServerActor {
     }
 
     fn local_stats(&self) -> Stats {
+        let (events_in, events_out) = crate::metrics::event_totals();
         let sockets = self
             .namespaces
             .iter()
@@ -236,6 +244,8 @@ impl ServerActor {
             sessions: self.endpoints.iter().map(|e| e.len()).sum(),
             rooms: self.namespaces.values().map(|n| n.rooms.len()).sum(),
             sockets: Value::Object(sockets),
+            events_in,
+            events_out,
         }
     }
 }
