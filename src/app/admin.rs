@@ -1,5 +1,5 @@
 //! Namespace `/admin` (stored role admin only; others get `connect_error` `FORBIDDEN`):
-//! `broadcast:all`, `admin:stats`, `admin:announce`, `admin:disconnect-user`.
+//! `broadcast:all`, `admin:stats`, `admin:rooms`, `admin:announce`, `admin:disconnect-user`.
 
 use std::sync::Arc;
 
@@ -9,15 +9,19 @@ use super::error::AppError;
 use super::events;
 use super::names::{self, user_room};
 use super::payload;
+use super::presence::Presence;
 use super::reply;
 use crate::config::ChatConfig;
-use crate::db::now_ms;
+use crate::db::{now_ms, rooms, Db};
 use crate::socketio::{Event, Namespace, SocketCtx};
 
 /// Adds the admin handlers to `ns` (already authenticated as admin).
-pub fn handlers(ns: Namespace, cfg: Arc<ChatConfig>) -> Namespace {
+pub fn handlers(ns: Namespace, cfg: Arc<ChatConfig>, db: Db, presence: Presence) -> Namespace {
     ns.on(events::BROADCAST_ALL, broadcast_all)
         .on(events::ADMIN_STATS, stats)
+        .on(events::ADMIN_ROOMS, move |s, ev| {
+            room_list(s, ev, &db, &presence)
+        })
         .on(events::ADMIN_ANNOUNCE, move |s, ev| announce(s, ev, &cfg))
         .on(events::ADMIN_DISCONNECT_USER, disconnect_user)
 }
@@ -69,6 +73,54 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
                 "eventsOut": events_out,
             })],
         );
+    });
+}
+
+/// Rooms `admin:rooms` lists by default, and at most.
+const ROOMS_DEFAULT: u64 = 100;
+const ROOMS_MAX: u64 = 1000;
+
+/// `admin:rooms {limit?}` → `{rooms: [{id, name, isPublic, memberCount}]}`: the chat rooms
+/// with at least one member online anywhere in the cluster, most members first.
+fn room_list(s: &mut SocketCtx<'_>, ev: Event, db: &Db, presence: &Presence) {
+    let limit = match ev.args.first() {
+        None | Some(Value::Null) => Ok(ROOMS_DEFAULT),
+        Some(Value::Object(o)) => match o.get("limit") {
+            None | Some(Value::Null) => Ok(ROOMS_DEFAULT),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n >= 1)
+                .map(|n| n.min(ROOMS_MAX))
+                .ok_or_else(|| AppError::invalid("limit must be a whole number from 1 to 1000")),
+        },
+        Some(_) => Err(AppError::invalid("expected {limit?}")),
+    };
+    let limit = match limit {
+        Ok(l) => l as usize,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    // presence also counts users' own rooms; the rooms table tells the chat rooms apart
+    let online = presence.rooms(&s.io_handle(), names::CHAT, 100_000);
+    let db = db.clone();
+    reply::answer_later(s, ev.ack, "admin:rooms", async move {
+        let counts: std::collections::HashMap<String, usize> = online
+            .await
+            .into_iter()
+            .map(|(room, n)| (room.to_string(), n))
+            .collect();
+        let ids: Vec<String> = counts.keys().cloned().collect();
+        let stored = db.run(move |c| rooms::find_many(c, &ids)).await?;
+        let mut list: Vec<(usize, rooms::Room)> = stored
+            .into_iter()
+            .filter_map(|r| counts.get(&r.id).map(|n| (*n, r)))
+            .collect();
+        list.sort_by(|(a, ra), (b, rb)| b.cmp(a).then_with(|| ra.id.cmp(&rb.id)));
+        let rooms: Vec<Value> = list
+            .into_iter()
+            .take(limit)
+            .map(|(n, r)| json!({"id": r.id, "name": r.name, "isPublic": r.is_public, "memberCount": n}))
+            .collect();
+        Ok(json!({ "rooms": rooms }))
     });
 }
 

@@ -30,6 +30,7 @@ pub const ADMIN_STOCK_ALERT: &str = "admin:stock-alert";
 pub const BROADCAST_ALL: &str = "broadcast:all";
 pub const ADMIN_ANNOUNCEMENT: &str = "admin:announcement";
 pub const ADMIN_STATS: &str = "admin:stats";
+pub const ADMIN_ROOMS: &str = "admin:rooms";
 pub const ADMIN_ANNOUNCE: &str = "admin:announce";
 pub const SYSTEM_ANNOUNCEMENT: &str = "system:announcement";
 pub const ADMIN_DISCONNECT_USER: &str = "admin:disconnect-user";

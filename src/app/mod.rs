@@ -59,7 +59,12 @@ pub fn socket_io(
         )
     };
     let notifications = notifications::handlers(auth(Access::Users), db.clone(), presence.clone());
-    let admin = admin::handlers(auth(Access::Admins), Arc::new(config.chat.clone()));
+    let admin = admin::handlers(
+        auth(Access::Admins),
+        Arc::new(config.chat.clone()),
+        db.clone(),
+        presence.clone(),
+    );
     let chat = auth(Access::Users);
     let writer = writer::MessageWriter::start(db.clone(), config.chat.write_queue);
     let drain = Drain {

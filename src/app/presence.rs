@@ -63,6 +63,31 @@ impl Presence {
         async move { step.await.count }
     }
 
+    /// The rooms of `nsp` with at least one user (at most `max`), each with its distinct
+    /// users: cluster-wide, or this node's own view when the cluster does not answer.
+    pub fn rooms(
+        &self,
+        io: &IoHandle,
+        nsp: &str,
+        max: usize,
+    ) -> impl Future<Output = Vec<(Room, usize)>> + 'static {
+        let local: Vec<(Room, usize)> = {
+            let all = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter()
+                .filter(|((n, _), users)| &**n == nsp && !users.is_empty())
+                .map(|((_, room), users)| (room.clone(), users.len()))
+                .take(max)
+                .collect()
+        };
+        let cluster = io.bus().map(|bus| bus.rooms(Nsp::from(nsp), max));
+        async move {
+            match cluster {
+                Some(ask) => ask.await.unwrap_or(local),
+                None => local,
+            }
+        }
+    }
+
     /// Applies a step here and in the cluster; the cluster's answer wins when it comes.
     pub fn step(
         &self,

@@ -111,6 +111,26 @@ impl Bus for MemoryBus {
         futures_util::future::ready(Some(PresenceCount { change, count })).boxed()
     }
 
+    fn rooms(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<(Room, usize)>>> {
+        let hub = self.hub.lock();
+        let live: HashSet<NodeId> = hub.nodes.iter().map(|n| n.id.clone()).collect();
+        let rooms = hub
+            .presence
+            .iter()
+            .filter(|((n, _), _)| *n == nsp)
+            .filter_map(|((_, room), set)| {
+                let users: HashSet<_> = set
+                    .iter()
+                    .filter(|(node, _, _)| live.contains(node))
+                    .map(|(_, _, user)| user)
+                    .collect();
+                (!users.is_empty()).then(|| (room.clone(), users.len()))
+            })
+            .take(max)
+            .collect();
+        futures_util::future::ready(Some(rooms)).boxed()
+    }
+
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
         let asks: Vec<_> = self
             .hub

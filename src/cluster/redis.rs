@@ -466,6 +466,79 @@ impl Handler<ClusterPresence> for RedisBridge {
     }
 }
 
+/// Most presence keys one `rooms` answer reads.
+const MAX_ROOM_KEYS: usize = 100_000;
+
+/// The rooms of a namespace with members on live nodes (distinct users each).
+#[derive(Message)]
+#[rtype(result = "Option<Vec<(Room, usize)>>")]
+struct ClusterRooms {
+    nsp: Nsp,
+    max: usize,
+}
+
+impl Handler<ClusterRooms> for RedisBridge {
+    type Result = ResponseFuture<Option<Vec<(Room, usize)>>>;
+    fn handle(&mut self, msg: ClusterRooms, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
+        let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
+        Box::pin(async move {
+            let prefix = format!("rt:presence:{}:", msg.nsp);
+            let pattern = format!("{prefix}*");
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                keys.extend(batch);
+                cursor = next;
+                if cursor == 0 || keys.len() >= MAX_ROOM_KEYS {
+                    break;
+                }
+            }
+            // SCAN may name a key twice
+            keys.sort();
+            keys.dedup();
+            let live = live_nodes(&mut conn, &sealer).await.ok()?;
+            let mut out = Vec::new();
+            for chunk in keys.chunks(500) {
+                let mut pipe = redis::pipe();
+                for k in chunk {
+                    pipe.smembers(k);
+                }
+                let sets: Vec<Vec<String>> = pipe.query_async(&mut conn).await.ok()?;
+                for (key, members) in chunk.iter().zip(&sets) {
+                    let users: HashSet<&str> = members
+                        .iter()
+                        .filter_map(|m| sealer.untag_member(key, m))
+                        .filter_map(|entry| {
+                            let mut parts = entry.splitn(3, '|');
+                            let (n, _, user) = (parts.next()?, parts.next()?, parts.next()?);
+                            (n == &*node || live.contains_key(n)).then_some(user)
+                        })
+                        .collect();
+                    if !users.is_empty() {
+                        out.push((Room::from(&key[prefix.len()..]), users.len()));
+                        if out.len() >= msg.max {
+                            return Some(out);
+                        }
+                    }
+                }
+            }
+            Some(out)
+        })
+    }
+}
+
 /// The figures of every live node; `None` when Redis did not answer.
 #[derive(Message)]
 #[rtype(result = "Option<Vec<Stats>>")]
@@ -648,6 +721,11 @@ impl Bus for RedisBus {
     fn presence(&self, update: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>> {
         // queued now, so steps reach Redis in the order they were asked
         let ask = self.bridge.send(ClusterPresence(update));
+        async move { ask.await.ok().flatten() }.boxed()
+    }
+
+    fn rooms(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<(Room, usize)>>> {
+        let ask = self.bridge.send(ClusterRooms { nsp, max });
         async move { ask.await.ok().flatten() }.boxed()
     }
 

@@ -81,6 +81,20 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Room>, DbError> 
         .optional()?)
 }
 
+/// The stored rooms among `ids` (looked up 500 at a time).
+pub fn find_many(conn: &mut DbConnection, ids: &[String]) -> Result<Vec<Room>, DbError> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            rooms::table
+                .filter(rooms::id.eq_any(chunk))
+                .select(Room::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// Adds a member; false when the room does not exist.
 pub fn add_member(conn: &mut DbConnection, room: &str, user: &str) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {

@@ -144,4 +144,8 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Leaves the cluster on a clean shutdown (this node drops out of the figures at once).
     fn leave(&self) -> BoxFuture<'static, ()>;
+
+    /// Every room of `nsp` counted by presence on a live node, with its distinct users
+    /// (at most `max` rooms, an arbitrary selection beyond).
+    fn rooms(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<(Room, usize)>>>;
 }

@@ -112,6 +112,35 @@ test("admin:stats counts events in and out: each client event once, a broadcast 
   for (const s of [root, bob, carol]) s.disconnect();
 });
 
+test("admin:rooms: chat rooms with members online, most members first, distinct users, limit checked", async () => {
+  const root = await connect("root", "/admin", "admin");
+  for (const r of ["busy", "quiet", "empty"]) {
+    assert.equal((await signedCall(srv.url, HOOK, "PUT", `/rooms/${r}`, { name: r.toUpperCase(), isPublic: r !== "quiet", ...(r === "quiet" ? { members: ["bob"] } : {}) })).status, 200);
+  }
+  const bob = await connect("bob");
+  const bob2 = await connect("bob");
+  const carol = await connect("carol");
+  for (const [s, r] of [[bob, "busy"], [bob2, "busy"], [carol, "busy"], [bob, "quiet"]]) assert.equal((await ask(s, "room:join", r)).success, true);
+  const got = await ask(root, "admin:rooms");
+  assert.equal(got.success, true);
+  const mine = got.rooms.filter((r) => ["busy", "quiet", "empty"].includes(r.id));
+  assert.deepEqual(mine, [
+    { id: "busy", name: "BUSY", isPublic: true, memberCount: 2 },
+    { id: "quiet", name: "QUIET", isPublic: false, memberCount: 1 },
+  ]);
+  assert.ok(got.rooms.every((r) => !r.id.startsWith("user:")), "users' own rooms are not chat rooms");
+  for (let i = 1; i < got.rooms.length; i++) assert.ok(got.rooms[i - 1].memberCount >= got.rooms[i].memberCount);
+  assert.equal((await ask(root, "admin:rooms", { limit: 1 })).rooms.length, 1);
+  assert.equal((await ask(root, "admin:rooms", { limit: 5000 })).success, true, "clamped to 1000");
+  for (const bad of [{ limit: 0 }, { limit: -1 }, { limit: "5" }, { limit: 1.5 }, "busy"]) {
+    assert.equal((await ask(root, "admin:rooms", bad)).code, "INVALID_PAYLOAD", JSON.stringify(bad));
+  }
+  // the count follows leaves: bob's two tabs leaving drops busy to carol alone
+  for (const s of [bob, bob2]) await ask(s, "room:leave", "busy");
+  await until(async () => (await ask(root, "admin:rooms")).rooms.find((r) => r.id === "busy")?.memberCount === 1, 3000, "busy down to 1");
+  for (const s of [root, bob, bob2, carol]) s.disconnect();
+});
+
 test("admin:announce reaches every socket in /, with a timestamp; bad payloads refused", async () => {
   const root = await connect("root", "/admin", "admin");
   const bob = await connect("bob");

@@ -322,6 +322,23 @@ test("every key the nodes write in Redis expires", async () => {
   bob.disconnect();
 });
 
+test("admin:rooms and admin:stats are cluster-wide", async () => {
+  const root = await connect(a, "root", "/admin", "admin");
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  assert.equal((await signedCall(a.url, HOOK, "PUT", "/rooms/far", { name: "Far", isPublic: true })).status, 200);
+  for (const s of [alice, bob]) assert.equal((await ask(s, "room:join", "lobby")).success, true);
+  assert.equal((await ask(bob, "room:join", "far")).success, true);
+  const rooms = (await ask(root, "admin:rooms")).rooms;
+  assert.deepEqual(rooms.find((r) => r.id === "lobby"), { id: "lobby", name: "Lobby", isPublic: true, memberCount: 2 });
+  assert.deepEqual(rooms.find((r) => r.id === "far"), { id: "far", name: "Far", isPublic: true, memberCount: 1 }, "members only on node b");
+  // events counted on node b show up in node a's answer (through node b's heartbeat)
+  const before = (await ask(root, "admin:stats")).eventsIn;
+  for (let i = 0; i < 3; i++) await ask(bob, "chat:send", { roomId: "far", text: `e${i}` });
+  await until(async () => (await ask(root, "admin:stats")).eventsIn >= before + 3, 8000, "node b's events counted");
+  for (const s of [root, alice, bob]) s.disconnect();
+});
+
 test("directory changes reach sockets on the other node within 1 s: removal from a private room, a disabled user, a demoted admin", async () => {
   const put = (node, route, body) => signedCall(node.url, HOOK, "PUT", route, body);
   for (const [u, role] of [["hank", "user"], ["ops", "admin"]]) {
