@@ -23,6 +23,12 @@ if ! need nginx && [ ! -x /usr/sbin/nginx ] || ! need openssl; then
   apt-get update -qq && apt-get install -y -qq nginx-light openssl >/dev/null
 fi
 
+# The page tests drive Debian's Chromium with playwright-core (no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (for the page tests)" >&2
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 # The cluster tests start real redis-server processes.
 if ! need redis-server; then
   echo "installing redis-server" >&2

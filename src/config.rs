@@ -183,6 +183,9 @@ pub struct ServerConfig {
     /// in front changes the scheme or host; a WebSocket whose `Origin` is neither this (or,
     /// unset, the scheme and `Host` of the request) nor in `cors.origins` is refused.
     pub public_url: Option<String>,
+    /// Demo mode (`serve --demo`): seeded users and room, `/demo/` and `POST /demo/token`.
+    /// Never on a server that matters: anyone gets a token for the demo users.
+    pub demo: bool,
 }
 
 /// Engine.IO settings, named as in Node's server options.
@@ -262,6 +265,7 @@ impl Default for ServerConfig {
             node_id: String::new(),
             drain_ms: 5000,
             public_url: None,
+            demo: false,
         }
     }
 }

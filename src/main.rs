@@ -43,6 +43,11 @@ enum Command {
         /// Listen address, overriding HOST/PORT (e.g. 127.0.0.1:0).
         #[arg(long)]
         addr: Option<String>,
+        /// Demo mode: seeded users (alice, bob, carol, admin) and room (lobby), the chat
+        /// page at /demo/ and tokens for the demo users at POST /demo/token. Not for
+        /// production.
+        #[arg(long)]
+        demo: bool,
     },
     /// Create or update the database schema, then exit.
     Migrate,
@@ -140,7 +145,10 @@ fn main() -> std::io::Result<()> {
         }
     };
     let exit = |code: i32| -> std::io::Result<()> { std::process::exit(code) };
-    match cli.command.unwrap_or(Command::Serve { addr: None }) {
+    match cli.command.unwrap_or(Command::Serve {
+        addr: None,
+        demo: false,
+    }) {
         Command::Config { .. } => Ok(()),
         Command::User { command } => exit(match command {
             UserCommand::Add {
@@ -177,7 +185,11 @@ fn main() -> std::io::Result<()> {
                 members,
             },
         )),
-        Command::Serve { addr } => serve(config, addr),
+        Command::Serve { addr, demo } => {
+            let mut config = config;
+            config.server.demo |= demo;
+            serve(config, addr)
+        }
         Command::Migrate => match open_db(&config) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -296,11 +308,16 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         }
         Some(_) => {}
     }
+    let demo = config.server.demo.then(|| demo_setup(&db, &verifier));
     // Said once the schema is in place: from here on requests are served.
     log::info!(
         "listening on http://{} max_open_files={files}",
         listener.local_addr()?
     );
+    if demo.is_some() {
+        demo_links(&verifier, &listener.local_addr()?);
+    }
+    let pages = realtime_server::http::pages::configure(demo);
     config.recovery.enabled = true;
     let presence = Presence::default();
     let (io, drain) =
@@ -316,6 +333,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         };
         server
             .socket_io(&path, io)
+            .routes(pages)
             .routes_with_io(move |io| {
                 let notifier =
                     NotificationActor::new(db.clone(), io.clone(), presence, low_stock).start();
@@ -330,6 +348,70 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
             .run(listener, shutdown_signal())
             .await
     })
+}
+
+/// Demo mode: the demo users and room are added when absent (existing ones are left as
+/// they are); exits when the database refuses or tokens cannot be minted.
+fn demo_setup(db: &Db, verifier: &Arc<Verifier>) -> realtime_server::http::pages::Demo {
+    use realtime_server::db::{rooms, users};
+    use realtime_server::http::pages::{DEMO_ROOM, DEMO_USERS};
+    log::warn!(
+        "DEMO MODE: anyone can get a token for the demo users (POST /demo/token); never run a server that matters with --demo"
+    );
+    if let Err(e) = verifier.mint(
+        "demo-check",
+        Role::User,
+        None,
+        std::time::Duration::from_secs(60),
+    ) {
+        log::error!("demo mode needs a JWT secret to mint tokens with: {e}");
+        std::process::exit(2);
+    }
+    let seeded = db.run_blocking(|c| {
+        for (id, name, role) in DEMO_USERS {
+            if users::find(c, id)?.is_none() {
+                let u = users::UserUpdate {
+                    name: name.into(),
+                    email: format!("{id}@demo.invalid"),
+                    avatar_url: None,
+                    role: if role == Role::Admin { "admin" } else { "user" }.into(),
+                    is_active: true,
+                };
+                users::upsert(c, id, &u)?;
+            }
+        }
+        if rooms::find(c, DEMO_ROOM)?.is_none() {
+            rooms::upsert(c, DEMO_ROOM, "Lobby", true, None)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = seeded {
+        log::error!("cannot seed the demo users: {e}");
+        std::process::exit(2);
+    }
+    realtime_server::http::pages::Demo {
+        verifier: verifier.clone(),
+    }
+}
+
+/// Prints where to go in demo mode: the chat page and the dashboard with an admin token.
+fn demo_links(verifier: &Verifier, addr: &std::net::SocketAddr) {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    println!("demo chat:       {base}/demo/  (open it in two windows, sign in as two users)");
+    match verifier.mint(
+        "admin",
+        Role::Admin,
+        None,
+        std::time::Duration::from_secs(3600),
+    ) {
+        Ok(t) => println!("admin dashboard: {base}/admin/#token={t}  (valid 1 h)"),
+        Err(e) => log::error!("cannot mint the admin link's token: {e}"),
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT (the drain starts); a second one exits at once.

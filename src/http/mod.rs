@@ -5,6 +5,7 @@
 pub mod directory;
 pub mod health;
 pub mod notify;
+pub mod pages;
 pub mod signature;
 
 use actix_web::{web, HttpResponse};

@@ -1,0 +1,190 @@
+// The pages the binary serves, in headless Chromium (Debian's chromium driven by
+// playwright-core): the admin dashboard (sign-in good and bad, live connection count
+// following real clients, rooms, announce and disconnect-user reaching real clients, a stock
+// alert from a signed webhook, the events chart) and the demo chat (two users chatting,
+// typing, DMing, history after a reload), with no request leaving the server's origin.
+// UPDATE_SCREENSHOTS=1 writes docs/dashboard.png and docs/demo.png.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { io } from "socket.io-client";
+import { startProduct, signedCall, hsToken, once, until } from "./common.mjs";
+
+const SECRET = "pages-jwt-secret-padded-to-at-least-32-bytes";
+const HOOK = "pages-hook-secret-padded-to-at-least-32-bytes";
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+let srv;
+let plain;
+let browser;
+const seen = []; // every URL the pages asked for
+const errors = []; // script errors on the pages
+
+before(async () => {
+  if (!CHROMIUM) throw new Error("chromium not found: apt-get install chromium (scripts/test.sh does)");
+  srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, RT__SERVER__DEMO: "true" });
+  plain = await startProduct({ JWT_SECRET: SECRET });
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/root", { name: "Root", email: "root@example.com", role: "admin", isActive: true })).status, 200);
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/dave", { name: "Dave", email: "dave@example.com", role: "user", isActive: true })).status, 200);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+});
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+  await plain?.stop();
+});
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.on("request", (r) => seen.push(r.url()));
+  page.on("websocket", (w) => seen.push(w.url()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+  return page;
+}
+const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
+const user = (name) => {
+  const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, name) } });
+  return once(s, "connect", 5000).then(() => s);
+};
+
+test("the pages and assets are served by the binary; the socket.io-client bundle is the npm package's, unmodified", async () => {
+  for (const p of ["/admin/", "/demo/"]) {
+    const res = await fetch(srv.url + p);
+    assert.equal(res.status, 200, p);
+    assert.match(res.headers.get("content-type"), /text\/html/);
+    assert.match(res.headers.get("content-security-policy"), /default-src 'self'/);
+    assert.doesNotMatch(await res.text(), /https?:\/\//, `${p} names no other origin`);
+  }
+  const bundle = await (await fetch(`${srv.url}/assets/socket.io.min.js`)).text();
+  const npm = readFileSync(path.join(root, "tests", "node_modules", "socket.io-client", "dist", "socket.io.min.js"), "utf8");
+  assert.equal(bundle, npm);
+  assert.equal((await fetch(`${srv.url}/assets/nope.js`)).status, 404);
+  // without demo mode everything under /demo/ is 404; the dashboard is always there
+  for (const [method, p] of [["GET", "/demo/"], ["POST", "/demo/token"], ["GET", "/demo/x"]]) {
+    const res = await fetch(plain.url + p, { method, body: method === "POST" ? "{}" : undefined });
+    assert.equal(res.status, 404, `${method} ${p}`);
+    assert.equal((await res.json()).code, "NOT_FOUND");
+  }
+  assert.equal((await fetch(`${plain.url}/admin/`)).status, 200);
+  // demo tokens for the seeded users only
+  const ok = await fetch(`${srv.url}/demo/token`, { method: "POST", body: JSON.stringify({ userId: "bob" }) });
+  assert.equal(ok.status, 200);
+  assert.match((await ok.json()).token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  for (const body of [{ userId: "dave" }, { userId: "root" }]) {
+    const res = await fetch(`${srv.url}/demo/token`, { method: "POST", body: JSON.stringify(body) });
+    assert.equal(res.status, 403);
+    assert.equal((await res.json()).code, "FORBIDDEN");
+  }
+  assert.equal((await fetch(`${srv.url}/demo/token`, { method: "POST", body: "nope" })).status, 400);
+});
+
+test("dashboard sign-in: a bad token and a non-admin's token show signin-error; the form is usable by keyboard", async () => {
+  const page = await newPage();
+  await page.goto(`${srv.url}/admin/`);
+  await byTest(page, "signin-token").fill("not-a-token");
+  await byTest(page, "signin-send").click();
+  await byTest(page, "signin-error").waitFor({ state: "visible" });
+  assert.match(await byTest(page, "signin-error").textContent(), /TOKEN_INVALID/);
+  await byTest(page, "signin-token").fill(hsToken(SECRET, "dave", { role: "admin" }));
+  await byTest(page, "signin-token").press("Tab");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => /FORBIDDEN/.test(document.querySelector('[data-testid="signin-error"]').textContent));
+  assert.equal(await page.locator("#dash").isVisible(), false);
+  await page.context().close();
+});
+
+test("dashboard: live connections, rooms, announce and disconnect reaching real clients, stock alerts, events chart", async () => {
+  const page = await newPage();
+  await page.goto(`${srv.url}/admin/#token=${hsToken(SECRET, "root", { role: "admin" })}`);
+  const connections = byTest(page, "connections");
+  await connections.waitFor({ state: "visible" });
+  assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+  const count = async () => parseInt(await connections.textContent(), 10);
+  await page.waitForFunction(() => Number.parseInt(document.querySelector('[data-testid="connections"]').textContent, 10) >= 1);
+  const base = await count();
+  const clients = [await user("alice"), await user("bob"), await user("carol")];
+  await until(async () => (await count()) === base + 3, 5000, "the count follows three new clients");
+  for (const s of clients) assert.equal((await s.timeout(3000).emitWithAck("room:join", "lobby")).success, true);
+  await page.waitForFunction(() => /Lobby\s*3/.test(document.querySelector('[data-testid="rooms"]').textContent), null, { timeout: 5000 });
+  assert.match(await byTest(page, "nodes").textContent(), /node-/);
+
+  const heard = once(clients[0], "system:announcement", 5000);
+  await byTest(page, "announce-input").fill("maintenance at noon");
+  await byTest(page, "announce-send").click();
+  assert.equal((await heard)[0].message, "maintenance at noon");
+
+  const gone = once(clients[1], "disconnect", 5000);
+  await byTest(page, "disconnect-input").fill("bob");
+  await byTest(page, "disconnect-send").click();
+  assert.equal((await gone)[0], "io server disconnect");
+  await until(async () => (await count()) === base + 2, 5000, "the count drops");
+
+  const res = await signedCall(srv.url, HOOK, "POST", "/notify/stock", { productId: "sku-42", stock: 3 });
+  assert.equal(res.status, 200);
+  await page.waitForFunction(() => /sku-42: stock 3 \(low\)/.test(document.querySelector('[data-testid="stock-alerts"]').textContent), null, { timeout: 5000 });
+
+  for (let i = 0; i < 5; i++) await clients[0].timeout(3000).emitWithAck("chat:send", { roomId: "lobby", text: `load ${i}` });
+  await page.waitForFunction(() => (document.querySelector("#chart-in").getAttribute("points") || "").split(" ").length >= 3, null, { timeout: 8000 });
+  if (process.env.UPDATE_SCREENSHOTS) await page.screenshot({ path: path.join(root, "docs", "dashboard.png"), fullPage: true });
+  for (const s of clients) s.close();
+  await page.context().close();
+});
+
+test("demo: two users chat with typing and read receipts, DM each other, and history survives a reload", async () => {
+  const [a, b] = [await newPage(), await newPage()];
+  for (const [page, name] of [[a, "alice"], [b, "bob"]]) {
+    await page.goto(`${srv.url}/demo/`);
+    await byTest(page, "demo-user").selectOption(name);
+    await byTest(page, "demo-signin").click();
+    await byTest(page, "message-list").waitFor({ state: "visible" });
+    await page.waitForFunction(() => /signed in/.test(document.querySelector("#status").textContent));
+  }
+  await a.waitForFunction(() => /online/.test(document.querySelector("#members").textContent));
+  await byTest(a, "message-input").pressSequentially("hello bo", { delay: 20 });
+  await b.waitForFunction(() => /alice is typing/.test(document.querySelector('[data-testid="typing"]').textContent), null, { timeout: 5000 });
+  await byTest(a, "message-input").pressSequentially("b");
+  await byTest(a, "message-send").click();
+  await b.waitForFunction(() => /hello bob/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+  await b.waitForFunction(() => document.querySelector('[data-testid="typing"]').textContent === "", null, { timeout: 5000 });
+  // bob read it: alice sees the receipt
+  await a.waitForFunction(() => /seen by bob/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+  // a reply from bob quotes alice's message
+  await b.locator('[data-testid="message-list"] li', { hasText: "hello bob" }).getByRole("button", { name: /Reply/ }).click();
+  await byTest(b, "message-input").fill("hi alice");
+  await byTest(b, "message-input").press("Enter");
+  await a.waitForFunction(() => /↪ alice: hello bob[\s\S]*hi alice/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+
+  await byTest(b, "dm-target").selectOption("alice");
+  await byTest(b, "dm-input").fill("psst, a secret");
+  await byTest(b, "dm-send").click();
+  await byTest(a, "toast").filter({ hasText: "DM from bob: psst, a secret" }).waitFor({ timeout: 5000 });
+
+  // an announcement shows as a toast
+  const admin = io(`${srv.url}/admin`, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, "root", { role: "admin" }) } });
+  await once(admin, "connect", 5000);
+  await admin.timeout(3000).emitWithAck("admin:announce", { message: "welcome, demo users" });
+  await byTest(b, "toast").filter({ hasText: "welcome, demo users" }).waitFor({ timeout: 5000 });
+  admin.close();
+
+  await a.reload();
+  await a.waitForFunction(() => /hello bob[\s\S]*hi alice/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+  if (process.env.UPDATE_SCREENSHOTS) await b.screenshot({ path: path.join(root, "docs", "demo.png"), fullPage: true });
+  await a.context().close();
+  await b.context().close();
+});
+
+test("no request of either page left the server's origin, and no script failed", () => {
+  assert.deepEqual(errors, []);
+  assert.ok(seen.length > 10, `requests seen: ${seen.length}`);
+  const origin = new URL(srv.url);
+  const foreign = seen.filter((u) => new URL(u).host !== origin.host);
+  assert.deepEqual(foreign, []);
+});
