@@ -144,7 +144,7 @@ test("demo: two users chat with typing and read receipts, DM each other, and his
     await page.goto(`${srv.url}/demo/`);
     await byTest(page, "demo-user").selectOption(name);
     await byTest(page, "demo-signin").click();
-    await byTest(page, "message-list").waitFor({ state: "visible" });
+    await byTest(page, "message-input").waitFor({ state: "visible" });
     await page.waitForFunction(() => /signed in/.test(document.querySelector("#status").textContent));
   }
   await a.waitForFunction(() => /online/.test(document.querySelector("#members").textContent));
@@ -174,11 +174,37 @@ test("demo: two users chat with typing and read receipts, DM each other, and his
   await byTest(b, "toast").filter({ hasText: "welcome, demo users" }).waitFor({ timeout: 5000 });
   admin.close();
 
+  // a notification for alice (she watches a product from another client) shows as a toast
+  const aliceApp = await user("alice");
+  assert.equal((await aliceApp.timeout(3000).emitWithAck("product:watch", { productId: "sku-7" })).success, true);
+  assert.equal((await signedCall(srv.url, HOOK, "POST", "/notify/stock", { productId: "sku-7", stock: 2 })).status, 200);
+  await byTest(a, "toast").filter({ hasText: "sku-7: stock 2 (low)" }).first().waitFor({ timeout: 5000 });
+  aliceApp.close();
+
   await a.reload();
   await a.waitForFunction(() => /hello bob[\s\S]*hi alice/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
   if (process.env.UPDATE_SCREENSHOTS) await b.screenshot({ path: path.join(root, "docs", "demo.png"), fullPage: true });
   await a.context().close();
   await b.context().close();
+});
+
+test("both pages fit a phone's width (no horizontal scrolling at 375 px)", async () => {
+  const signedIn = { "/admin/": `#token=${hsToken(SECRET, "root", { role: "admin" })}`, "/demo/": "" };
+  for (const p of ["/admin/", "/demo/"]) {
+    const context = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true });
+    const page = await context.newPage();
+    page.on("request", (r) => seen.push(r.url()));
+    await page.goto(srv.url + p + signedIn[p]);
+    if (p === "/admin/") await page.waitForFunction(() => document.querySelectorAll("#nodes-body tr").length > 0);
+    else {
+      await byTest(page, "demo-signin").click();
+      await byTest(page, "message-input").waitFor({ state: "visible" });
+    }
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 376, `${p} is ${width} px wide`);
+    if (process.env.UPDATE_SCREENSHOTS && p === "/admin/") await page.screenshot({ path: "/tmp/phone.png", fullPage: true });
+    await context.close();
+  }
 });
 
 test("no request of either page left the server's origin, and no script failed", () => {
