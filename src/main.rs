@@ -320,7 +320,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     let pages = realtime_server::http::pages::configure(demo);
     config.recovery.enabled = true;
     let presence = Presence::default();
-    let (io, drain) =
+    let (io, drain, api) =
         realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
     // accepted chat:sends get this long to be stored and acked before connections close
     let drain_max = std::time::Duration::from_millis(config.server.drain_ms.max(5000));
@@ -334,6 +334,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         server
             .socket_io(&path, io)
             .routes(pages)
+            .routes_with_io(move |io| realtime_server::http::rest::configure(api, io))
             .routes_with_io(move |io| {
                 let notifier =
                     NotificationActor::new(db.clone(), io.clone(), presence, low_stock).start();

@@ -19,7 +19,7 @@ use super::payload;
 use super::presence::Presence;
 use super::reply;
 use super::session_auth::user_id;
-use super::writer::{MessageWriter, Pending, Rejected};
+use super::writer::{MessageWriter, Pending, Rejected, Reply};
 use crate::config::ChatConfig;
 use crate::db::messages::{self, NewMessage, Refusal};
 use crate::db::{products, rooms, Db};
@@ -288,8 +288,10 @@ fn send(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     let p = Pending {
         room: chat_room(&msg.room_id),
         msg,
-        from: s.handle(),
-        ack: ev.ack,
+        reply: Reply::Socket {
+            from: s.handle(),
+            ack: ev.ack,
+        },
         io: s.io_handle(),
     };
     let refused = match chat.writer.submit(p) {

@@ -22,6 +22,7 @@ pub enum Code {
     Internal,
     TokenExpired,
     TokenInvalid,
+    AuthRequired,
     AccountDisabled,
     Unauthorized,
     Conflict,
@@ -40,6 +41,7 @@ impl Code {
             Code::TokenExpired => "TOKEN_EXPIRED",
             Code::TokenInvalid => "TOKEN_INVALID",
             Code::AccountDisabled => "ACCOUNT_DISABLED",
+            Code::AuthRequired => "AUTH_REQUIRED",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Conflict => "CONFLICT",
         }
@@ -50,12 +52,14 @@ impl Code {
         match self {
             Code::InvalidPayload | Code::InvalidMessage => StatusCode::BAD_REQUEST,
             Code::NotFound => StatusCode::NOT_FOUND,
-            Code::Forbidden | Code::AccountDisabled => StatusCode::FORBIDDEN,
+            Code::Forbidden => StatusCode::FORBIDDEN,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Code::TokenExpired | Code::TokenInvalid | Code::Unauthorized => {
-                StatusCode::UNAUTHORIZED
-            }
+            Code::TokenExpired
+            | Code::TokenInvalid
+            | Code::Unauthorized
+            | Code::AuthRequired
+            | Code::AccountDisabled => StatusCode::UNAUTHORIZED,
             Code::Conflict => StatusCode::CONFLICT,
         }
     }

@@ -19,17 +19,30 @@ const SWEEP_EVERY: u32 = 4096;
 pub struct UserSends {
     buckets: Option<DefaultKeyedRateLimiter<String>>,
     checks: AtomicU32,
+    /// The limit's name in `rt_limit_refusals_total`.
+    name: &'static str,
 }
 
 impl UserSends {
     /// From `limits.user_sends_per_s` / `user_sends_burst` (0: no limit).
     pub fn new(cfg: &LimitsConfig) -> Self {
-        let quota = NonZeroU32::new(cfg.user_sends_per_s)
-            .zip(NonZeroU32::new(cfg.user_sends_burst))
+        Self::with(cfg.user_sends_per_s, cfg.user_sends_burst, "user_sends")
+    }
+
+    /// HTTP API requests per user: the per-socket event rate (`limits.events_per_s` /
+    /// `events_burst`), applied per user.
+    pub fn requests(cfg: &LimitsConfig) -> Self {
+        Self::with(cfg.events_per_s, cfg.events_burst, "requests")
+    }
+
+    fn with(per_s: u32, burst: u32, name: &'static str) -> Self {
+        let quota = NonZeroU32::new(per_s)
+            .zip(NonZeroU32::new(burst))
             .map(|(rate, burst)| Quota::per_second(rate).allow_burst(burst));
         UserSends {
             buckets: quota.map(RateLimiter::keyed),
             checks: AtomicU32::new(0),
+            name,
         }
     }
 
@@ -46,10 +59,14 @@ impl UserSends {
         if b.check_key(&user.to_owned()).is_ok() {
             return Ok(());
         }
-        crate::metrics::get().refused("user_sends");
+        crate::metrics::get().refused(self.name);
         Err(AppError::refused(
             Code::RateLimited,
-            "too many messages, slow down",
+            if self.name == "requests" {
+                "too many requests, slow down"
+            } else {
+                "too many messages, slow down"
+            },
         ))
     }
 }

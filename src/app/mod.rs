@@ -2,6 +2,7 @@
 //! (validate → store → broadcast → ack). Built only on the public `socketio` API.
 
 mod admin;
+pub mod api;
 mod chat;
 mod direct;
 pub mod error;
@@ -40,14 +41,14 @@ impl Drain {
     }
 }
 
-/// The product's Socket.IO application, and what it finishes on a drain; its presence
+/// The product's Socket.IO application, what it finishes on a drain, and its HTTP API; its presence
 /// counts are shared with `presence` (the webhooks' `notified` asks them).
 pub fn socket_io(
     config: &Config,
     verifier: Arc<Verifier>,
     db: Db,
     presence: Presence,
-) -> (SocketIo, Drain) {
+) -> (SocketIo, Drain, api::Api) {
     let allow_query = config.auth.allow_query_token;
     let auth = |access| {
         session_auth::authenticated(
@@ -81,6 +82,11 @@ pub fn socket_io(
         max_queued_bytes: config.limits.max_queued_bytes,
     });
     let chat = chat::handlers(chat, shared.clone());
+    let api = api::Api::new(
+        shared.clone(),
+        verifier.clone(),
+        limits::UserSends::requests(&config.limits),
+    );
     let chat = direct::handlers(chat, shared);
     // The chat application turns connection state recovery on; a recovered socket is
     // authenticated again with the token it presents (DESIGN section 9).
@@ -96,5 +102,5 @@ pub fn socket_io(
         .namespace(names::CHAT, chat)
         .namespace(names::NOTIFICATIONS, notifications)
         .namespace(names::ADMIN, admin);
-    (io, drain)
+    (io, drain, api)
 }

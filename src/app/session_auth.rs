@@ -138,6 +138,12 @@ async fn stored_identity(db: &Db, mut id: Identity) -> Result<Identity, NotAllow
     }
 }
 
+/// A verified token's identity checked against the users table, for the HTTP API: 401
+/// `TOKEN_INVALID` (unknown user) or `ACCOUNT_DISABLED`; the role is the stored one.
+pub(super) async fn stored(db: &Db, id: Identity) -> Result<Identity, AppError> {
+    stored_identity(db, id).await.map_err(NotAllowed::app_error)
+}
+
 /// Disconnects the socket when its token expires (clients reconnect with a fresh one).
 fn arm_expiry(s: &mut SocketCtx<'_>, exp: u64) {
     let left = Duration::from_secs(exp.saturating_sub(auth::now_s()));

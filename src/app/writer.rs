@@ -26,11 +26,21 @@ use crate::socketio::{AckId, IoHandle, SocketHandle};
 /// Messages stored per transaction at most.
 const MAX_BATCH: usize = 512;
 
-/// One queued `chat:send`.
+/// Who hears how a queued message went.
+pub enum Reply {
+    /// A `chat:send`: the socket's ack (or its `error` event).
+    Socket {
+        from: SocketHandle,
+        ack: Option<AckId>,
+    },
+    /// `POST /api/rooms/{id}/messages`: the request waiting for its answer.
+    Http(tokio::sync::oneshot::Sender<Result<serde_json::Value, AppError>>),
+}
+
+/// One queued message.
 pub struct Pending {
     pub msg: NewMessage,
-    pub from: SocketHandle,
-    pub ack: Option<AckId>,
+    pub reply: Reply,
     pub io: IoHandle,
     /// The Socket.IO room the message goes to.
     pub room: String,
@@ -146,7 +156,7 @@ fn run(db: Db, rx: Receiver<Pending>, state: &WriterState) {
     }
 }
 
-fn answer(mut p: Pending, outcome: Result<Stored, crate::db::DbError>) {
+fn answer(p: Pending, outcome: Result<Stored, crate::db::DbError>) {
     let outcome = match outcome {
         Ok(Stored::New(payload)) => {
             let id = payload["id"].as_str().unwrap_or_default().to_owned();
@@ -159,6 +169,17 @@ fn answer(mut p: Pending, outcome: Result<Stored, crate::db::DbError>) {
         Ok(Stored::Refused(r)) => Err(AppError::from(r)),
         Err(e) => Err(AppError::Db(e)),
     };
-    let what = format!("chat:send room={}", p.msg.room_id);
-    reply::answer(&mut p.from, p.ack, &what, outcome);
+    match p.reply {
+        Reply::Socket { mut from, ack } => {
+            let what = format!("chat:send room={}", p.msg.room_id);
+            reply::answer(&mut from, ack, &what, outcome);
+        }
+        Reply::Http(tx) => {
+            if let Err(e) = &outcome {
+                e.log_internal(&format!("POST messages room={}", p.msg.room_id));
+            }
+            // the request may be gone (client hung up): nothing to tell then
+            let _ = tx.send(outcome);
+        }
+    }
 }

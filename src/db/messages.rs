@@ -411,3 +411,48 @@ pub fn mark_read(
         }
     }
 }
+
+/// `GET /api/rooms/{id}/messages`: up to `limit` messages, oldest first, and whether more
+/// lie beyond the page: before `before` (older ones), after `after` (newer ones), or the
+/// latest (older ones). Refused like `room:sync`: unknown room, then an unknown or foreign
+/// `before`/`after` (`UnknownMessage`), then a private room without membership.
+pub fn page(
+    c: &mut DbConnection,
+    room: &str,
+    user: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Result<(Vec<Value>, bool), Refusal>, DbError> {
+    if before.is_none() {
+        if after.is_some() {
+            return since(c, room, user, after, limit);
+        }
+        if let Err(r) = readable(c, room, user)? {
+            return Ok(Err(r));
+        }
+        return Ok(Ok(history(c, room, limit)?));
+    }
+    let before = before.unwrap_or_default();
+    let access = readable(c, room, user)?;
+    if access == Err(Refusal::UnknownRoom) {
+        return Ok(Err(Refusal::UnknownRoom));
+    }
+    if !in_room(c, before, room)? {
+        return Ok(Err(Refusal::UnknownMessage));
+    }
+    if let Err(r) = access {
+        return Ok(Err(r));
+    }
+    let mut rows: Vec<Message> = messages::table
+        .filter(messages::room_id.eq(room))
+        .filter(messages::id.lt(before))
+        .order(messages::id.desc())
+        .limit(limit + 1)
+        .select(Message::as_select())
+        .load(c)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    rows.reverse();
+    Ok(Ok((shape(c, &rows)?, more)))
+}

@@ -134,3 +134,44 @@ pub fn cart_remove(c: &mut DbConnection, user: &str, product: &str) -> Result<bo
     diesel::delete(cart_items::table.find((user, product))).execute(c)?;
     Ok(true)
 }
+
+/// `GET /api/notifications`: the user's notifications, newest first, at most `limit`
+/// (unread ones only with `unread_only`), each the live payload plus `id` and `read`; and
+/// how many are unread in all.
+pub fn list(
+    c: &mut DbConnection,
+    user: &str,
+    unread_only: bool,
+    limit: i64,
+) -> Result<(Vec<Value>, i64), DbError> {
+    let unread: i64 = notifications::table
+        .filter(notifications::user_id.eq(user))
+        .filter(notifications::read_at.is_null())
+        .count()
+        .get_result(c)?;
+    let mut q = notifications::table
+        .filter(notifications::user_id.eq(user))
+        .into_boxed();
+    if unread_only {
+        q = q.filter(notifications::read_at.is_null());
+    }
+    let rows: Vec<(String, String, Option<i64>)> = q
+        .order(notifications::id.desc())
+        .limit(limit)
+        .select((
+            notifications::id,
+            notifications::payload,
+            notifications::read_at,
+        ))
+        .load(c)?;
+    let items = rows
+        .into_iter()
+        .map(|(id, payload, read_at)| {
+            let p: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+            let mut v = live(&id, &p);
+            v["read"] = Value::Bool(read_at.is_some());
+            v
+        })
+        .collect();
+    Ok((items, unread))
+}

@@ -6,6 +6,7 @@ pub mod directory;
 pub mod health;
 pub mod notify;
 pub mod pages;
+pub mod rest;
 pub mod signature;
 
 use actix_web::{web, HttpResponse};

@@ -1,0 +1,221 @@
+//! The application over plain HTTP (DESIGN 11, REST): what `http::rest` calls. Each call
+//! authenticates a Bearer token like a connect (users table included), then does what the
+//! matching socket event does, with the same validation, order of checks, codes and limits;
+//! a message posted here goes through the same group-commit writer and is broadcast exactly
+//! like a `chat:send`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::chat::Chat;
+use super::error::{AppError, Code};
+use super::limits::UserSends;
+use super::names::chat_room;
+use super::payload;
+use super::session_auth;
+use super::writer::{Pending, Rejected, Reply};
+use crate::auth::{AuthError, Identity, Verifier};
+use crate::db::messages::{self, NewMessage, Refusal};
+use crate::db::{notifications, now_ms};
+use crate::socketio::IoHandle;
+
+/// Most items one page answers.
+const MAX_PAGE: i64 = 200;
+/// Items a page answers without `limit`.
+const DEFAULT_PAGE: i64 = 50;
+
+/// The REST side of the application.
+#[derive(Clone)]
+pub struct Api {
+    chat: Arc<Chat>,
+    verifier: Arc<Verifier>,
+    /// Requests per user (the per-socket event rate, applied per user here).
+    requests: Arc<UserSends>,
+}
+
+/// A `limit` query value: default 50, clamped to 200, below 1 or not a number refused.
+pub fn page_limit(raw: Option<&str>) -> Result<i64, AppError> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(MAX_PAGE))
+            .ok_or_else(|| AppError::invalid("limit must be a whole number of at least 1")),
+    }
+}
+
+impl Api {
+    pub(super) fn new(chat: Arc<Chat>, verifier: Arc<Verifier>, requests: UserSends) -> Self {
+        Api {
+            chat,
+            verifier,
+            requests: Arc::new(requests),
+        }
+    }
+
+    /// The caller of `Authorization: Bearer <JWT>`, checked like a connect: 401 with
+    /// `AUTH_REQUIRED`, `TOKEN_EXPIRED`, `TOKEN_INVALID` or `ACCOUNT_DISABLED`; then the
+    /// caller's request rate (`RATE_LIMITED`).
+    pub async fn caller(&self, authorization: Option<&str>) -> Result<Identity, AppError> {
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(AppError::refused(
+                Code::AuthRequired,
+                "Authorization: Bearer <token> is required",
+            ));
+        };
+        let id = self.verifier.verify(token).map_err(|e| {
+            let code = match e {
+                AuthError::Expired => Code::TokenExpired,
+                _ => Code::TokenInvalid,
+            };
+            AppError::refused(code, e.to_string())
+        })?;
+        let id = session_auth::stored(&self.chat.db, id).await?;
+        self.requests.check(&id.user_id)?;
+        Ok(id)
+    }
+
+    /// `GET /api/rooms/{id}/messages?before|after&limit`.
+    pub async fn messages(
+        &self,
+        user: &Identity,
+        room: String,
+        before: Option<String>,
+        after: Option<String>,
+        limit: i64,
+    ) -> Result<Value, AppError> {
+        if before.is_some() && after.is_some() {
+            return Err(AppError::invalid("give before or after, not both"));
+        }
+        let user = user.user_id.clone();
+        let (items, more) = self
+            .chat
+            .db
+            .run(move |c| {
+                messages::page(c, &room, &user, before.as_deref(), after.as_deref(), limit)
+            })
+            .await??;
+        Ok(json!({"messages": items, "hasMore": more}))
+    }
+
+    /// `POST /api/rooms/{id}/messages {text, replyToId?, clientMsgId?}`: as `chat:send`, by
+    /// a user allowed to join the room (no socket needed).
+    pub async fn post_message(
+        &self,
+        user: &Identity,
+        room: String,
+        body: &Value,
+        io: &IoHandle,
+    ) -> Result<Value, AppError> {
+        let o = body
+            .as_object()
+            .ok_or_else(|| AppError::invalid("expected {text, replyToId?, clientMsgId?}"))?;
+        let msg = new_message(o, &room, &user.user_id, self.chat.cfg.max_chars)?;
+        self.chat.sends.check(&user.user_id)?;
+        // allowed to join: public, or a member (checked where the writer checks `joined`,
+        // after the room and the reply target exist)
+        let (r, u) = (room.clone(), user.user_id.clone());
+        let access = self
+            .chat
+            .db
+            .run(move |c| messages::readable(c, &r, &u))
+            .await?;
+        let msg = match access {
+            Err(Refusal::UnknownRoom) => return Err(Refusal::UnknownRoom.into()),
+            Err(_) => NewMessage {
+                joined: false,
+                ..msg
+            },
+            Ok(()) => msg,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let p = Pending {
+            room: chat_room(&room),
+            msg,
+            reply: Reply::Http(tx),
+            io: io.clone(),
+        };
+        match self.chat.writer.submit(p) {
+            Ok(()) => {}
+            Err(Rejected::Busy) => {
+                return Err(AppError::Busy(
+                    "server busy, retry with the same clientMsgId",
+                ))
+            }
+            Err(Rejected::Gone) => return Err(AppError::Internal("message writer stopped")),
+            Err(Rejected::Draining) => {
+                return Err(AppError::Busy(
+                    "server shutting down, retry with the same clientMsgId",
+                ))
+            }
+        }
+        rx.await
+            .unwrap_or(Err(AppError::Internal("message writer stopped")))
+    }
+
+    /// `GET /api/notifications?unread=true`.
+    pub async fn notifications(
+        &self,
+        user: &Identity,
+        unread_only: bool,
+    ) -> Result<Value, AppError> {
+        let u = user.user_id.clone();
+        let (items, unread) = self
+            .chat
+            .db
+            .run(move |c| notifications::list(c, &u, unread_only, MAX_PAGE))
+            .await?;
+        Ok(json!({"items": items, "unread": unread}))
+    }
+
+    /// `POST /api/notifications/read {ids}`.
+    pub async fn mark_read(&self, user: &Identity, body: &Value) -> Result<Value, AppError> {
+        let ids = body
+            .get("ids")
+            .and_then(Value::as_array)
+            .filter(|a| a.len() <= 1000)
+            .and_then(|a| {
+                a.iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+            })
+            .ok_or_else(|| AppError::invalid("ids (array of at most 1000 strings) is required"))?;
+        let u = user.user_id.clone();
+        let n = self
+            .chat
+            .db
+            .run(move |c| notifications::mark_read(c, &u, &ids, now_ms()))
+            .await?;
+        Ok(json!({"updated": n}))
+    }
+}
+
+/// The message of a POST body, checked like `chat:send`: shape, then text.
+fn new_message(
+    o: &Map<String, Value>,
+    room: &str,
+    user: &str,
+    max_chars: usize,
+) -> Result<NewMessage, AppError> {
+    let reply_to = payload::opt_id(o, "replyToId")?;
+    let client_msg_id = payload::opt_id(o, "clientMsgId")?;
+    let text = payload::text(o, "text", max_chars)?;
+    Ok(NewMessage {
+        room_id: room.to_owned(),
+        sender_id: user.to_owned(),
+        text,
+        reply_to_id: reply_to.map(str::to_owned),
+        client_msg_id: client_msg_id.map(str::to_owned),
+        joined: true,
+    })
+}
