@@ -28,8 +28,24 @@ pub fn history(
     room: &str,
     limit: i64,
 ) -> Result<(Vec<Value>, bool), DbError> {
-    let mut rows: Vec<Message> = messages::table
+    newest(conn, room, None, limit)
+}
+
+/// The last `limit` messages of a room (before message `before`, if given), oldest first,
+/// and whether older ones exist.
+fn newest(
+    conn: &mut DbConnection,
+    room: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<Value>, bool), DbError> {
+    let mut q = messages::table
         .filter(messages::room_id.eq(room))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(messages::id.lt(b.to_owned()));
+    }
+    let mut rows: Vec<Message> = q
         .order(messages::id.desc())
         .limit(limit + 1)
         .select(Message::as_select())
@@ -444,15 +460,5 @@ pub fn page(
     if let Err(r) = access {
         return Ok(Err(r));
     }
-    let mut rows: Vec<Message> = messages::table
-        .filter(messages::room_id.eq(room))
-        .filter(messages::id.lt(before))
-        .order(messages::id.desc())
-        .limit(limit + 1)
-        .select(Message::as_select())
-        .load(c)?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    rows.reverse();
-    Ok(Ok((shape(c, &rows)?, more)))
+    Ok(Ok(newest(c, room, Some(before), limit)?))
 }
