@@ -171,6 +171,7 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     };
     let (db, history_len, presence) = (chat.db.clone(), chat.cfg.history, chat.presence.clone());
     let (mut h, ack) = (s.handle(), ev.ack);
+    let (db2, presence2) = (db.clone(), presence.clone());
     actix_rt::spawn(async move {
         let (r, u) = (room.clone(), user.clone());
         let checked = checked(&db, move |c| match messages::readable(c, &r, &u)? {
@@ -204,6 +205,16 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                     vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
                 );
                 reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
+                // A directory change may have landed between the check above and the join
+                // (its removal then found this socket not yet in the room): look again.
+                let (r, u) = (room.clone(), user.clone());
+                if let Ok(Err(_)) = db2.run(move |c| messages::readable(c, &r, &u)).await {
+                    h.run(move |s| {
+                        if joined(s, &room) {
+                            take_out(s, &room, &user, &presence2);
+                        }
+                    });
+                }
             });
         });
     });
@@ -223,7 +234,12 @@ fn enforce_access(s: &mut SocketCtx<'_>, args: &Value, presence: &Presence) {
     if allowed || !joined(s, room) {
         return;
     }
-    let room = room.to_owned();
+    take_out(s, room, &user, presence);
+}
+
+/// Takes this socket out of `room` because the directory no longer lets `user` in.
+fn take_out(s: &mut SocketCtx<'_>, room: &str, user: &str, presence: &Presence) {
+    let (room, user) = (room.to_owned(), user.to_owned());
     stop_typing(s, &room);
     s.leave(&chat_room(&room));
     s.emit(events::ROOM_REMOVED, &[json!({"roomId": room})]);

@@ -70,6 +70,25 @@ test("a member removed from a private room is taken out within 1 s: room:removed
   for (const s of [alice, bob, bob2]) s.disconnect();
 });
 
+test("a join racing the removal ends outside the room either way", async () => {
+  assert.equal((await internal("PUT", "/rooms/race", { name: "Race", isPublic: false, members: ["alice", "bob"] })).status, 200);
+  const alice = await client("alice");
+  const bob = await client("bob");
+  assert.equal((await ask(alice, "room:join", "race")).success, true);
+  const bobHeard = collect(bob, "chat:message");
+  for (let i = 0; i < 10; i++) {
+    assert.equal((await internal("PUT", "/rooms/race/members/bob")).status, 200);
+    await ask(bob, "room:leave", "race");
+    const [, removal] = await Promise.all([ask(bob, "room:join", "race"), internal("DELETE", "/rooms/race/members/bob")]);
+    assert.equal(removal.status, 200);
+    await delay(150);
+    assert.equal((await ask(alice, "chat:send", { roomId: "race", text: `round ${i}` })).success, true);
+  }
+  await delay(300);
+  assert.deepEqual(bobHeard.map((m) => m[0].text), [], "bob heard nothing once removed");
+  for (const s of [alice, bob]) s.disconnect();
+});
+
 test("a public room made private without some of its readers: they are taken out, listed members stay", async () => {
   assert.equal((await internal("PUT", "/rooms/plaza", { name: "Plaza", isPublic: true })).status, 200);
   const [alice, carol, dave] = [await client("alice"), await client("carol"), await client("dave")];
