@@ -115,8 +115,10 @@ pub fn user_list(config: &Config) -> i32 {
     match with_db(config, users::list) {
         Ok(all) => {
             for u in all {
-                let active = if u.is_active { "active" } else { "disabled" };
-                println!("{}\t{}\t{active}\t{}\t{}", u.id, u.role, u.name, u.email);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id, u.role, u.is_active, u.name, u.email
+                );
             }
             0
         }

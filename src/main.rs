@@ -95,7 +95,7 @@ enum UserCommand {
     },
     /// Disable a user: new connections get ACCOUNT_DISABLED.
     Disable { id: String },
-    /// One line per user: id, role, active|disabled, name, email (tab-separated).
+    /// One line per user: id, role, active (true|false), name, email (tab-separated).
     List,
 }
 

@@ -57,14 +57,14 @@ test("user add / disable / list: exit codes, output, and what a connecting clien
   r = cli(["user", "list"]);
   assert.equal(r.code, 0);
   assert.deepEqual(r.out.replace(/\n$/, "").split("\n").map((l) => l.split("\t")), [
-    ["alice", "user", "active", "Alice", "a@example.org"],
-    ["root", "admin", "active", "root", ""],
+    ["alice", "user", "true", "Alice", "a@example.org"],
+    ["root", "admin", "true", "root", ""],
   ]);
 
   r = cli(["user", "disable", "alice"]);
   assert.equal(r.code, 0, r.err);
   assert.equal((await attempt("alice")).outcome, "ACCOUNT_DISABLED");
-  assert.match(cli(["user", "list"]).out, /^alice\tuser\tdisabled\t/m);
+  assert.match(cli(["user", "list"]).out, /^alice\tuser\tfalse\t/m);
   r = cli(["user", "disable", "nobody"]);
   assert.equal(r.code, 1);
   assert.match(r.err, /unknown user nobody/);
