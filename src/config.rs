@@ -25,6 +25,26 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub redis: RedisConfig,
     pub limits: LimitsConfig,
+    pub sse: SseConfig,
+}
+
+/// Server-Sent Events (`GET /events`, DESIGN 11).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SseConfig {
+    /// A comment line goes down an idle stream this often, so proxies keep it open.
+    pub keepalive_ms: u64,
+    /// Streams one user may hold open on one node; beyond, `429 RATE_LIMITED`.
+    pub max_per_user: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            keepalive_ms: 15_000,
+            max_per_user: 10,
+        }
+    }
 }
 
 /// Limits every client is held to (DESIGN section 10).
@@ -186,6 +206,11 @@ pub struct ServerConfig {
     /// Demo mode (`serve --demo`): seeded users and room, `/demo/` and `POST /demo/token`.
     /// Never on a server that matters: anyone gets a token for the demo users.
     pub demo: bool,
+    /// A connection whose peer takes none of the data sent to it for this long (nothing
+    /// acknowledged, or a zero receive window) is ended by the kernel (`TCP_USER_TIMEOUT`):
+    /// a client that stopped reading cannot hold its connection open forever. 0: the
+    /// system's default (minutes of retransmissions, and never for a zero window).
+    pub tcp_user_timeout_ms: u64,
 }
 
 /// Engine.IO settings, named as in Node's server options.
@@ -266,6 +291,7 @@ impl Default for ServerConfig {
             drain_ms: 5000,
             public_url: None,
             demo: false,
+            tcp_user_timeout_ms: 60_000,
         }
     }
 }

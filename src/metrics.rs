@@ -47,6 +47,8 @@ pub struct Metrics {
     /// another cluster's secret), `replayed`, `stale` (outside the 30 s window) or
     /// `undecodable`.
     pub bridge_rejected: IntCounterVec,
+    /// Open Server-Sent Events streams (`GET /events`).
+    pub sse_streams: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -86,6 +88,10 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(bridge_reconnects.clone()))
+            .expect("unique metric");
+        let sse_streams = IntGauge::new("rt_sse_streams", "Open Server-Sent Events streams")
+            .expect("valid metric");
+        r.register(Box::new(sse_streams.clone()))
             .expect("unique metric");
         let acks = counter_vec(&r, "rt_acks_total", "Acknowledgements", &["direction"]);
         Metrics {
@@ -146,6 +152,7 @@ impl Metrics {
                 "Cluster channel messages dropped: unverified, replayed, stale or undecodable",
                 &["reason"],
             ),
+            sse_streams,
             registry: r,
         }
     }

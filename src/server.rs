@@ -269,6 +269,19 @@ fn node_id(config: &Config) -> NodeId {
     }
 }
 
+/// `server.tcp_user_timeout_ms` on an accepted connection: the kernel ends it when its peer
+/// takes nothing for that long. This is what ends an SSE response whose client stopped
+/// reading (the HTTP dispatcher stops polling a body it cannot write, so the body cannot end
+/// itself); a WebSocket keeps the option after its upgrade.
+fn set_user_timeout(io: &tokio::net::TcpStream, timeout: std::time::Duration) {
+    if timeout.is_zero() {
+        return;
+    }
+    if let Err(e) = socket2::SockRef::from(io).set_tcp_user_timeout(Some(timeout)) {
+        log::debug!("TCP_USER_TIMEOUT not set: {e}");
+    }
+}
+
 /// Where HTTP is served: the public listener, and the private one of `internal.addr`.
 struct Listeners {
     public: TcpListener,
@@ -292,6 +305,7 @@ fn serve_http(
     };
     let split = listeners.internal.is_some();
     let cfg = config.clone();
+    let user_timeout = std::time::Duration::from_millis(config.server.tcp_user_timeout_ms);
     let public_routes = routes.clone();
     let mut server = actix_server::Server::build()
         .workers(workers)
@@ -329,6 +343,9 @@ fn serve_http(
             // Small frames (acks, chat messages) must not wait for Nagle + delayed ACK.
             HttpService::build()
                 .tcp_nodelay(true)
+                .on_connect_ext(move |io: &tokio::net::TcpStream, _| {
+                    set_user_timeout(io, user_timeout)
+                })
                 .upgrade(upgrade)
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()

@@ -14,10 +14,12 @@ use super::limits::UserSends;
 use super::names::chat_room;
 use super::payload;
 use super::session_auth;
+use super::sse;
 use super::writer::{Pending, Rejected, Reply};
 use crate::auth::{AuthError, Identity, Verifier};
+use crate::config::SseConfig;
 use crate::db::messages::{self, NewMessage, Refusal};
-use crate::db::{notifications, now_ms};
+use crate::db::{notifications, now_ms, tickets};
 use crate::socketio::IoHandle;
 
 /// Most items one page answers.
@@ -32,7 +34,12 @@ pub struct Api {
     verifier: Arc<Verifier>,
     /// Requests per user (the per-socket event rate, applied per user here).
     requests: Arc<UserSends>,
+    sse: SseConfig,
+    streams: Arc<sse::Streams>,
 }
+
+/// How long a ticket for `GET /events?ticket=` is valid.
+const TICKET_TTL_MS: i64 = 60_000;
 
 /// A `limit` query value: default 50, clamped to 200, below 1 or not a number refused.
 pub fn page_limit(raw: Option<&str>) -> Result<i64, AppError> {
@@ -48,12 +55,94 @@ pub fn page_limit(raw: Option<&str>) -> Result<i64, AppError> {
 }
 
 impl Api {
-    pub(super) fn new(chat: Arc<Chat>, verifier: Arc<Verifier>, requests: UserSends) -> Self {
+    pub(super) fn new(
+        chat: Arc<Chat>,
+        verifier: Arc<Verifier>,
+        requests: UserSends,
+        sse: SseConfig,
+    ) -> Self {
         Api {
             chat,
             verifier,
             requests: Arc::new(requests),
+            sse,
+            streams: Arc::default(),
         }
+    }
+
+    /// `POST /api/sse-ticket`: a single-use ticket for `GET /events?ticket=`, valid 60 s.
+    pub async fn sse_ticket(&self, user: &Identity) -> Result<Value, AppError> {
+        let ticket = {
+            use rand::RngCore;
+            let mut raw = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut raw);
+            hex::encode(raw)
+        };
+        let now = now_ms();
+        let owner = tickets::Ticket {
+            user_id: user.user_id.clone(),
+            token_exp: i64::try_from(user.exp).ok(),
+        };
+        let t = ticket.clone();
+        self.chat
+            .db
+            .run(move |c| tickets::issue(c, &t, &owner, now + TICKET_TTL_MS, now))
+            .await?;
+        Ok(json!({"ticket": ticket}))
+    }
+
+    /// `GET /events`: the caller's event stream, authenticated by `Authorization: Bearer`
+    /// or else by a ticket (401 `TOKEN_INVALID` when it is unknown, used or older than
+    /// 60 s); `last_event_id` asks for the replay.
+    pub async fn events(
+        &self,
+        authorization: Option<&str>,
+        ticket: Option<&str>,
+        last_event_id: Option<String>,
+        io: &IoHandle,
+    ) -> Result<sse::EventStream, AppError> {
+        let id = match (authorization, ticket) {
+            (None, Some(t)) => {
+                let t = t.to_owned();
+                let now = now_ms();
+                let owner = self
+                    .chat
+                    .db
+                    .run(move |c| tickets::take(c, &t, now))
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::refused(Code::TokenInvalid, "invalid, used or expired ticket")
+                    })?;
+                let id = Identity {
+                    user_id: owner.user_id,
+                    email: None,
+                    role: crate::auth::Role::User,
+                    exp: owner
+                        .token_exp
+                        .and_then(|e| u64::try_from(e).ok())
+                        .unwrap_or(0),
+                };
+                let id = session_auth::stored(&self.chat.db, id).await?;
+                self.requests.check(&id.user_id)?;
+                id
+            }
+            (auth, _) => self.caller(auth).await?,
+        };
+        sse::open(
+            sse::Opening {
+                user: id.user_id,
+                exp: (id.exp > 0).then_some(id.exp),
+                last_event_id,
+                io,
+                keepalive: std::time::Duration::from_millis(self.sse.keepalive_ms),
+                max_bytes: self.chat.max_queued_bytes,
+                max_per_user: self.sse.max_per_user,
+            },
+            &self.streams,
+            &self.chat.presence,
+            &self.chat.db,
+        )
+        .await
     }
 
     /// The caller of `Authorization: Bearer <JWT>`, checked like a connect: 401 with

@@ -29,7 +29,7 @@ use crate::db::{now_ms, Db};
 use crate::socketio::{AckError, AckReply, IoHandle, Namespace, SocketCtx, SocketHandle};
 
 /// The socket command that hands a new DM to each of the target's sockets.
-const NEW_DM: &str = "dm:new";
+pub(super) const NEW_DM: &str = "dm:new";
 /// Undelivered DMs sent to a socket at a time, each awaiting its ack.
 const PAGE: i64 = 100;
 /// A page takes at most this share of the connection's byte budget, so that a client

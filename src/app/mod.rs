@@ -16,6 +16,7 @@ mod payload;
 pub mod presence;
 pub mod reply;
 mod session_auth;
+pub mod sse;
 mod writer;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub fn socket_io(
         shared.clone(),
         verifier.clone(),
         limits::UserSends::requests(&config.limits),
+        config.sse.clone(),
     );
     let chat = direct::handlers(chat, shared);
     // The chat application turns connection state recovery on; a recovered socket is

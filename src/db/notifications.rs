@@ -175,3 +175,46 @@ pub fn list(
         .collect();
     Ok((items, unread))
 }
+
+/// The replay of an SSE stream (`Last-Event-ID`): `user`'s notifications stored after the
+/// event `last_id` (a notification of the user, or a DM to the user; ids are time-ordered
+/// UUIDv7), oldest first, at most `limit`, in the live shape. `None` when `last_id` is
+/// neither (no replay).
+pub fn after_event(
+    c: &mut DbConnection,
+    user: &str,
+    last_id: &str,
+    limit: i64,
+) -> Result<Option<Vec<Value>>, DbError> {
+    use super::schema::direct_messages;
+    let known = notifications::table
+        .filter(notifications::user_id.eq(user))
+        .filter(notifications::id.eq(last_id))
+        .count()
+        .get_result::<i64>(c)?
+        > 0
+        || direct_messages::table
+            .filter(direct_messages::to_user_id.eq(user))
+            .filter(direct_messages::id.eq(last_id))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+    if !known {
+        return Ok(None);
+    }
+    let rows: Vec<(String, String)> = notifications::table
+        .filter(notifications::user_id.eq(user))
+        .filter(notifications::id.gt(last_id))
+        .order(notifications::id.asc())
+        .limit(limit)
+        .select((notifications::id, notifications::payload))
+        .load(c)?;
+    Ok(Some(
+        rows.into_iter()
+            .map(|(id, payload)| {
+                let p: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+                live(&id, &p)
+            })
+            .collect(),
+    ))
+}

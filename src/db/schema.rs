@@ -105,6 +105,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sse_tickets (ticket_hash) {
+        ticket_hash -> Text,
+        user_id -> Text,
+        token_exp -> Nullable<BigInt>,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
@@ -122,4 +131,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     webhook_requests,
     webhook_signatures,
+    sse_tickets,
 );

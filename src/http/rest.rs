@@ -1,6 +1,7 @@
 //! The REST API (DESIGN 11): `GET`/`POST /api/rooms/{id}/messages`, `GET
-//! /api/notifications`, `POST /api/notifications/read`, Bearer-authenticated, JSON in and
-//! out, failures `{success:false, error, code}` with 400/401/403/404/429. The work is
+//! /api/notifications`, `POST /api/notifications/read`, `POST /api/sse-ticket`,
+//! Bearer-authenticated, JSON in and out, failures `{success:false, error, code}` with
+//! 400/401/403/404/429; and the Server-Sent Events stream `GET /events`. The work is
 //! [`crate::app::api::Api`]'s; this is the HTTP shape around it.
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -86,7 +87,42 @@ async fn read_notifications(req: HttpRequest, body: web::Bytes, st: web::Data<Re
     ok(st.api.mark_read(&user, &body).await?)
 }
 
-/// Registers `/api/…` (unknown routes and methods there: 404 JSON).
+async fn sse_ticket(req: HttpRequest, st: web::Data<Rest>) -> Answer {
+    let user = st.api.caller(authorization(&req)).await?;
+    ok(st.api.sse_ticket(&user).await?)
+}
+
+/// `GET /events`: Server-Sent Events (Bearer, or `?ticket=`; `Last-Event-ID`, or
+/// `?lastEventId=` for a client that cannot set it).
+async fn events(req: HttpRequest, st: web::Data<Rest>) -> Answer {
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let last = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| param("lastEventId"))
+        .map(str::to_owned);
+    let stream = st
+        .api
+        .events(authorization(&req), param("ticket"), last, &st.io)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        // nginx: pass each event on at once, whatever the location's buffering says
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+/// Registers `/api/…` (unknown routes and methods there: 404 JSON) and `/events`.
 pub fn configure(api: Api, io: IoHandle) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + Sync {
     let state = Rest { api, io };
     move |cfg: &mut web::ServiceConfig| {
@@ -111,6 +147,17 @@ pub fn configure(api: Api, io: IoHandle) -> impl Fn(&mut web::ServiceConfig) + C
                         .route(web::post().to(read_notifications))
                         .default_service(nf()),
                 )
+                .service(
+                    web::resource("/sse-ticket")
+                        .route(web::post().to(sse_ticket))
+                        .default_service(nf()),
+                )
+                .default_service(nf()),
+        );
+        cfg.service(
+            web::resource("/events")
+                .app_data(web::Data::new(state.clone()))
+                .route(web::get().to(events))
                 .default_service(nf()),
         );
     }

@@ -32,6 +32,34 @@ pub struct Outgoing {
     pub created: Instant,
 }
 
+impl Outgoing {
+    /// The event's name and arguments, decoded again from the shared text frame (for
+    /// followers that are not sockets); `None` for a binary event. A recovery offset, when
+    /// there is one, is the last argument.
+    pub fn event(&self) -> Option<(String, Vec<Value>)> {
+        let Some(Frame::Text(t)) = self.frames.first() else {
+            return None;
+        };
+        if self.frames.len() > 1 {
+            return None;
+        }
+        let text = std::str::from_utf8(t.get(1..)?).ok()?;
+        let p = socket::decode(text).ok()?;
+        match p.data {
+            Some(Value::Array(mut a)) if !a.is_empty() => {
+                let name = a.remove(0);
+                Some((name.as_str()?.to_owned(), a))
+            }
+            _ => None,
+        }
+    }
+
+    /// Bytes of its frames.
+    pub fn byte_len(&self) -> usize {
+        self.frames.iter().map(Frame::len).sum()
+    }
+}
+
 /// Broadcast ids; also the counter part of recovery offsets.
 static NEXT_BROADCAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 

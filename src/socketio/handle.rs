@@ -9,7 +9,9 @@ use actix::Addr;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::adapter::{BusStatus, ClusterStats, Nsp, Room, ServerActor, SocketId, Stats};
+use super::adapter::{
+    BusStatus, ClusterStats, Nsp, Room, ServerActor, SocketId, Stats, Watcher, Watching,
+};
 use super::broadcast::BroadcastOp;
 use super::bus::Bus;
 use super::client::{ForSocket, SocketCommand, WsSession};
@@ -151,6 +153,17 @@ impl IoHandle {
     /// The cluster bus, if this node is part of one.
     pub fn bus(&self) -> Option<&Arc<dyn Bus>> {
         self.io.bus.get()
+    }
+
+    /// Has `watcher` follow room `room` of `nsp` on this node (see [`Watcher`]) until the
+    /// returned guard is dropped.
+    pub fn watch(&self, nsp: &str, room: &str, watcher: Arc<dyn Watcher>) -> Watching {
+        Watching::start(
+            self.io.server.clone(),
+            Nsp::from(nsp),
+            Room::from(room),
+            watcher,
+        )
     }
 
     /// Operations on namespace `nsp` (like `io.of(nsp)`).

@@ -7,10 +7,12 @@
 //!   graceful shutdown.
 //! - [`RoomActor`]: one per room and worker thread with members; the fan-out.
 //! - `local`: the sockets of a worker thread as the fan-outs there see them.
+//! - `watch`: followers of a room that are not sockets (SSE streams).
 
 mod local;
 mod room;
 mod server;
+mod watch;
 
 use actix::Addr;
 
@@ -18,6 +20,7 @@ pub(crate) use local::LocalSocket;
 pub use local::Shard;
 pub use room::RoomActor;
 pub use server::*;
+pub use watch::{Watched, Watcher, Watching};
 
 use super::WsSession;
 

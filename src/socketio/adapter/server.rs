@@ -13,6 +13,7 @@ use actix::{
 use serde_json::Value;
 
 use super::room::{AddMember, Fanout, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers};
+use super::watch::{Watched, Watchers};
 use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;
 use crate::engine::Endpoint;
@@ -90,6 +91,8 @@ struct NsState {
     sockets: HashMap<SocketId, Member>,
     rooms: HashMap<Room, RoomEntry>,
     recovery: RecoveryStore,
+    /// Followers of rooms that are not sockets.
+    watchers: Watchers,
 }
 
 impl NsState {
@@ -162,7 +165,12 @@ impl ServerActor {
                 sockets: HashMap::new(),
                 rooms: HashMap::new(),
                 recovery: RecoveryStore::new(recovery),
+                watchers: Watchers::default(),
             })
+    }
+
+    pub(super) fn watchers(&mut self, nsp: &Nsp) -> &mut Watchers {
+        &mut self.ns(nsp).watchers
     }
 
     fn set_socket_gauge(nsp: &str, n: usize) {
@@ -190,6 +198,9 @@ impl ServerActor {
                     return ns.all.fanout(&packet);
                 }
                 for r in &rooms {
+                    if !packet.except_rooms.contains(r) {
+                        ns.watchers.tell(r, || Watched::Packet(packet.clone()));
+                    }
                     if let Some(e) = ns.rooms.get(r) {
                         e.fanout(&packet);
                     } else if let Some(m) = ns.sockets.get(r.as_str()) {
@@ -202,6 +213,10 @@ impl ServerActor {
                 }
             }
             Relay::DisconnectSockets { nsp, rooms } => {
+                let w = self.watchers(&nsp);
+                for r in &rooms {
+                    w.tell(r, || Watched::Disconnect);
+                }
                 self.command_sockets(&nsp, &rooms, MembersOp::Disconnect)
             }
             Relay::Command {
@@ -209,7 +224,16 @@ impl ServerActor {
                 rooms,
                 name,
                 args,
-            } => self.command_sockets(&nsp, &rooms, MembersOp::Command { name, args }),
+            } => {
+                let w = self.watchers(&nsp);
+                for r in &rooms {
+                    w.tell(r, || Watched::Command {
+                        name: name.clone(),
+                        args: args.clone(),
+                    });
+                }
+                self.command_sockets(&nsp, &rooms, MembersOp::Command { name, args })
+            }
         }
     }
 
@@ -536,6 +560,9 @@ impl Handler<Shutdown> for ServerActor {
     type Result = ResponseFuture<usize>;
     fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> Self::Result {
         let leave = self.bus.as_ref().map(|b| b.leave());
+        for ns in self.namespaces.values_mut() {
+            ns.watchers.tell_all(|| Watched::Shutdown);
+        }
         let endpoints = self.endpoints.clone();
         Box::pin(async move {
             if let Some(leave) = leave {
