@@ -260,9 +260,9 @@ export async function startRedis() {
 }
 
 /** Real nginx with `nginx/realtime.conf` in front of `ports` (node ports), a fresh self-signed
- * certificate, and its files in a temp dir. Resolves with the public TLS port and the private
- * port once it answers. Missing nginx fails loudly. */
-export async function startNginx(ports) {
+ * certificate, and its files in a temp dir (`edit` may change the site's text first). Resolves
+ * with the public TLS port and the private port once it answers. Missing nginx fails loudly. */
+export async function startNginx(ports, { edit = (site) => site } = {}) {
   const { execFileSync: exec } = await import("node:child_process");
   const fs = await import("node:fs");
   const net = await import("node:net");
@@ -290,7 +290,7 @@ export async function startNginx(ports) {
   if (directives.includes(":4001") || directives.includes("/etc/nginx") || directives.includes(" 443 ")) {
     throw new Error("nginx/realtime.conf changed: the test's substitutions no longer apply");
   }
-  fs.writeFileSync(path.join(dir, "site.conf"), site);
+  fs.writeFileSync(path.join(dir, "site.conf"), edit(site));
   const asRoot = process.getuid?.() === 0;
   fs.writeFileSync(path.join(dir, "nginx.conf"), `
 ${asRoot ? "user root;" : ""}
