@@ -55,3 +55,6 @@ echo "== node client tests"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 export ECHO_BIN="$PWD/target/release/examples/echo"
 (cd tests && node --test --test-concurrency=2 clients/)
+
+echo "== client kit (clients/js): types from the AsyncAPI file, contract, client and hooks"
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm test)

@@ -43,6 +43,13 @@ export async function generate() {
   for (const [name, schema] of Object.entries(doc.components.schemas)) {
     definitions[name] = { ...rewrite(schema), title: name };
   }
+  /** A schema that is only a reference becomes an alias (the compiler would inline it away). */
+  const aliases = [];
+  const define = (name, schema) => {
+    const keys = Object.keys(schema).filter((k) => k !== "description");
+    if (keys.length === 1 && schema.$ref) aliases.push(`export type ${name} = ${last(schema.$ref)};`);
+    else definitions[name] = { ...rewrite(schema), title: name };
+  };
   /** namespace type prefix → { address, toClient: [...], toServer: [...] } */
   const spaces = {};
   for (const op of Object.values(doc.operations)) {
@@ -55,8 +62,8 @@ export async function generate() {
       const msg = doc.components.messages[last(msgRef)];
       const base = `${prefix}${pascal(msg.name)}`;
       const entry = { event: msg.name, payload: `${base}Payload`, ack: msg["x-ack"] ? `${base}Ack` : null, summary: msg.summary };
-      definitions[entry.payload] = { ...rewrite(msg.payload), title: entry.payload };
-      if (entry.ack) definitions[entry.ack] = { ...rewrite(msg["x-ack"]), title: entry.ack };
+      define(entry.payload, msg.payload);
+      if (entry.ack) define(entry.ack, msg["x-ack"]);
       (op.action === "send" ? space.toServer : space.toClient).push(entry);
     }
   }
@@ -74,6 +81,8 @@ export async function generate() {
       .replace(/export interface AsyncApiDefinitions \{\}\n?/, "")
       .replace(/\/\*\*\n \* This interface was referenced by[^/]*\*\/\n/g, "")
       .trim(),
+    "",
+    ...aliases,
     "",
   ];
   const doc1 = (s) => (s ? `  /** ${s.replace(/\*\//g, "* /")} */\n` : "");

@@ -211,24 +211,6 @@ export interface ChatChatSendPayload {
   replyToId?: string;
   clientMsgId?: string;
 }
-export interface ChatMessage1 {
-  id: string;
-  roomId: string;
-  sender: {
-    id: string;
-    name: string;
-    avatarUrl?: string;
-  };
-  text: string;
-  replyTo: null | {
-    id: string;
-    text: string;
-    senderId: string;
-  };
-  timestamp: number;
-  readBy: string[];
-  clientMsgId?: string;
-}
 export interface ChatChatReadPayload {
   roomId: string;
   lastReadMessageId: string;
@@ -280,34 +262,10 @@ export interface ChatSystemAnnouncementPayload {
   message: string;
   timestamp: number;
 }
-export interface ChatNotificationPayload {
-  id?: string;
-  type: "STOCK_UPDATE" | "STOCK_SOLD_OUT" | "PRICE_DROP";
-  productId?: string;
-  stock?: number;
-  isLowStock?: boolean;
-  message?: string;
-  oldPrice?: number;
-  newPrice?: number;
-  changePercent?: string;
-  timestamp: number;
-}
 export interface ChatJobProgressPayload {
   jobId: string;
   progress: number;
   status: "processing" | "completed" | "failed";
-  timestamp: number;
-}
-export interface NotificationsNotificationPayload {
-  id?: string;
-  type: "STOCK_UPDATE" | "STOCK_SOLD_OUT" | "PRICE_DROP";
-  productId?: string;
-  stock?: number;
-  isLowStock?: boolean;
-  message?: string;
-  oldPrice?: number;
-  newPrice?: number;
-  changePercent?: string;
   timestamp: number;
 }
 export interface NotificationsJobProgressPayload {
@@ -353,18 +311,11 @@ export interface AdminAdminAnnouncementPayload {
 export interface AdminAdminDisconnectUserPayload {
   userId: string;
 }
-export interface Notification1 {
-  id?: string;
-  type: "STOCK_UPDATE" | "STOCK_SOLD_OUT" | "PRICE_DROP";
-  productId?: string;
-  stock?: number;
-  isLowStock?: boolean;
-  message?: string;
-  oldPrice?: number;
-  newPrice?: number;
-  changePercent?: string;
-  timestamp: number;
-}
+
+export type ChatChatMessagePayload = ChatMessage;
+export type ChatNotificationPayload = Notification;
+export type NotificationsNotificationPayload = Notification;
+export type AdminAdminStockAlertPayload = Notification;
 
 /** What the server emits on `/` (socket.io-client's `ServerToClientEvents`). */
 export interface ChatServerToClientEvents {
