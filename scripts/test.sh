@@ -39,6 +39,14 @@ echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 
+echo "== build: the embedded-only feature set (SQLite alone, no libpq)"
+cargo clippy --release --no-default-features --features sqlite --bin realtime-server -- -D warnings
+cargo build --release --no-default-features --features sqlite --bin realtime-server
+if ldd target/release/realtime-server | grep -q libpq; then
+  echo "the SQLite-only build links libpq" >&2
+  exit 1
+fi
+
 echo "== build (release)"
 cargo build --release --workspace --bins --examples
 

@@ -20,7 +20,7 @@ pub mod users;
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::{Connection, SimpleConnection};
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use thiserror::Error;
@@ -29,6 +29,7 @@ use thiserror::Error;
 /// directory per backend) the day a migration needs backend-specific SQL.
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
+#[cfg(feature = "postgres")]
 mod connection {
     #![allow(missing_docs)] // diesel's MultiConnection derive generates undocumented items
     use diesel::{PgConnection, SqliteConnection};
@@ -37,6 +38,19 @@ mod connection {
     #[derive(diesel::MultiConnection)]
     pub enum DbConnection {
         Postgresql(PgConnection),
+        Sqlite(SqliteConnection),
+    }
+}
+
+/// Built without the `postgres` feature: SQLite alone, no system library needed.
+#[cfg(not(feature = "postgres"))]
+mod connection {
+    #![allow(missing_docs)] // diesel's MultiConnection derive generates undocumented items
+    use diesel::SqliteConnection;
+
+    /// A connection to the one backend of this build.
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConnection {
         Sqlite(SqliteConnection),
     }
 }
@@ -60,6 +74,8 @@ pub enum DbError {
     Migration(String),
     #[error("the blocking pool is gone")]
     Blocking,
+    #[error("this build has no PostgreSQL support: build with the `postgres` feature (on by default)")]
+    NoPostgres,
 }
 
 /// Which backend a URL names.
@@ -74,6 +90,9 @@ pub enum Backend {
 /// Normalises `DATABASE_URL`: `postgres://…`/`postgresql://…`, `sqlite://PATH` or a path.
 pub fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !cfg!(feature = "postgres") {
+            return Err(DbError::NoPostgres);
+        }
         return Ok((Backend::Postgres, url.to_owned()));
     }
     let path = url
@@ -137,6 +156,8 @@ fn private_file(path: &Path) -> Result<(), DbError> {
 struct Pragmas;
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
+    // irrefutable in a SQLite-only build
+    #[allow(irrefutable_let_patterns)]
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
             c.batch_execute(
@@ -193,6 +214,7 @@ impl Db {
             DbConnection::Sqlite(c) => c
                 .run_pending_migrations(MIGRATIONS)
                 .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>()),
+            #[cfg(feature = "postgres")]
             DbConnection::Postgresql(c) => {
                 // Several nodes may start at once against one database: one migrates at a
                 // time (a session advisory lock), the others then find nothing to do.
@@ -255,7 +277,9 @@ pub fn write_transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, DbErr
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError>,
 {
+    #[cfg(feature = "postgres")]
     if let DbConnection::Postgresql(_) = conn {
+        use diesel::connection::Connection;
         return conn.transaction(f);
     }
     conn.batch_execute("BEGIN IMMEDIATE")
