@@ -49,6 +49,13 @@ pub struct Metrics {
     pub bridge_rejected: IntCounterVec,
     /// Open Server-Sent Events streams (`GET /events`).
     pub sse_streams: IntGauge,
+    /// 1 while the node drains (after SIGTERM/SIGINT), else 0.
+    pub draining: IntGauge,
+    /// Database work: `phase` = `wait` (for a pooled connection) or `query` (the work itself).
+    pub db_seconds: prometheus::HistogramVec,
+    /// HTTP requests under `/internal/` (webhooks, directory sync) and `/api/`, by route
+    /// pattern.
+    pub http_seconds: prometheus::HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -64,6 +71,21 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
         .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::HistogramVec {
+    let h = prometheus::HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -93,6 +115,15 @@ impl Metrics {
             .expect("valid metric");
         r.register(Box::new(sse_streams.clone()))
             .expect("unique metric");
+        let draining =
+            IntGauge::new("rt_draining", "1 while the node drains, else 0").expect("valid metric");
+        r.register(Box::new(draining.clone()))
+            .expect("unique metric");
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("unique metric");
         let acks = counter_vec(&r, "rt_acks_total", "Acknowledgements", &["direction"]);
         Metrics {
             acks_sent: acks.with_label_values(&["sent"]),
@@ -153,6 +184,19 @@ impl Metrics {
                 &["reason"],
             ),
             sse_streams,
+            draining,
+            db_seconds: histogram_vec(
+                &r,
+                "rt_db_seconds",
+                "Database work: waiting for a connection, then the query",
+                &["phase"],
+            ),
+            http_seconds: histogram_vec(
+                &r,
+                "rt_http_seconds",
+                "Requests to /internal/ (webhooks, directory) and /api/, by route",
+                &["route"],
+            ),
             registry: r,
         }
     }
@@ -168,10 +212,45 @@ impl Metrics {
     }
 }
 
+/// Every limit that counts refusals (DESIGN 10), so each series exists from the start.
+const LIMITS: &[&str] = &[
+    "events",
+    "user_sends",
+    "requests",
+    "sync",
+    "json_depth",
+    "queued_bytes",
+    "attachments",
+    "pending_sessions",
+    "pending_dms",
+    "sse_streams",
+];
+
 /// The process's metrics.
 pub fn get() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
-    M.get_or_init(Metrics::new)
+    M.get_or_init(|| {
+        let m = Metrics::new();
+        // Series that exist from the start at 0 (a dashboard's rate() needs them before the
+        // first event): every limit, the bridge's directions and reasons, the errors a healthy
+        // node should show as 0.
+        for l in LIMITS {
+            m.refusals.with_label_values(&[l]);
+        }
+        for d in ["published", "received"] {
+            m.bridge_messages.with_label_values(&[d]);
+        }
+        for r in ["unverified", "replayed", "stale", "undecodable"] {
+            m.bridge_rejected.with_label_values(&[r]);
+        }
+        for k in ["slow_consumer", "parse"] {
+            m.errors.with_label_values(&[k]);
+        }
+        for p in ["wait", "query"] {
+            m.db_seconds.with_label_values(&[p]);
+        }
+        m
+    })
 }
 
 /// Events received and events written (acks not counted) since start, over every

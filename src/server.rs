@@ -216,6 +216,7 @@ impl Server {
             spread.as_millis()
         );
         handle.start_draining();
+        crate::metrics::get().draining.set(1);
         for e in endpoints.iter() {
             e.stop_admitting();
         }

@@ -74,7 +74,9 @@ pub enum DbError {
     Migration(String),
     #[error("the blocking pool is gone")]
     Blocking,
-    #[error("this build has no PostgreSQL support: build with the `postgres` feature (on by default)")]
+    #[error(
+        "this build has no PostgreSQL support: build with the `postgres` feature (on by default)"
+    )]
     NoPostgres,
 }
 
@@ -238,11 +240,20 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let m = crate::metrics::get();
+        let waited = std::time::Instant::now();
         // the gate is never closed, so this only fails if it were
         let _permit = self.gate.acquire().await.map_err(|_| DbError::Blocking)?;
+        m.db_seconds
+            .with_label_values(&["wait"])
+            .observe(waited.elapsed().as_secs_f64());
+        let query = m.db_seconds.with_label_values(&["query"]);
         actix_web::web::block(move || {
             let mut conn = pool.get()?;
-            f(&mut conn)
+            let started = std::time::Instant::now();
+            let out = f(&mut conn);
+            query.observe(started.elapsed().as_secs_f64());
+            out
         })
         .await
         .map_err(|_| DbError::Blocking)?

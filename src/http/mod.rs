@@ -29,6 +29,25 @@ pub struct InternalState {
     pub io: crate::socketio::IoHandle,
 }
 
+/// Times a request into `rt_http_seconds{route}` (the matched route pattern, so the label's
+/// values are as few as the routes).
+pub(crate) async fn timed(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    crate::metrics::get()
+        .http_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(res)
+}
+
 /// What every handler here answers: a JSON success, or an [`AppError`] rendered as
 /// `{success:false, error, code}` with its status.
 pub type Answer = Result<HttpResponse, AppError>;
@@ -127,6 +146,7 @@ pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clo
             || web::to(|| async { Answer::Err(AppError::not_found("unknown internal route")) });
         cfg.service(
             web::scope("/internal")
+                .wrap(actix_web::middleware::from_fn(timed))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .service(

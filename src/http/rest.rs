@@ -129,6 +129,7 @@ pub fn configure(api: Api, io: IoHandle) -> impl Fn(&mut web::ServiceConfig) + C
         let nf = || web::to(|| async { Answer::Err(AppError::not_found("unknown API route")) });
         cfg.service(
             web::scope("/api")
+                .wrap(actix_web::middleware::from_fn(super::timed))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .service(
