@@ -49,6 +49,10 @@ fi
 
 echo "== build (release)"
 cargo build --release --workspace --bins --examples
+# `cargo run --release` (the README's command, run by the quickstart test) resolves the root
+# package's features alone, which differ from the workspace's (benches/loadgen turns on more of
+# some shared crates): built here once, so that test finds it fresh instead of compiling.
+cargo build --release --bins
 
 echo "== rust tests"
 cargo test --release --workspace
