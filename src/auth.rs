@@ -471,6 +471,7 @@ mod tests {
                         .map(|(a, b)| (a.into(), b.into()))
                         .collect(),
                     remote_addr: None,
+                    client_ip: None,
                 }),
             }
         };

@@ -26,6 +26,26 @@ pub struct Config {
     pub redis: RedisConfig,
     pub limits: LimitsConfig,
     pub sse: SseConfig,
+    pub log: LogConfig,
+}
+
+/// How log lines look (`RUST_LOG` says which are written).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `[ts LEVEL target] message key=value …`
+    #[default]
+    Text,
+    /// `{"ts":…,"level":…,"target":…,"msg":…, fields…}`
+    Json,
 }
 
 /// Server-Sent Events (`GET /events`, DESIGN 11).
@@ -211,6 +231,10 @@ pub struct ServerConfig {
     /// a client that stopped reading cannot hold its connection open forever. 0: the
     /// system's default (minutes of retransmissions, and never for a zero window).
     pub tcp_user_timeout_ms: u64,
+    /// Proxies (addresses or CIDR blocks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` /
+    /// `X-Real-IP` name the client; from any other peer those headers are ignored and the
+    /// peer's address is the client's. Empty (default): no proxy is trusted.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Engine.IO settings, named as in Node's server options.
@@ -292,6 +316,7 @@ impl Default for ServerConfig {
             public_url: None,
             demo: false,
             tcp_user_timeout_ms: 60_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -357,6 +382,7 @@ impl Config {
                     .list_separator(",")
                     .with_list_parse_key("cors.origins")
                     .with_list_parse_key("auth.algorithms")
+                    .with_list_parse_key("server.trusted_proxies")
                     .try_parsing(true),
             )
             .set_override_option("server.host", env("HOST"))?
@@ -382,8 +408,30 @@ impl Config {
         if let Some(u) = self.server.public_url.as_mut() {
             *u = origin(u).map_err(|e| format!("server.public_url: {e}"))?;
         }
+        for p in &self.server.trusted_proxies {
+            proxy_net(p).ok_or_else(|| {
+                format!("server.trusted_proxies: {p:?} is not an address or a CIDR block")
+            })?;
+        }
         Ok(self)
     }
+
+    /// `server.trusted_proxies` as networks (each was checked at load).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| proxy_net(p))
+            .collect()
+    }
+}
+
+/// An address (`10.0.0.1`, one host) or a block (`10.0.0.0/8`).
+fn proxy_net(text: &str) -> Option<ipnet::IpNet> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// The origin of `url` (`scheme://host[:port]`), or why it is none.

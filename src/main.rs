@@ -8,6 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
+mod logging;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -129,12 +130,12 @@ enum RoleArg {
 }
 
 fn main() -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     if let Some(Command::Config {
         command: ConfigCommand::Check,
     }) = cli.command
     {
+        logging::init(realtime_server::config::LogFormat::Text);
         std::process::exit(cli::config_check(&cli.config_dir));
     }
     let config = match Config::load(&cli.config_dir) {
@@ -144,6 +145,7 @@ fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
+    logging::init(config.log.format);
     let exit = |code: i32| -> std::io::Result<()> { std::process::exit(code) };
     match cli.command.unwrap_or(Command::Serve {
         addr: None,

@@ -80,7 +80,9 @@ pub(crate) fn request_info(
     headers: &actix_web::http::header::HeaderMap,
     query: Vec<(String, String)>,
     remote_addr: Option<std::net::SocketAddr>,
+    trusted: &[ipnet::IpNet],
 ) -> RequestInfo {
+    let client_ip = client_ip(remote_addr, headers, trusted);
     let headers = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -89,7 +91,46 @@ pub(crate) fn request_info(
         query,
         headers,
         remote_addr,
+        client_ip,
     }
+}
+
+/// The client's address. From a peer in `trusted` (a proxy): the nearest address of
+/// `X-Forwarded-For` that is not itself a trusted proxy (read from the right: each proxy
+/// appends the address it got the request from, so entries left of the first untrusted one
+/// may be forged by the client), else `X-Real-IP`, else the peer. From any other peer: the
+/// peer, whatever the headers say.
+pub fn client_ip(
+    peer: Option<std::net::SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    use std::net::IpAddr;
+    let peer = peer.map(|p| p.ip().to_canonical())?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let parse = |s: &str| s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(parse)
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default();
+    if let Some(ip) = forwarded.iter().rev().find(|ip| !is_trusted(ip)) {
+        return Some(*ip);
+    }
+    if let Some(first) = forwarded.first() {
+        // every hop is a trusted proxy: the first one is the nearest to the client we know
+        return Some(*first);
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse)
+        .or(Some(peer))
 }
 
 /// Every Engine.IO request of a mount comes here, except WebSocket upgrades (the
@@ -134,7 +175,7 @@ pub async fn endpoint<H: EngineHandler>(
     if !mount.admit() {
         return busy();
     }
-    let info = request_info(req.headers(), query, req.peer_addr());
+    let info = request_info(req.headers(), query, req.peer_addr(), &mount.trusted);
     let addr = mount.open_polling(info);
     respond_poll(
         addr.send(Poll)
@@ -245,4 +286,66 @@ fn decode_prefix(buf: &[u8]) -> Vec<engine::Packet> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn ip(peer: &str, pairs: &[(&'static str, &'static str)], trusted: &[&str]) -> String {
+        let nets: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_ip(Some(peer.parse().unwrap()), &headers(pairs), &nets)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn headers_count_only_from_a_trusted_peer() {
+        let xff = [("x-forwarded-for", "203.0.113.7")];
+        assert_eq!(ip("10.0.0.5:1", &xff, &[]), "10.0.0.5");
+        assert_eq!(ip("10.0.0.5:1", &xff, &["192.168.0.0/16"]), "10.0.0.5");
+        assert_eq!(ip("10.0.0.5:1", &xff, &["10.0.0.0/8"]), "203.0.113.7");
+    }
+
+    #[test]
+    fn the_nearest_untrusted_hop_wins_over_forged_entries() {
+        let trusted = ["10.0.0.0/8"];
+        // the client wrote 6.6.6.6 itself; the edge proxy appended the real 203.0.113.7;
+        // an inner proxy appended the edge's 10.1.1.1
+        let xff = [("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.1.1.1")];
+        assert_eq!(ip("10.0.0.5:1", &xff, &trusted), "203.0.113.7");
+        // several headers read as one list
+        let two = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.8"),
+        ];
+        assert_eq!(ip("10.0.0.5:1", &two, &trusted), "203.0.113.8");
+        // all hops trusted: the first
+        let inner = [("x-forwarded-for", "10.9.9.9, 10.1.1.1")];
+        assert_eq!(ip("10.0.0.5:1", &inner, &trusted), "10.9.9.9");
+        // garbage: the peer
+        let junk = [("x-forwarded-for", "not-an-ip")];
+        assert_eq!(ip("10.0.0.5:1", &junk, &trusted), "10.0.0.5");
+    }
+
+    #[test]
+    fn x_real_ip_without_x_forwarded_for_and_mapped_addresses() {
+        let real = [("x-real-ip", "198.51.100.4")];
+        assert_eq!(ip("127.0.0.1:1", &real, &["127.0.0.1/32"]), "198.51.100.4");
+        assert_eq!(ip("127.0.0.1:1", &real, &[]), "127.0.0.1");
+        // an IPv4 peer seen on a dual-stack socket is still the IPv4 address
+        assert_eq!(
+            ip("[::ffff:127.0.0.1]:1", &real, &["127.0.0.1/32"]),
+            "198.51.100.4"
+        );
+    }
 }

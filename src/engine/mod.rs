@@ -47,6 +47,9 @@ pub struct RequestInfo {
     pub headers: Vec<(String, String)>,
     /// The peer's address.
     pub remote_addr: Option<std::net::SocketAddr>,
+    /// The client's address: the peer's, or the one a trusted proxy forwarded
+    /// (`server.trusted_proxies`).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A random id like Node's (20 URL-safe characters): Engine.IO session ids, Socket.IO

@@ -28,6 +28,8 @@ pub type HandlerFactory<H> = Box<dyn Fn(&Arc<RequestInfo>) -> H + Send + Sync>;
 pub struct Mount<H: EngineHandler> {
     pub(crate) path: String,
     pub(crate) config: Arc<Config>,
+    /// `server.trusted_proxies`, parsed once.
+    pub(crate) trusted: Vec<ipnet::IpNet>,
     factory: HandlerFactory<H>,
     sessions: Mutex<HashMap<Sid, Addr<Session<H>>>>,
     /// Sessions not established yet (see [`EngineHandler::WAITS_TO_ESTABLISH`]).
@@ -41,6 +43,7 @@ impl<H: EngineHandler> Mount<H> {
     pub fn new(path: &str, config: Arc<Config>, factory: HandlerFactory<H>) -> Arc<Self> {
         Arc::new(Mount {
             path: path.to_owned(),
+            trusted: config.trusted_proxies(),
             config,
             factory,
             sessions: Mutex::new(HashMap::new()),

@@ -89,9 +89,10 @@ impl Engine {
             return;
         }
         let max = self.config.limits.max_queued_bytes;
+        let ip = self.request.client_ip.map(|ip| ip.to_string());
         log::warn!(
-            "closing slow consumer sid={} max_queued_bytes={max}",
-            self.sid
+            sid:% = self.sid, ip = ip.as_deref().unwrap_or("-"), max_queued_bytes = max;
+            "closing slow consumer"
         );
         crate::metrics::get().error("slow_consumer");
         crate::metrics::get().refused("queued_bytes");

@@ -129,7 +129,7 @@ pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, 
         let status = StatusCode::SERVICE_UNAVAILABLE;
         return reply(framed, status, "application/json", body.to_owned()).await;
     }
-    let info = request_info(req.headers(), query, req.peer_addr());
+    let info = request_info(req.headers(), query, req.peer_addr(), &mount.trusted);
     let max = mount.config.engine.max_payload as usize;
 
     let mut framed = framed;

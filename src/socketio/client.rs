@@ -40,6 +40,10 @@ pub(crate) type TimerName = std::borrow::Cow<'static, str>;
 /// Unique key of a socket in room maps (cheaper than its string id).
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
+/// The log target of connect, refusal and disconnect lines (one per socket: silence them with
+/// `RUST_LOG=info,realtime_server::access=warn`).
+const ACCESS: &str = "realtime_server::access";
+
 /// The Socket.IO state of one connection.
 pub struct Client {
     pub(crate) io: Arc<IoShared>,
@@ -337,6 +341,17 @@ impl Client {
                 }
                 Err(e) => {
                     crate::metrics::get().error("connect_refused");
+                    let code = e
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("-");
+                    log::info!(
+                        target: ACCESS,
+                        sid:% = ctx.sid(), nsp = &*nsp, ip = client.ip().as_str(), code = code;
+                        "connect refused: {}", e.message
+                    );
                     let frame =
                         socket::encode_control(PacketKind::ConnectError, &nsp, Some(&e.to_json()));
                     ctx.send_frame(&frame);
@@ -415,6 +430,11 @@ impl Client {
         });
         let frame = socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)));
         ctx.send_frame(&frame);
+        log::info!(
+            target: ACCESS,
+            sid:% = ctx.sid(), nsp = &*nsp, id = &*id, ip = self.ip().as_str(), recovered = recovered;
+            "socket connected"
+        );
         for frames in &missed {
             ctx.send_frames(frames);
         }
@@ -453,11 +473,11 @@ impl Client {
             crate::metrics::get().refused("events");
             let key = s.key;
             if verdict == Verdict::Disconnect {
+                let ip = self.ip();
+                let s = &self.sockets[i];
                 log::warn!(
-                    "disconnecting socket over its event rate sid={} nsp={} id={}",
-                    ctx.sid(),
-                    s.nsp,
-                    s.id
+                    sid:% = ctx.sid(), nsp = &*s.nsp, id = &*s.id, ip = ip.as_str();
+                    "disconnecting socket over its event rate"
                 );
                 return self.remove_socket(
                     i,
@@ -490,6 +510,13 @@ impl Client {
 
     /// Removes socket `i`: its handler hears the reason, its rooms are left, its pending
     /// acks fail, and (when recovery is on and the reason allows) its state is kept.
+    /// The client's address for log lines (`-` when unknown).
+    fn ip(&self) -> String {
+        self.request
+            .client_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+    }
+
     fn remove_socket(
         &mut self,
         i: usize,
@@ -538,11 +565,10 @@ impl Client {
             let frame = socket::encode_control(PacketKind::Disconnect, &s.nsp, None);
             ctx.send_frame(&frame);
         }
-        log::debug!(
-            "socket disconnected sid={} nsp={} id={} reason={why}",
-            ctx.sid(),
-            s.nsp,
-            s.id
+        log::info!(
+            target: ACCESS,
+            sid:% = ctx.sid(), nsp = &*s.nsp, id = &*s.id, ip = self.ip().as_str(), reason:% = why;
+            "socket disconnected"
         );
     }
 
