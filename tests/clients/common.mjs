@@ -278,16 +278,18 @@ export async function startNginx(ports, { edit = (site) => site } = {}) {
   exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
     "-keyout", path.join(dir, "tls.key"), "-out", path.join(dir, "tls.crt")], { stdio: "ignore" });
   const httpsPort = await freePort();
+  const httpPort = await freePort();
   const privatePort = await freePort();
   const site = fs.readFileSync(path.join(root, "nginx", "realtime.conf"), "utf8")
     .replace(/    server 127\.0\.0\.1:4001[^\n]*\n    server 127\.0\.0\.1:4002[^\n]*\n/,
       ports.map((p) => `    server 127.0.0.1:${p} max_fails=3 fail_timeout=10s;\n`).join(""))
     .replace("listen 443 ssl;", `listen 127.0.0.1:${httpsPort} ssl;`)
+    .replace("listen 80;", `listen 127.0.0.1:${httpPort};`)
     .replace("listen 127.0.0.1:8081;", `listen 127.0.0.1:${privatePort};`)
     .replace("/etc/nginx/certs/realtime.crt", path.join(dir, "tls.crt"))
     .replace("/etc/nginx/certs/realtime.key", path.join(dir, "tls.key"));
   const directives = site.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
-  if (directives.includes(":4001") || directives.includes("/etc/nginx") || directives.includes(" 443 ")) {
+  if (directives.includes(":4001") || directives.includes("/etc/nginx") || directives.includes(" 443 ") || /listen 80;/.test(directives)) {
     throw new Error("nginx/realtime.conf changed: the test's substitutions no longer apply");
   }
   fs.writeFileSync(path.join(dir, "site.conf"), edit(site));
@@ -315,8 +317,10 @@ http {
   }, 10000, "nginx up");
   return {
     httpsPort,
+    httpPort,
     privatePort,
     url: `https://127.0.0.1:${httpsPort}`,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
     privateUrl: `http://127.0.0.1:${privatePort}`,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

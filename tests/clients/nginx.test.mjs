@@ -1,6 +1,8 @@
 // nginx/realtime.conf for real: nginx with a self-signed certificate in front of two server
 // nodes; the stock socket.io-client connects over wss:// (WebSocket only, and polling with
-// upgrade) and chats; /internal/ is refused on the public side and served on the private one.
+// upgrade) and chats; /internal/ is refused on the public side and served on the private one;
+// port 80 redirects; the client's real address reaches the nodes' logs; too many requests from
+// one address get 429.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +23,11 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "rt-nginx-db-"));
   const db = `sqlite://${path.join(dir, "shared.db")}`;
   for (let i = 0; i < 2; i++) {
-    nodes.push(await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: db }));
+    nodes.push(await startProduct({
+      JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: db,
+      // nginx reaches the nodes from 127.0.0.1: its forwarded client address counts
+      RT__LOG__FORMAT: "json", RT__SERVER__TRUSTED_PROXIES: "127.0.0.1",
+    }));
   }
   nginx = await startNginx(nodes.map((n) => n.port));
   ({ httpsPort, privatePort } = nginx);
@@ -117,4 +123,52 @@ test("WebSocket origins through nginx: the page's own https origin is accepted, 
   assert.equal(await attempt(`https://127.0.0.1:${httpsPort}`), "connected");
   assert.match(await attempt("https://evil.example"), /websocket error/);
   assert.match(await attempt(`http://127.0.0.1:${httpsPort}`), /websocket error/, "the scheme counts");
+});
+
+/** A GET through nginx's TLS side from local address `from`. */
+function httpsFrom(from, p, headers = {}) {
+  return new Promise((resolve, reject) => {
+    import("node:https").then(({ request }) => {
+      const req = request({ host: "127.0.0.1", port: httpsPort, path: p, method: "GET", localAddress: from, rejectUnauthorized: false, agent: false, headers }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body, headers: res.headers }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  });
+}
+
+test("plain HTTP on port 80 redirects to HTTPS", async () => {
+  const res = await fetch(`${nginx.httpUrl}/socket.io/?EIO=4&transport=polling`, { redirect: "manual" });
+  assert.equal(res.status, 301);
+  assert.equal(res.headers.get("location"), "https://127.0.0.1/socket.io/?EIO=4&transport=polling");
+});
+
+test("the client's real address reaches the nodes' logs; an X-Forwarded-For the client wrote is not believed", async () => {
+  // the client connects from 127.0.0.3 and claims to be 6.6.6.6
+  const s = io(`https://127.0.0.1:${httpsPort}`, {
+    forceNew: true, reconnection: false, transports: ["websocket"], rejectUnauthorized: false, localAddress: "127.0.0.3",
+    extraHeaders: { "X-Forwarded-For": "6.6.6.6" }, auth: { token: hsToken(SECRET, "alice") },
+  });
+  await once(s, "connect", 5000);
+  const id = s.id;
+  s.disconnect();
+  const line = () => nodes.flatMap((n) => n.output().split("\n"))
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l))
+    .find((l) => l.msg === "socket connected" && l.id === id);
+  await until(() => line() !== undefined, 3000, "the connect line");
+  assert.equal(line().ip, "127.0.0.3");
+});
+
+test("past the configured rate one address gets 429 with a JSON body; another address is not affected", async () => {
+  const answers = await Promise.all(Array.from({ length: 300 }, () => httpsFrom("127.0.0.4", "/api/notifications")));
+  const limited = answers.filter((a) => a.status === 429);
+  assert.ok(limited.length >= 100, `${limited.length} of 300 limited (rate 50/s, burst 100)`);
+  assert.deepEqual(JSON.parse(limited[0].body), { success: false, error: "too many requests from this address", code: "RATE_LIMITED" });
+  assert.ok(answers.some((a) => a.status === 401), "the first ones reached the API (no token: 401)");
+  const other = await httpsFrom("127.0.0.5", "/api/notifications");
+  assert.equal(other.status, 401, "another address still reaches the API");
 });
