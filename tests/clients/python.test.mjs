@@ -13,7 +13,7 @@ after(async () => { await srv.stop(); });
 
 test("python-socketio client: events, binary and acks over every transport", async () => {
   const out = await new Promise((resolve, reject) => {
-    execFile("python3", [script, srv.url], { timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(process.env.PYTHON || "python3", [script, srv.url], { timeout: 60000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`python client failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });
