@@ -18,7 +18,7 @@ echo "chat bench: limits raised: events_per_s=1000000 events_burst=1000000 user_
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-RUST_LOG=warn,realtime_server=info ${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
+RUST_LOG=warn,realtime_server=info,realtime_server::access=warn ${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$out/chat-server.log" && break; sleep 0.1; done
 url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/chat-server.log" | head -1 | sed 's|.*http://||')"

@@ -11,7 +11,7 @@ export JWT_SECRET=bench-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=bench-hook-
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-RUST_LOG=warn,realtime_server=info target/release/realtime-server serve --addr 127.0.0.1:0 >"$out/notify-server.log" 2>&1 &
+RUST_LOG=warn,realtime_server=info,realtime_server::access=warn target/release/realtime-server serve --addr 127.0.0.1:0 >"$out/notify-server.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$out/notify-server.log" && break; sleep 0.1; done
 url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/notify-server.log" | head -1 | sed 's|.*http://||')"

@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 start_ours() { # label; env DATABASE_URL set; sets pid, url
   local log="$out/storm-$1.log"
-  RUST_LOG=warn,realtime_server=info "$BIN" serve --addr 127.0.0.1:0 >"$log" 2>&1 &
+  RUST_LOG=warn,realtime_server=info,realtime_server::access=warn "$BIN" serve --addr 127.0.0.1:0 >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 200); do grep -q "listening on" "$log" && break; sleep 0.05; done
   url="http://$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's|.*http://||')"
