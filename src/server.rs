@@ -307,6 +307,8 @@ fn serve_http(
     let split = listeners.internal.is_some();
     let cfg = config.clone();
     let user_timeout = std::time::Duration::from_millis(config.server.tcp_user_timeout_ms);
+    let trusted = web::Data::new(crate::http::TrustedProxies(config.trusted_proxies()));
+    let trusted_internal = trusted.clone();
     let public_routes = routes.clone();
     let mut server = actix_server::Server::build()
         .workers(workers)
@@ -314,6 +316,7 @@ fn serve_http(
         .shutdown_timeout(5)
         .listen("realtime", listeners.public, move || {
             let mut app = App::new()
+                .app_data(trusted.clone())
                 .wrap(crate::http::health::cors(&cfg))
                 .default_service(web::to(not_found));
             if split {
@@ -357,7 +360,9 @@ fn serve_http(
             internal.local_addr()?
         );
         server = server.listen("internal", internal, move || {
-            let mut app = App::new().default_service(web::to(not_found));
+            let mut app = App::new()
+                .app_data(trusted_internal.clone())
+                .default_service(web::to(not_found));
             for r in routes.iter() {
                 app = app.configure(|c| r(c));
             }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 
 pub use crate::protocol::Sid;
 pub use handler::{EngineCtx, EngineHandler};
+pub use http::client_ip;
 pub use mount::{Endpoint, HandlerFactory, Mount};
 pub use outbox::{Outbox, Queued, SharedOutbox};
 pub use session::{CloseSession, OutboxTrouble, Session};

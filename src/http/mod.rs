@@ -29,8 +29,23 @@ pub struct InternalState {
     pub io: crate::socketio::IoHandle,
 }
 
+/// `server.trusted_proxies`, parsed once, for the apps' handlers (`app_data`).
+#[derive(Clone, Default)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+/// The client address of `req` for log lines (see `engine::client_ip`), `-` when unknown.
+fn client_ip(req: &actix_web::HttpRequest) -> String {
+    let trusted = req
+        .app_data::<web::Data<TrustedProxies>>()
+        .map(|t| t.0.as_slice())
+        .unwrap_or_default();
+    crate::engine::client_ip(req.peer_addr(), req.headers(), trusted)
+        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+}
+
 /// Times a request into `rt_http_seconds{route}` (the matched route pattern, so the label's
-/// values are as few as the routes).
+/// values are as few as the routes), and logs a refused one (401, 403, 429) with the
+/// client's address under `realtime_server::access`.
 pub(crate) async fn timed(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -45,6 +60,16 @@ pub(crate) async fn timed(
         .http_seconds
         .with_label_values(&[&route])
         .observe(started.elapsed().as_secs_f64());
+    let status = res.status().as_u16();
+    if matches!(status, 401 | 403 | 429) {
+        let req = res.request();
+        log::info!(
+            target: "realtime_server::access",
+            method = req.method().as_str(), route = route.as_str(), status = status,
+            ip = client_ip(req).as_str();
+            "request refused"
+        );
+    }
     Ok(res)
 }
 

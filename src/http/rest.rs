@@ -157,6 +157,7 @@ pub fn configure(api: Api, io: IoHandle) -> impl Fn(&mut web::ServiceConfig) + C
         );
         cfg.service(
             web::resource("/events")
+                .wrap(actix_web::middleware::from_fn(super::timed))
                 .app_data(web::Data::new(state.clone()))
                 .route(web::get().to(events))
                 .default_service(nf()),

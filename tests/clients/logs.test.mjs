@@ -63,6 +63,23 @@ test("json: every line is an object with ts, level, target, msg; access lines ca
   assert.ok(lines.some((l) => /listening on/.test(l.msg)), "start-up lines too");
 });
 
+test("json: refused HTTP calls (a bad token, a bad signature) are logged with the client address", async () => {
+  const srv = await server({ RT__LOG__FORMAT: "json", RT__SERVER__TRUSTED_PROXIES: "127.0.0.1" });
+  const api = await fetch(`${srv.url}/api/notifications`, { headers: { authorization: "Bearer nope", "x-forwarded-for": "203.0.113.9" } });
+  assert.equal(api.status, 401);
+  const hook = await fetch(`${srv.url}/internal/notify/stock`, { method: "POST", body: "{}", headers: { "x-signature-256": "t=1,v1=00", "x-real-ip": "198.51.100.20" } });
+  assert.equal(hook.status, 401);
+  const sse = await fetch(`${srv.url}/events?ticket=unknown`, { headers: { "x-forwarded-for": "192.0.2.99" } });
+  assert.equal(sse.status, 401);
+  const refused = () => jsonLines(srv).filter((l) => l.msg === "request refused");
+  await until(() => refused().length === 3, 3000, "three refusal lines");
+  assert.deepEqual(refused().map((l) => [l.method, l.route, l.status, l.ip, l.target]), [
+    ["GET", "/api/notifications", 401, "203.0.113.9", "realtime_server::access"],
+    ["POST", "/internal/notify/{kind}", 401, "198.51.100.20", "realtime_server::access"],
+    ["GET", "/events", 401, "192.0.2.99", "realtime_server::access"],
+  ]);
+});
+
 test("json: from a peer that is not a trusted proxy the headers are ignored", async () => {
   const srv = await server({ RT__LOG__FORMAT: "json" });
   const a = await visit(srv, { "x-forwarded-for": "203.0.113.7", "x-real-ip": "198.51.100.4" });
