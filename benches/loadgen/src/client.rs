@@ -97,18 +97,30 @@ impl Conn {
         }
     }
 
-    /// Joins `room` with an acknowledgement and waits for it.
+    /// Joins `room` with an acknowledgement and waits for it. The join is sent again when
+    /// no ack came within a second: a server that runs its connect handler after sending
+    /// the CONNECT answer (socketioxide) drops events that arrive before the handler ran.
     pub async fn join(&mut self, room: &str) -> Result<(), Error> {
         let room_json = serde_json::to_string(room)?;
-        self.ws
-            .send(Message::Text(format!("420[\"join\",{room_json}]")))
-            .await?;
-        loop {
-            let t = self.next_text().await?;
-            if t.starts_with("430") {
-                return Ok(());
+        for _ in 0..10 {
+            self.ws
+                .send(Message::Text(format!("420[\"join\",{room_json}]")))
+                .await?;
+            let acked = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                loop {
+                    let t = self.next_text().await?;
+                    if t.starts_with("430") {
+                        return Ok::<(), Error>(());
+                    }
+                }
+            })
+            .await;
+            match acked {
+                Ok(r) => return r,
+                Err(_) => continue,
             }
         }
+        Err("join: no ack after 10 tries".into())
     }
 
     /// Emits `event` with `arg` and ack id 0; returns the ack's text (`430[...]`).
@@ -135,7 +147,7 @@ impl Conn {
     }
 }
 
-fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
+pub fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
@@ -160,4 +172,97 @@ pub fn field_u64(text: &str, key: &str) -> Option<u64> {
     let at = text.find(key)? + key.len();
     let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
     text[at..at + digits].parse().ok()
+}
+
+/// Which transport a scenario's clients use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    Websocket,
+    Polling,
+}
+
+/// The sending end of a connection on either transport.
+pub enum Tx {
+    Ws(Sink),
+    Poll(crate::polling::PollTx),
+}
+
+/// The receiving end of a connection on either transport: text packets only.
+pub enum Rx {
+    Ws(Stream),
+    Poll(crate::polling::PollRx),
+}
+
+/// Opens a connection on `transport`, joined to `room` when given.
+pub async fn open_pair(
+    transport: Transport,
+    url: &str,
+    local: Option<IpAddr>,
+    room: Option<&str>,
+) -> Result<(Tx, Rx), Error> {
+    match transport {
+        Transport::Websocket => {
+            let mut c = Conn::open(url, local).await?;
+            if let Some(room) = room {
+                c.join(room).await?;
+            }
+            let (tx, rx) = c.split();
+            Ok((Tx::Ws(tx), Rx::Ws(rx)))
+        }
+        Transport::Polling => {
+            let (tx, rx) = crate::polling::open(host_port(url)?, local, room).await?;
+            Ok((Tx::Poll(tx), Rx::Poll(rx)))
+        }
+    }
+}
+
+impl Tx {
+    /// Queues a packet (a WebSocket writes it at the next flush).
+    pub async fn feed(&mut self, text: String) -> bool {
+        match self {
+            Tx::Ws(s) => s.feed(Message::Text(text)).await.is_ok(),
+            Tx::Poll(s) => s.send(text).is_ok(),
+        }
+    }
+
+    pub async fn flush(&mut self) -> bool {
+        match self {
+            Tx::Ws(s) => s.flush().await.is_ok(),
+            Tx::Poll(_) => true,
+        }
+    }
+
+    pub async fn send(&mut self, text: String) -> bool {
+        self.feed(text).await && self.flush().await
+    }
+
+    /// Ends a polling session with a close packet (a server cannot tell otherwise until its
+    /// ping times out); a WebSocket ends when the process does.
+    pub fn close(self) {
+        if let Tx::Poll(s) = self {
+            let _ = s.send("1".into());
+        }
+    }
+}
+
+impl Rx {
+    /// The next text packet (a WebSocket's pings included: answer them), `None` at the end.
+    pub async fn next(&mut self) -> Option<String> {
+        match self {
+            Rx::Ws(s) => loop {
+                match s.next().await? {
+                    Ok(Message::Text(t)) => return Some(t),
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                    Ok(_) => continue,
+                }
+            },
+            Rx::Poll(r) => r.recv().await,
+        }
+    }
+
+    /// A text packet already received, if any.
+    pub fn try_next(&mut self) -> Option<String> {
+        use futures_util::FutureExt;
+        self.next().now_or_never().flatten()
+    }
 }

@@ -8,6 +8,7 @@
 //! included; `bcast` (room, payload) to that room; `echo` (payload, ack) acks the payload.
 
 mod client;
+mod polling;
 mod proc_stats;
 mod product;
 mod storm;
@@ -24,7 +25,7 @@ use serde_json::json;
 use tokio::task::LocalSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use client::Conn;
+use client::{Conn, Transport};
 
 #[derive(Parser)]
 #[command(name = "loadgen")]
@@ -71,6 +72,9 @@ enum Cmd {
         /// A second node: members alternate between --url and this one (senders too).
         #[arg(long)]
         url2: Option<String>,
+        /// The members' transport (polling: long-polling only, no upgrade).
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: Transport,
     },
     /// The product's chat (needs `realtime-server` with a room and users): `members` sockets
     /// join `room`; `senders` of them keep `inflight` `chat:send`s with ack outstanding each;
@@ -129,6 +133,9 @@ enum Cmd {
         inflight: usize,
         #[arg(long, default_value_t = 5)]
         duration: u64,
+        /// The clients' transport (polling: long-polling only, no upgrade).
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: Transport,
     },
 }
 
@@ -152,17 +159,27 @@ fn main() {
                 duration,
                 room,
                 url2,
+                transport,
             } => {
                 let urls: Vec<&str> = std::iter::once(cli.url.as_str())
                     .chain(url2.as_deref())
                     .collect();
-                broadcast(&urls, cli.pid, n, senders, rate, duration, &room).await
+                let b = Bcast {
+                    n,
+                    senders,
+                    rate,
+                    duration,
+                    room: &room,
+                    transport,
+                };
+                broadcast(&urls, cli.pid, b).await
             }
             Cmd::Echo {
                 n,
                 inflight,
                 duration,
-            } => echo(&cli.url, cli.pid, n, inflight, duration).await,
+                transport,
+            } => echo(&cli.url, cli.pid, n, inflight, duration, transport).await,
             Cmd::Notify {
                 jwt_secret,
                 webhook_secret,
@@ -307,50 +324,56 @@ async fn connections(
     })
 }
 
-async fn broadcast(
-    urls: &[&str],
-    pid: Option<u32>,
+/// The broadcast scenario's parameters.
+struct Bcast<'a> {
     n: usize,
     senders: usize,
     rate: u64,
     duration: u64,
-    room: &str,
-) -> serde_json::Value {
+    room: &'a str,
+    transport: Transport,
+}
+
+async fn broadcast(urls: &[&str], pid: Option<u32>, b: Bcast<'_>) -> serde_json::Value {
+    let Bcast {
+        n,
+        senders,
+        rate,
+        duration,
+        room,
+        transport,
+    } = b;
     let t0 = Instant::now();
     let hist = Rc::new(RefCell::new(new_hist()));
     let received = Rc::new(RefCell::new(0u64));
-    let mut conns = Vec::with_capacity(n);
+    let mut sinks = Vec::with_capacity(n);
     for i in 0..n {
-        match Conn::open(urls[i % urls.len()], Some(source_ip(i))).await {
-            Ok(mut c) => {
-                if let Err(e) = c.join(room).await {
-                    eprintln!("join failed: {e}");
-                    continue;
-                }
-                conns.push(c);
+        match client::open_pair(
+            transport,
+            urls[i % urls.len()],
+            Some(source_ip(i)),
+            Some(room),
+        )
+        .await
+        {
+            Ok((tx, mut rx)) => {
+                sinks.push(tx);
+                let (hist, received) = (hist.clone(), received.clone());
+                tokio::task::spawn_local(async move {
+                    while let Some(t) = rx.next().await {
+                        if let Some(sent_us) = client::field_u64(&t, "\"t\":") {
+                            let now = t0.elapsed().as_micros() as u64;
+                            let _ = hist.borrow_mut().record(now.saturating_sub(sent_us).max(1));
+                            *received.borrow_mut() += 1;
+                        }
+                    }
+                });
             }
             Err(e) => eprintln!("connect failed: {e}"),
         }
     }
-    let members = conns.len();
+    let members = sinks.len();
     let senders = senders.min(members).max(1);
-    let mut sinks = Vec::new();
-    for c in conns {
-        let (sink, mut stream) = c.split();
-        sinks.push(sink);
-        let (hist, received) = (hist.clone(), received.clone());
-        tokio::task::spawn_local(async move {
-            while let Some(Ok(m)) = stream.next().await {
-                if let Message::Text(t) = m {
-                    if let Some(sent_us) = client::field_u64(&t, "\"t\":") {
-                        let now = t0.elapsed().as_micros() as u64;
-                        let _ = hist.borrow_mut().record(now.saturating_sub(sent_us).max(1));
-                        *received.borrow_mut() += 1;
-                    }
-                }
-            }
-        });
-    }
     let cpu_before = pid.and_then(proc_stats::cpu_seconds);
     let sent = Rc::new(RefCell::new(0u64));
     let per_sender_gap = Duration::from_nanos(1_000_000_000 * senders as u64 / rate.max(1));
@@ -366,7 +389,7 @@ async fn broadcast(
                 next += per_sender_gap;
                 let t = t0.elapsed().as_micros() as u64;
                 let msg = format!("42[\"bcast\",{{\"t\":{t}}}]");
-                if sink.send(Message::Text(msg)).await.is_err() {
+                if !sink.send(msg).await {
                     break;
                 }
                 *sent.borrow_mut() += 1;
@@ -394,9 +417,14 @@ async fn broadcast(
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
+    for s in kept.into_iter().chain(sinks) {
+        s.close();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let h = hist.borrow();
     json!({
         "scenario": "broadcast",
+        "transport": format!("{transport:?}").to_lowercase(),
         "nodes": urls.len(),
         "members": members,
         "senders": senders,
@@ -420,13 +448,14 @@ async fn echo(
     n: usize,
     inflight: usize,
     duration: u64,
+    transport: Transport,
 ) -> serde_json::Value {
     let t0 = Instant::now();
     let hist = Rc::new(RefCell::new(new_hist()));
     let acks = Rc::new(RefCell::new(0u64));
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
-        match Conn::open(url, Some(source_ip(i))).await {
+        match client::open_pair(transport, url, Some(source_ip(i)), None).await {
             Ok(c) => conns.push(c),
             Err(e) => eprintln!("connect failed: {e}"),
         }
@@ -435,14 +464,13 @@ async fn echo(
     let start = Instant::now();
     let end = start + Duration::from_secs(duration);
     let mut tasks = Vec::new();
-    for c in conns {
+    for (mut sink, mut stream) in conns {
         let (hist, acks) = (hist.clone(), acks.clone());
         tasks.push(tokio::task::spawn_local(async move {
-            let (mut sink, mut stream) = c.split();
             let mut next_id = 0u64;
             let send = |id: u64| {
                 let t = t0.elapsed().as_micros() as u64;
-                Message::Text(format!("42{id}[\"echo\",{{\"t\":{t}}}]"))
+                format!("42{id}[\"echo\",{{\"t\":{t}}}]")
             };
             for _ in 0..inflight {
                 let _ = sink.feed(send(next_id)).await;
@@ -452,17 +480,16 @@ async fn echo(
             let mut outstanding = inflight;
             // Handle every message already received, then write all answers at once.
             while outstanding > 0 {
-                let Some(Ok(first)) = stream.next().await else {
+                let Some(first) = stream.next().await else {
                     break;
                 };
                 let mut batch = vec![first];
-                while let Some(Some(Ok(m))) = stream.next().now_or_never() {
+                while let Some(m) = stream.try_next() {
                     batch.push(m);
                 }
-                for m in batch {
-                    let Message::Text(t) = m else { continue };
+                for t in batch {
                     if t == "2" {
-                        let _ = sink.feed(Message::Text("3".into())).await;
+                        let _ = sink.feed("3".into()).await;
                         continue;
                     }
                     if !t.starts_with("43") {
@@ -482,6 +509,7 @@ async fn echo(
                 }
                 let _ = sink.flush().await;
             }
+            sink.close();
         }));
     }
     for t in tasks {
@@ -489,6 +517,8 @@ async fn echo(
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu_after = pid.and_then(proc_stats::cpu_seconds);
+    // the close packets of polling sessions leave meanwhile
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let server_cpu = match (cpu_before, cpu_after) {
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
@@ -497,6 +527,7 @@ async fn echo(
     let h = hist.borrow();
     json!({
         "scenario": "echo",
+        "transport": format!("{transport:?}").to_lowercase(),
         "connections": n,
         "inflight": inflight,
         "duration_s": secs,
