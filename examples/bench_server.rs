@@ -29,6 +29,9 @@ struct Args {
     /// The cluster secret every node shares (at least 32 bytes; needed with `--redis`).
     #[arg(long, env = "CLUSTER_SECRET")]
     cluster_secret: Option<String>,
+    /// `server.flush_duty` (write pacing of broadcasts; 0: off).
+    #[arg(long, default_value_t = Config::default().server.flush_duty)]
+    flush_duty: u32,
 }
 
 fn main() -> std::io::Result<()> {
@@ -36,6 +39,7 @@ fn main() -> std::io::Result<()> {
     let a = Args::parse();
     let mut config = Config::default();
     config.server.workers = a.workers;
+    config.server.flush_duty = a.flush_duty;
     config.redis.url = a.redis;
     config.redis.cluster_secret = a.cluster_secret;
     let ns = Namespace::new()

@@ -231,6 +231,11 @@ pub struct ServerConfig {
     /// a client that stopped reading cannot hold its connection open forever. 0: the
     /// system's default (minutes of retransmissions, and never for a zero window).
     pub tcp_user_timeout_ms: u64,
+    /// Write pacing of broadcasts: a room's rounds of writes to its members may take up to
+    /// 1/`flush_duty` of a worker's time; beyond that (a busy worker, broadcasts coming
+    /// faster than it writes them one by one) the next round waits for the next broadcast,
+    /// and each member gets both in one write. 0: every broadcast is written at once.
+    pub flush_duty: u32,
     /// Proxies (addresses or CIDR blocks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` /
     /// `X-Real-IP` name the client; from any other peer those headers are ignored and the
     /// peer's address is the client's. Empty (default): no proxy is trusted.
@@ -316,6 +321,7 @@ impl Default for ServerConfig {
             public_url: None,
             demo: false,
             tcp_user_timeout_ms: 60_000,
+            flush_duty: 4,
             trusted_proxies: Vec::new(),
         }
     }

@@ -307,6 +307,7 @@ fn serve_http(
     let split = listeners.internal.is_some();
     let cfg = config.clone();
     let user_timeout = std::time::Duration::from_millis(config.server.tcp_user_timeout_ms);
+    crate::socketio::adapter::set_flush_duty(config.server.flush_duty);
     let trusted = web::Data::new(crate::http::TrustedProxies(config.trusted_proxies()));
     let trusted_internal = trusted.clone();
     let public_routes = routes.clone();

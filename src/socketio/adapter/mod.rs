@@ -18,7 +18,7 @@ use actix::Addr;
 
 pub(crate) use local::LocalSocket;
 pub use local::Shard;
-pub use room::RoomActor;
+pub use room::{set_flush_duty, RoomActor};
 pub use server::*;
 pub use watch::{Watched, Watcher, Watching};
 

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message};
 
@@ -16,6 +18,23 @@ use super::{Member, Nsp, Room};
 use crate::engine::{Flushed, OutboxTrouble, Queued};
 use crate::socketio::client::{Deliver, ForSocket, SocketCommand};
 use crate::socketio::Outgoing;
+
+/// A room's flush rounds take at most 1/`flush_duty()` of its worker's time before the next
+/// round is held back (see [`RoomActor::flush_delay`]); 0 turns the pacing off.
+static FLUSH_DUTY: AtomicU32 = AtomicU32::new(4);
+
+fn flush_duty() -> u32 {
+    FLUSH_DUTY.load(Ordering::Relaxed)
+}
+
+/// Sets the pacing of flush rounds for the process (`server.flush_duty`; 0: off).
+pub fn set_flush_duty(duty: u32) {
+    FLUSH_DUTY.store(duty, Ordering::Relaxed);
+}
+/// The longest a flush round is held back.
+const MAX_FLUSH_DELAY: Duration = Duration::from_millis(20);
+/// Rounds writing fewer members are never paced.
+const PACED_MEMBERS: usize = 64;
 
 struct Entry {
     member: Member,
@@ -34,6 +53,12 @@ pub struct RoomActor {
     /// Members with bytes to write at the end of this batch.
     to_flush: Vec<u64>,
     flush_scheduled: bool,
+    /// When the last flush round started and how long it took: the next round waits until
+    /// `FLUSH_DUTY` times that has passed (see [`RoomActor::flush_delay`]).
+    last_flush: Option<(Instant, Duration)>,
+    /// When the last broadcast arrived, and the average time between broadcasts.
+    last_fanout: Option<Instant>,
+    fanout_gap: Duration,
     /// Deliveries of this room's namespace (`rt_events_out_total`).
     delivered: prometheus::IntCounter,
 }
@@ -48,11 +73,53 @@ impl RoomActor {
             members: HashMap::new(),
             to_flush: Vec::new(),
             flush_scheduled: false,
+            last_flush: None,
+            last_fanout: None,
+            fanout_gap: Duration::MAX,
             delivered,
         }
     }
 
+    /// How long the next flush round waits. A round writes every touched member once; when
+    /// rounds come faster than `FLUSH_DUTY` times their own cost, the worker is busy with
+    /// this room's writes and the next round waits, so frames of the broadcasts that arrive
+    /// meanwhile leave in the same write (one syscall, and one read for the client, instead
+    /// of one per broadcast). It waits only when another broadcast is due within the wait
+    /// (by the average gap between broadcasts), so a wait always merges writes: an idle or
+    /// lightly loaded worker never waits.
+    fn flush_delay(&self, now: Instant) -> Option<Duration> {
+        let (start, cost) = self.last_flush?;
+        let duty = flush_duty();
+        if duty == 0 {
+            return None;
+        }
+        let due = start + cost * duty;
+        due.checked_duration_since(now)
+            .filter(|d| *d >= self.fanout_gap)
+            .map(|d| d.min(MAX_FLUSH_DELAY))
+    }
+
+    /// Follows the average gap between broadcasts (exponential, 1/8 per sample).
+    fn note_fanout(&mut self, now: Instant) {
+        if let Some(last) = self.last_fanout.replace(now) {
+            let gap = now - last;
+            self.fanout_gap = if self.fanout_gap == Duration::MAX {
+                gap
+            } else {
+                (self.fanout_gap * 7 + gap) / 8
+            };
+        }
+    }
+
     fn flush(&mut self) {
+        let start = Instant::now();
+        let n = self.to_flush.len();
+        self.flush_round();
+        // Rounds of a few members are too cheap to pace.
+        self.last_flush = (n >= PACED_MEMBERS).then(|| (start, start.elapsed()));
+    }
+
+    fn flush_round(&mut self) {
         for key in self.to_flush.drain(..) {
             let Some(e) = self.members.get_mut(&key) else {
                 continue;
@@ -134,6 +201,8 @@ pub struct Fanout {
 impl Handler<Fanout> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: Fanout, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        self.note_fanout(now);
         crate::metrics::get()
             .delivery_latency
             .observe(msg.packet.created.elapsed().as_secs_f64());
@@ -165,10 +234,20 @@ impl Handler<Fanout> for RoomActor {
             // Write once this batch of broadcasts is handled: several queued for one socket
             // leave in one write.
             self.flush_scheduled = true;
-            ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| {
-                act.flush_scheduled = false;
-                act.flush();
-            }));
+            match self.flush_delay(now) {
+                None => {
+                    ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| {
+                        act.flush_scheduled = false;
+                        act.flush();
+                    }));
+                }
+                Some(d) => {
+                    ctx.run_later(d, |act, _| {
+                        act.flush_scheduled = false;
+                        act.flush();
+                    });
+                }
+            }
         }
     }
 }
@@ -226,5 +305,45 @@ impl Handler<StopRoom> for RoomActor {
     type Result = ();
     fn handle(&mut self, _: StopRoom, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_rounds_wait_only_when_another_broadcast_is_due() {
+        let mut room = RoomActor::new(Nsp::from("/"), Room::from("r"));
+        let now = Instant::now();
+        // no round yet: never waits
+        assert_eq!(room.flush_delay(now), None);
+        // a round of 2.5 ms just ended; broadcasts every 5 ms: due at 10 ms (duty 4), so
+        // the next round waits 7.5 ms, in which another broadcast arrives
+        room.last_flush = Some((now, Duration::from_micros(2500)));
+        room.fanout_gap = Duration::from_millis(5);
+        let later = now + Duration::from_micros(2500);
+        assert_eq!(room.flush_delay(later), Some(Duration::from_micros(7500)));
+        // broadcasts every 20 ms: waiting would merge nothing, so it writes at once
+        room.fanout_gap = Duration::from_millis(20);
+        assert_eq!(room.flush_delay(later), None);
+        // past the due time: at once
+        room.fanout_gap = Duration::from_millis(1);
+        assert_eq!(room.flush_delay(now + Duration::from_millis(11)), None);
+        // a long round is held back at most MAX_FLUSH_DELAY
+        room.last_flush = Some((now, Duration::from_millis(100)));
+        assert_eq!(room.flush_delay(now), Some(MAX_FLUSH_DELAY));
+    }
+
+    #[test]
+    fn the_gap_between_broadcasts_is_averaged() {
+        let mut room = RoomActor::new(Nsp::from("/"), Room::from("r"));
+        let t0 = Instant::now();
+        room.note_fanout(t0);
+        assert_eq!(room.fanout_gap, Duration::MAX);
+        room.note_fanout(t0 + Duration::from_millis(8));
+        assert_eq!(room.fanout_gap, Duration::from_millis(8));
+        room.note_fanout(t0 + Duration::from_millis(24));
+        assert_eq!(room.fanout_gap, Duration::from_millis(9));
     }
 }
