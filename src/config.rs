@@ -232,7 +232,7 @@ pub struct ServerConfig {
     /// system's default (minutes of retransmissions, and never for a zero window).
     pub tcp_user_timeout_ms: u64,
     /// Write pacing of broadcasts: a room's rounds of writes to its members may take up to
-    /// 1/`flush_duty` of a worker's time; beyond that (a busy worker, broadcasts coming
+    /// 1/`flush_duty` of a worker's time (default 6); beyond that (a busy worker, broadcasts coming
     /// faster than it writes them one by one) the next round waits for the next broadcast,
     /// and each member gets both in one write. 0: every broadcast is written at once.
     pub flush_duty: u32,
@@ -321,7 +321,7 @@ impl Default for ServerConfig {
             public_url: None,
             demo: false,
             tcp_user_timeout_ms: 60_000,
-            flush_duty: 4,
+            flush_duty: 6,
             trusted_proxies: Vec::new(),
         }
     }

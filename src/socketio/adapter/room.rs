@@ -21,7 +21,7 @@ use crate::socketio::Outgoing;
 
 /// A room's flush rounds take at most 1/`flush_duty()` of its worker's time before the next
 /// round is held back (see [`RoomActor::flush_delay`]); 0 turns the pacing off.
-static FLUSH_DUTY: AtomicU32 = AtomicU32::new(4);
+static FLUSH_DUTY: AtomicU32 = AtomicU32::new(6);
 
 fn flush_duty() -> u32 {
     FLUSH_DUTY.load(Ordering::Relaxed)
@@ -53,8 +53,8 @@ pub struct RoomActor {
     /// Members with bytes to write at the end of this batch.
     to_flush: Vec<u64>,
     flush_scheduled: bool,
-    /// When the last flush round started and how long it took: the next round waits until
-    /// `FLUSH_DUTY` times that has passed (see [`RoomActor::flush_delay`]).
+    /// When the last flush round started and the CPU time it took: the next round waits until
+    /// `server.flush_duty` times that has passed (see [`RoomActor::flush_delay`]).
     last_flush: Option<(Instant, Duration)>,
     /// When the last broadcast arrived, and the average time between broadcasts.
     last_fanout: Option<Instant>,
@@ -81,15 +81,14 @@ impl RoomActor {
     }
 
     /// How long the next flush round waits. A round writes every touched member once; when
-    /// rounds come faster than `FLUSH_DUTY` times their own cost, the worker is busy with
+    /// rounds come faster than `server.flush_duty` times their own cost, the worker is busy with
     /// this room's writes and the next round waits, so frames of the broadcasts that arrive
     /// meanwhile leave in the same write (one syscall, and one read for the client, instead
     /// of one per broadcast). It waits only when another broadcast is due within the wait
     /// (by the average gap between broadcasts), so a wait always merges writes: an idle or
     /// lightly loaded worker never waits.
-    fn flush_delay(&self, now: Instant) -> Option<Duration> {
+    fn flush_delay(&self, now: Instant, duty: u32) -> Option<Duration> {
         let (start, cost) = self.last_flush?;
-        let duty = flush_duty();
         if duty == 0 {
             return None;
         }
@@ -113,10 +112,14 @@ impl RoomActor {
 
     fn flush(&mut self) {
         let start = Instant::now();
+        // The round's cost is this thread's CPU time, not wall time: a worker preempted by
+        // other processes must not look busy with writes it is not doing.
+        let cpu = cpu_time::ThreadTime::try_now().ok();
         let n = self.to_flush.len();
         self.flush_round();
+        let cost = cpu.map_or_else(|| start.elapsed(), |t| t.elapsed());
         // Rounds of a few members are too cheap to pace.
-        self.last_flush = (n >= PACED_MEMBERS).then(|| (start, start.elapsed()));
+        self.last_flush = (n >= PACED_MEMBERS).then_some((start, cost));
     }
 
     fn flush_round(&mut self) {
@@ -234,7 +237,7 @@ impl Handler<Fanout> for RoomActor {
             // Write once this batch of broadcasts is handled: several queued for one socket
             // leave in one write.
             self.flush_scheduled = true;
-            match self.flush_delay(now) {
+            match self.flush_delay(now, flush_duty()) {
                 None => {
                     ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| {
                         act.flush_scheduled = false;
@@ -317,22 +320,27 @@ mod tests {
         let mut room = RoomActor::new(Nsp::from("/"), Room::from("r"));
         let now = Instant::now();
         // no round yet: never waits
-        assert_eq!(room.flush_delay(now), None);
+        assert_eq!(room.flush_delay(now, 4), None);
         // a round of 2.5 ms just ended; broadcasts every 5 ms: due at 10 ms (duty 4), so
         // the next round waits 7.5 ms, in which another broadcast arrives
         room.last_flush = Some((now, Duration::from_micros(2500)));
         room.fanout_gap = Duration::from_millis(5);
         let later = now + Duration::from_micros(2500);
-        assert_eq!(room.flush_delay(later), Some(Duration::from_micros(7500)));
+        assert_eq!(
+            room.flush_delay(later, 4),
+            Some(Duration::from_micros(7500))
+        );
         // broadcasts every 20 ms: waiting would merge nothing, so it writes at once
         room.fanout_gap = Duration::from_millis(20);
-        assert_eq!(room.flush_delay(later), None);
+        assert_eq!(room.flush_delay(later, 4), None);
         // past the due time: at once
         room.fanout_gap = Duration::from_millis(1);
-        assert_eq!(room.flush_delay(now + Duration::from_millis(11)), None);
+        assert_eq!(room.flush_delay(now + Duration::from_millis(11), 4), None);
         // a long round is held back at most MAX_FLUSH_DELAY
         room.last_flush = Some((now, Duration::from_millis(100)));
-        assert_eq!(room.flush_delay(now), Some(MAX_FLUSH_DELAY));
+        assert_eq!(room.flush_delay(now, 4), Some(MAX_FLUSH_DELAY));
+        // a duty of 0 never waits
+        assert_eq!(room.flush_delay(now, 0), None);
     }
 
     #[test]
