@@ -40,22 +40,7 @@ impl Conn {
         auth: Option<&serde_json::Value>,
     ) -> Result<Conn, Error> {
         let addr = host_port(url)?;
-        let sock = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        // Another source address only past the first one's port range: binding to port 0
-        // picks a port per local address alone (slow, and blind to the destination), so
-        // the port is left to connect() with IP_BIND_ADDRESS_NO_PORT.
-        if let (Some(ip), true) = (local, addr.is_ipv4()) {
-            if ip != IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
-                bind_no_port(&sock)?;
-                sock.bind(SocketAddr::new(ip, 0))?;
-            }
-        }
-        let stream = sock.connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = connect_tcp(addr, local).await?;
         let ws_url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let (ws, _) = tokio_tungstenite::client_async(ws_url, stream).await?;
         let mut c = Conn { ws };
@@ -147,7 +132,7 @@ impl Conn {
     }
 }
 
-pub fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
+fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
@@ -165,6 +150,27 @@ pub fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// A TCP connection to `addr` (no delay), from `local` when given.
+pub async fn connect_tcp(addr: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Another source address only past the first one's port range: binding to port 0
+    // picks a port per local address alone (slow, and blind to the destination), so
+    // the port is left to connect() with IP_BIND_ADDRESS_NO_PORT.
+    if let (Some(ip), true) = (local, addr.is_ipv4()) {
+        if ip != IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+            bind_no_port(&sock)?;
+            sock.bind(SocketAddr::new(ip, 0))?;
+        }
+    }
+    let stream = sock.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// The unsigned integer after `key` in `text` (cheap: no JSON parse on the hot path).

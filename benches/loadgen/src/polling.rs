@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
 type Error = Box<dyn std::error::Error>;
@@ -27,19 +26,7 @@ struct Http {
 
 impl Http {
     async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> Result<Http, Error> {
-        let sock = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let (Some(ip), true) = (local, addr.is_ipv4()) {
-            if ip != IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
-                crate::client::bind_no_port(&sock)?;
-                sock.bind(SocketAddr::new(ip, 0))?;
-            }
-        }
-        let stream = sock.connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = crate::client::connect_tcp(addr, local).await?;
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
