@@ -124,21 +124,25 @@ impl RoomActor {
 
     fn flush_round(&mut self) {
         for key in self.to_flush.drain(..) {
-            let Some(e) = self.members.get_mut(&key) else {
-                continue;
-            };
-            e.dirty = false;
-            let Some(local) = &e.local else { continue };
-            let Ok(mut ob) = local.outbox().try_borrow_mut() else {
-                continue;
-            };
-            match ob.flush_if_idle() {
-                None | Some(Flushed::Done) => {}
-                Some(flushed) => {
-                    drop(ob);
-                    e.member.addr.do_send(OutboxTrouble { flushed });
-                }
+            if let Some(e) = self.members.get_mut(&key) {
+                e.dirty = false;
+                flush_member(e);
             }
+        }
+    }
+}
+
+/// Writes what a member's outbox holds (unless the session is writing it itself).
+fn flush_member(e: &Entry) {
+    let Some(local) = &e.local else { return };
+    let Ok(mut ob) = local.outbox().try_borrow_mut() else {
+        return;
+    };
+    match ob.flush_if_idle() {
+        None | Some(Flushed::Done) => {}
+        Some(flushed) => {
+            drop(ob);
+            e.member.addr.do_send(OutboxTrouble { flushed });
         }
     }
 }
@@ -189,7 +193,13 @@ pub struct RemoveMember {
 impl Handler<RemoveMember> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: RemoveMember, _: &mut Self::Context) {
-        self.members.remove(&msg.key);
+        // A member leaving with frames that wait for a paced round gets them now: the round
+        // will no longer know it.
+        if let Some(e) = self.members.remove(&msg.key) {
+            if e.dirty {
+                flush_member(&e);
+            }
+        }
     }
 }
 
