@@ -232,9 +232,10 @@ pub struct ServerConfig {
     /// system's default (minutes of retransmissions, and never for a zero window).
     pub tcp_user_timeout_ms: u64,
     /// Write pacing of broadcasts: a room's rounds of writes to its members may take up to
-    /// 1/`flush_duty` of a worker's time (default 6); beyond that (a busy worker, broadcasts coming
-    /// faster than it writes them one by one) the next round waits for the next broadcast,
-    /// and each member gets both in one write. 0: every broadcast is written at once.
+    /// 1/`flush_duty` of a worker's time (default 6); beyond that (a busy worker, broadcasts
+    /// coming faster than it writes them one by one) the next round waits for the next
+    /// broadcast, and each member gets both in one write. 0: every broadcast is written at
+    /// once.
     pub flush_duty: u32,
     /// Proxies (addresses or CIDR blocks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` /
     /// `X-Real-IP` name the client; from any other peer those headers are ignored and the

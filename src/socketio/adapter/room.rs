@@ -31,6 +31,7 @@ fn flush_duty() -> u32 {
 pub fn set_flush_duty(duty: u32) {
     FLUSH_DUTY.store(duty, Ordering::Relaxed);
 }
+
 /// The longest a flush round is held back.
 const MAX_FLUSH_DELAY: Duration = Duration::from_millis(20);
 /// Rounds writing fewer members are never paced.
@@ -111,15 +112,20 @@ impl RoomActor {
     }
 
     fn flush(&mut self) {
+        self.flush_scheduled = false;
+        if self.to_flush.len() < PACED_MEMBERS {
+            // Rounds of a few members are too cheap to pace (and to measure).
+            self.last_flush = None;
+            self.flush_round();
+            return;
+        }
         let start = Instant::now();
         // The round's cost is this thread's CPU time, not wall time: a worker preempted by
         // other processes must not look busy with writes it is not doing.
         let cpu = cpu_time::ThreadTime::try_now().ok();
-        let n = self.to_flush.len();
         self.flush_round();
         let cost = cpu.map_or_else(|| start.elapsed(), |t| t.elapsed());
-        // Rounds of a few members are too cheap to pace.
-        self.last_flush = (n >= PACED_MEMBERS).then_some((start, cost));
+        self.last_flush = Some((start, cost));
     }
 
     fn flush_round(&mut self) {
@@ -216,9 +222,10 @@ impl Handler<Fanout> for RoomActor {
     fn handle(&mut self, msg: Fanout, ctx: &mut Self::Context) {
         let now = Instant::now();
         self.note_fanout(now);
-        crate::metrics::get()
-            .delivery_latency
-            .observe(msg.packet.created.elapsed().as_secs_f64());
+        crate::metrics::get().delivery_latency.observe(
+            now.saturating_duration_since(msg.packet.created)
+                .as_secs_f64(),
+        );
         let mut queued_n = 0u64;
         for (key, e) in self.members.iter_mut() {
             let Some(queued) = e.local.as_ref().and_then(|l| l.deliver(&msg.packet)) else {
@@ -249,16 +256,10 @@ impl Handler<Fanout> for RoomActor {
             self.flush_scheduled = true;
             match self.flush_delay(now, flush_duty()) {
                 None => {
-                    ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| {
-                        act.flush_scheduled = false;
-                        act.flush();
-                    }));
+                    ctx.spawn(actix::fut::ready(()).map(|_, act: &mut Self, _| act.flush()));
                 }
                 Some(d) => {
-                    ctx.run_later(d, |act, _| {
-                        act.flush_scheduled = false;
-                        act.flush();
-                    });
+                    ctx.run_later(d, |act, _| act.flush());
                 }
             }
         }
