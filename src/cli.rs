@@ -212,6 +212,7 @@ pub fn config_check(dir: &Path) -> i32 {
         &mut shown.auth.jwt_secret,
         &mut shown.internal.webhook_secret,
         &mut shown.redis.cluster_secret,
+        &mut shown.webhooks.outbound_secret,
     ] {
         if s.as_deref().is_some_and(|v| !v.is_empty()) {
             *s = Some("***".into());

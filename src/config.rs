@@ -27,6 +27,35 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub sse: SseConfig,
     pub log: LogConfig,
+    pub presence: PresenceConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[presence]` (DESIGN 13).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// A user turns offline (a room vacated) this long after its last socket went.
+    pub grace_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig { grace_ms: 5000 }
+    }
+}
+
+/// `[webhooks]`: outbound events (DESIGN 13).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Where events are POSTed; none: no events are stored or sent.
+    pub outbound_url: Option<String>,
+    /// Their signing secret (at least 32 bytes; required with `outbound_url`).
+    pub outbound_secret: Option<String>,
+    /// How long a node holds an event it sends before another node may take it over
+    /// (milliseconds; 0: 30 s).
+    pub outbound_lease_ms: u64,
 }
 
 /// How log lines look (`RUST_LOG` says which are written).
@@ -411,6 +440,21 @@ impl Config {
     fn checked(mut self) -> Result<Config, String> {
         for o in self.cors.origins.iter_mut().filter(|o| *o != "*") {
             *o = origin(o).map_err(|e| format!("cors.origins: {e}"))?;
+        }
+        if let Some(url) = self.webhooks.outbound_url.as_deref().filter(|u| !u.is_empty()) {
+            let u = url::Url::parse(url)
+                .map_err(|e| format!("webhooks.outbound_url: {url:?} is not a URL ({e})"))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(format!(
+                    "webhooks.outbound_url: {url:?} is not an http or https URL"
+                ));
+            }
+            let secret = self.webhooks.outbound_secret.as_deref().unwrap_or_default();
+            if secret.len() < 32 {
+                return Err("webhooks.outbound_secret (at least 32 bytes) is required when \
+                     webhooks.outbound_url is set"
+                    .into());
+            }
         }
         if let Some(u) = self.server.public_url.as_mut() {
             *u = origin(u).map_err(|e| format!("server.public_url: {e}"))?;

@@ -321,14 +321,27 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
     }
     let pages = realtime_server::http::pages::configure(demo);
     config.recovery.enabled = true;
-    let presence = Presence::default();
+    let outbound_wake = Arc::new(tokio::sync::Notify::new());
+    let outbound_on = config
+        .webhooks
+        .outbound_url
+        .as_deref()
+        .is_some_and(|u| !u.is_empty());
+    let presence = Presence::with_status(realtime_server::app::presence::StatusHooks {
+        db: db.clone(),
+        grace: std::time::Duration::from_millis(config.presence.grace_ms),
+        outbound: outbound_on.then(|| outbound_wake.clone()),
+    });
     let (io, drain, api) =
         realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
     // accepted chat:sends get this long to be stored and acked before connections close
     let drain_max = std::time::Duration::from_millis(config.server.drain_ms.max(5000));
     let path = config.engine.path.clone();
     let low_stock = config.notifications.low_stock_threshold;
+    let webhooks = config.webhooks.clone();
     actix_web::rt::System::new().block_on(async move {
+        // on a thread of its own, so a slow receiver never slows the realtime path
+        let _sender = realtime_server::http::outbound::start(db.clone(), &webhooks, outbound_wake);
         let server = match internal {
             Some(l) => Server::new(config).internal_listener(l),
             None => Server::new(config),

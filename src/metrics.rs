@@ -56,6 +56,13 @@ pub struct Metrics {
     /// HTTP requests under `/internal/` (webhooks, directory sync) and `/api/`, by route
     /// pattern.
     pub http_seconds: prometheus::HistogramVec,
+    /// Outbound webhook events by outcome: `sent` (a 2xx), `failed` (an attempt to be
+    /// retried), `dropped_gone` (a 410), `dropped_expired` (24 h without a 2xx).
+    pub webhook_events: IntCounterVec,
+    /// Outbound webhook events waiting (stored, not yet accepted; every node's).
+    pub webhook_pending: IntGauge,
+    /// Outbound webhook attempts, from request to answer.
+    pub webhook_seconds: Histogram,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -125,6 +132,22 @@ impl Metrics {
         ))
         .expect("unique metric");
         let acks = counter_vec(&r, "rt_acks_total", "Acknowledgements", &["direction"]);
+        let webhook_pending = IntGauge::new(
+            "rt_webhook_pending",
+            "Outbound webhook events waiting to be accepted (all nodes)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(webhook_pending.clone()))
+            .expect("unique metric");
+        let webhook_events = counter_vec(
+            &r,
+            "rt_webhook_events_total",
+            "Outbound webhook events: sent, failed (attempts), dropped_gone, dropped_expired",
+            &["outcome"],
+        );
+        for outcome in ["sent", "failed", "dropped_gone", "dropped_expired"] {
+            webhook_events.with_label_values(&[outcome]);
+        }
         Metrics {
             acks_sent: acks.with_label_values(&["sent"]),
             acks_received: acks.with_label_values(&["received"]),
@@ -196,6 +219,13 @@ impl Metrics {
                 "rt_http_seconds",
                 "Requests to /internal/ (webhooks, directory) and /api/, by route",
                 &["route"],
+            ),
+            webhook_events,
+            webhook_pending,
+            webhook_seconds: histogram(
+                &r,
+                "rt_webhook_seconds",
+                "Outbound webhook attempts, from request to answer",
             ),
             registry: r,
         }

@@ -26,6 +26,9 @@ use crate::db::{products, rooms, Db};
 use crate::socketio::bus::{PresenceChange, PresenceOp};
 use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
 
+/// Most users in `room:join`'s `online` list.
+const ONLINE_MAX: usize = 500;
+
 /// What the chat handlers share.
 pub struct Chat {
     pub db: Db,
@@ -175,11 +178,21 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
     actix_rt::spawn(async move {
         let (r, u) = (room.clone(), user.clone());
         let checked = checked(&db, move |c| match messages::readable(c, &r, &u)? {
-            Ok(()) => Ok(Ok(messages::history(c, &r, history_len)?)),
+            Ok(()) => {
+                let history = messages::history(c, &r, history_len)?;
+                // a private room's online list is drawn from its members
+                let private = rooms::find(c, &r)?.is_some_and(|room| !room.is_public);
+                let members = if private {
+                    Some(rooms::members(c, &r)?)
+                } else {
+                    None
+                };
+                Ok(Ok((history, members)))
+            }
             Err(refusal) => Ok(Err(refusal)),
         })
         .await;
-        let (history, has_more) = match checked {
+        let ((history, has_more), members) = match checked {
             Ok(h) => h,
             Err(e) => return reply::answer(&mut h, ack, "room:join", Err(e)),
         };
@@ -192,6 +205,9 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             let update = presence.join(&io, NSP, &room, &user, s.id());
             actix_rt::spawn(async move {
                 let p = update.await;
+                let online = presence
+                    .online_in(&io, &room, members, ONLINE_MAX)
+                    .await;
                 if p.change == PresenceChange::Arrived {
                     // Others through the room; the joiner directly (its join is done).
                     member_update(&io, &room, "joined", &user, p.count, None, Some(h.id()));
@@ -204,7 +220,11 @@ fn join(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
                     events::ROOM_HISTORY,
                     vec![json!({"roomId": room, "messages": history, "hasMore": has_more})],
                 );
-                reply::ok(&mut h, ack, json!({"roomId": room, "memberCount": p.count}));
+                reply::ok(
+                    &mut h,
+                    ack,
+                    json!({"roomId": room, "memberCount": p.count, "online": online}),
+                );
                 // A directory change may have landed between the check above and the join
                 // (its removal then found this socket not yet in the room): look again.
                 let (r, u) = (room.clone(), user.clone());

@@ -4,6 +4,9 @@
 pub const AUTH_REFRESH: &str = "auth:refresh";
 pub const ERROR: &str = "error";
 pub const ROOM_JOIN: &str = "room:join";
+pub const PRESENCE_SUBSCRIBE: &str = "presence:subscribe";
+pub const PRESENCE_UNSUBSCRIBE: &str = "presence:unsubscribe";
+pub const USER_STATUS: &str = "user:status";
 pub const ROOM_LEAVE: &str = "room:leave";
 pub const ROOM_MEMBER_UPDATE: &str = "room:member-update";
 /// To a socket taken out of a room by the directory (DESIGN 9).

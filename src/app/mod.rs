@@ -17,6 +17,7 @@ pub mod presence;
 pub mod reply;
 mod session_auth;
 pub mod sse;
+mod status;
 mod writer;
 
 use std::sync::Arc;
@@ -89,7 +90,8 @@ pub fn socket_io(
         limits::UserSends::requests(&config.limits),
         config.sse.clone(),
     );
-    let chat = direct::handlers(chat, shared);
+    let chat = direct::handlers(chat, shared.clone());
+    let chat = status::handlers(chat, shared.db.clone(), shared.presence.clone());
     // The chat application turns connection state recovery on; a recovered socket is
     // authenticated again with the token it presents (DESIGN section 9).
     let l = &config.limits;

@@ -22,6 +22,19 @@ pub fn notifications_room(user: &str) -> String {
     format!("user:{user}:notifications")
 }
 
+/// Prefix of the Socket.IO rooms of `presence:subscribe` (one per watched user).
+const PRESENCE_ROOM: &str = "presence:";
+
+/// The room of the sockets subscribed to user `user`'s status.
+pub fn presence_room(user: &str) -> String {
+    format!("{PRESENCE_ROOM}{user}")
+}
+
+/// Whether a Socket.IO room is a presence subscription.
+pub fn is_presence_room(room: &str) -> bool {
+    room.starts_with(PRESENCE_ROOM)
+}
+
 /// The Socket.IO room of chat room `id`.
 pub fn chat_room(id: &str) -> String {
     format!("{CHAT_ROOM}{id}")

@@ -7,7 +7,7 @@ use super::error::{AppError, Code};
 use crate::socketio::Event;
 
 /// Longest id a client may send (room, message, user, product, clientMsgId).
-const MAX_ID: usize = 256;
+pub const MAX_ID: usize = 256;
 
 /// The event's first argument as an object.
 pub fn object(ev: &Event) -> Result<&Map<String, Value>, AppError> {

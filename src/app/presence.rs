@@ -5,14 +5,42 @@
 //! A step is per socket, so counting one socket in twice (two joins in flight) or out twice
 //! changes nothing; a step is applied when it is asked (not when its future is first
 //! polled), so steps reach the count in the order of the calls.
+//!
+//! Users' online status and rooms' occupancy (DESIGN 13) are built on the same counts: a
+//! user's sockets of `/` are counted in a pseudo-room of their own, and an announced state
+//! per user (per room) is kept by the cluster ([`Bus::arrive`](crate::socketio::Bus)): it
+//! goes up at an arrival, and down when, a grace period after the last socket went, nothing
+//! arrived meanwhile. Each change is decided by exactly one node, which tells subscribers
+//! (`user:status`), stores `last_seen_at` and queues the outbound webhook event.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use serde_json::{json, Value};
+
+use super::{events, names};
+use crate::db::{outbound, users, Db};
 use crate::protocol::{Nsp, Room, SocketId, UserId};
-use crate::socketio::bus::{PresenceChange, PresenceCount, PresenceOp, PresenceUpdate};
+use crate::socketio::bus::{
+    Arrival, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate, StateKey, StateTable,
+};
 use crate::socketio::IoHandle;
+
+/// The pseudo-namespace of users' online state: one presence room per user, holding the
+/// user's sockets of `/` (real namespaces start with `/`).
+const USERS: &str = "@users";
+
+/// What status changes need besides the cluster.
+pub struct StatusHooks {
+    /// Where `last_seen_at` and outbound events are stored.
+    pub db: Db,
+    /// How long after its last socket a user turns offline (a room is vacated).
+    pub grace: Duration,
+    /// Set when outbound webhooks are on: woken when an event was stored.
+    pub outbound: Option<Arc<tokio::sync::Notify>>,
+}
 
 /// A room's users, each with the ids of its sockets in the room.
 type RoomUsers = HashMap<UserId, Vec<SocketId>>;
@@ -25,9 +53,21 @@ type Rooms = HashMap<(Nsp, Room), RoomUsers>;
 pub struct Presence {
     /// (namespace, room) → user → sockets, on this node.
     local: Arc<Mutex<Rooms>>,
+    /// The announced states when there is no cluster.
+    states: Arc<Mutex<StateTable>>,
+    /// Status changes (none: counts only).
+    hooks: Option<Arc<StatusHooks>>,
 }
 
 impl Presence {
+    /// Counts, users' status and rooms' occupancy.
+    pub fn with_status(hooks: StatusHooks) -> Self {
+        Presence {
+            hooks: Some(Arc::new(hooks)),
+            ..Presence::default()
+        }
+    }
+
     /// Counts socket `socket` of `user` into room `room` of `nsp`.
     pub fn join(
         &self,
@@ -107,10 +147,295 @@ impl Presence {
         };
         let local = self.apply_local(&update);
         let cluster = io.bus().map(|bus| bus.presence(update));
+        // rooms of `/` are occupied and vacated for outbound webhooks
+        let occupancy = (nsp == names::CHAT && op != PresenceOp::Count)
+            .then(|| self.hooks.as_ref().filter(|h| h.outbound.is_some()))
+            .flatten()
+            .map(|_| (self.clone(), io.clone(), room.to_owned()));
         async move {
-            match cluster {
+            let count = match cluster {
                 Some(ask) => ask.await.unwrap_or(local),
                 None => local,
+            };
+            if let Some((me, io, room)) = occupancy {
+                match count.change {
+                    PresenceChange::Arrived => me.room_arrived(&io, room),
+                    PresenceChange::Departed if count.count == 0 => me.room_departed(&io, room),
+                    _ => {}
+                }
+            }
+            count
+        }
+    }
+
+    /// How many sockets `user` has in `/` (cluster-wide, counted per user: 0 or 1).
+    pub fn sockets_of(&self, io: &IoHandle, user: &str) -> impl Future<Output = usize> + 'static {
+        self.count(io, USERS, user)
+    }
+
+    /// A socket of `user` in `/` connected (or came back): counted (the future resolves
+    /// once it is), and the user turns online when it was not.
+    pub fn user_connected(
+        &self,
+        io: &IoHandle,
+        user: &str,
+        socket: &str,
+    ) -> impl Future<Output = ()> + 'static {
+        let step = self.step(io, USERS, user, user, socket, PresenceOp::Join);
+        let status = self.hooks.clone().map(|hooks| {
+            (
+                hooks,
+                self.arrive(io, user_key(user)),
+                io.clone(),
+                user.to_owned(),
+            )
+        });
+        async move {
+            step.await;
+            let Some((hooks, arrive, io, user)) = status else {
+                return;
+            };
+            let Some(a) = arrive.await else { return };
+            if a.announce {
+                let at = crate::db::now_ms();
+                status_event(&io, &user, None);
+                hooks.store_event(
+                    format!("user:{user}"),
+                    a.gen * 2,
+                    "user.online",
+                    json!({ "userId": user }),
+                    at,
+                );
+            }
+        }
+    }
+
+    /// A socket of `user` in `/` went: counted out, and when it was the user's last one,
+    /// the user turns offline after the grace period unless a socket came back meanwhile.
+    pub fn user_disconnected(&self, io: &IoHandle, user: &str, socket: &str) {
+        let step = self.step(io, USERS, user, user, socket, PresenceOp::Leave);
+        let hooks = self.hooks.clone();
+        let (me, io, user) = (self.clone(), io.clone(), user.to_owned());
+        actix_rt::spawn(async move {
+            let departed = step.await.change == PresenceChange::Departed;
+            let Some(hooks) = hooks.filter(|_| departed) else {
+                return;
+            };
+            let went = crate::db::now_ms();
+            let key = user_key(&user);
+            let gen = me.generation(&io, key.clone()).await;
+            if gen == 0 {
+                return;
+            }
+            tokio::time::sleep(hooks.grace).await;
+            if me.count(&io, USERS, &user).await > 0 {
+                return;
+            }
+            // stored before the state turns down, so whoever reads "offline" finds it
+            let u = user.clone();
+            let stored = hooks
+                .db
+                .run(move |c| users::set_last_seen(c, &u, went))
+                .await;
+            if let Err(e) = stored {
+                log::warn!("cannot store last_seen_at of user {user}: {e}");
+            }
+            if !me.settle(&io, key, gen).await {
+                return;
+            }
+            status_event(&io, &user, Some(went));
+            hooks.store_event(
+                format!("user:{user}"),
+                gen * 2 + 1,
+                "user.offline",
+                json!({ "userId": user, "lastSeen": went }),
+                crate::db::now_ms(),
+            );
+        });
+    }
+
+    /// Whether each of `users` is online (cluster-wide; this node's own view when the
+    /// cluster does not answer).
+    pub fn statuses(
+        &self,
+        io: &IoHandle,
+        users: &[String],
+    ) -> impl Future<Output = Vec<bool>> + 'static {
+        let keys: Vec<StateKey> = users.iter().map(|u| user_key(u)).collect();
+        let here = {
+            let all = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            keys.iter()
+                .map(|k| all.contains_key(&(k.nsp.clone(), k.room.clone())))
+                .collect::<Vec<bool>>()
+        };
+        let ask = match io.bus() {
+            Some(bus) => Err(bus.states(keys)),
+            None => Ok(self.lock_states().states(&keys)),
+        };
+        async move {
+            match ask {
+                Ok(up) => up,
+                Err(ask) => ask.await.unwrap_or(here),
+            }
+        }
+    }
+
+    /// The users of room `room` of `/` who are online now, at most `max`: with `members`
+    /// (a private room) those of them online, else (a public room) the users joined to it.
+    pub fn online_in(
+        &self,
+        io: &IoHandle,
+        room: &str,
+        members: Option<Vec<String>>,
+        max: usize,
+    ) -> impl Future<Output = Vec<String>> + 'static {
+        let (me, io, room) = (self.clone(), io.clone(), room.to_owned());
+        async move {
+            match members {
+                Some(members) => {
+                    let mut out = Vec::new();
+                    for chunk in members.chunks(500) {
+                        let up = me.statuses(&io, chunk).await;
+                        out.extend(
+                            chunk
+                                .iter()
+                                .zip(up)
+                                .filter(|(_, up)| *up)
+                                .map(|(u, _)| u.clone()),
+                        );
+                        if out.len() >= max {
+                            break;
+                        }
+                    }
+                    out.truncate(max);
+                    out
+                }
+                None => {
+                    let local: Vec<String> = {
+                        let all = me.local.lock().unwrap_or_else(|e| e.into_inner());
+                        all.get(&(Nsp::from(names::CHAT), Room::from(room.as_str())))
+                            .map(|users| users.keys().take(max).map(|u| u.to_string()).collect())
+                            .unwrap_or_default()
+                    };
+                    let cluster = io
+                        .bus()
+                        .map(|b| b.room_users(Nsp::from(names::CHAT), Room::from(room.as_str()), max));
+                    let users = match cluster {
+                        Some(ask) => ask
+                            .await
+                            .map(|u| u.iter().map(|u| u.to_string()).collect())
+                            .unwrap_or(local),
+                        None => local,
+                    };
+                    let mut users = users;
+                    users.sort();
+                    users
+                }
+            }
+        }
+    }
+
+    /// A user's first socket came into room `room` of `/`: the room is occupied when it
+    /// was not.
+    fn room_arrived(&self, io: &IoHandle, room: String) {
+        let Some(hooks) = self.hooks.clone() else {
+            return;
+        };
+        let arrive = self.arrive(io, room_key(&room));
+        actix_rt::spawn(async move {
+            if let Some(a) = arrive.await.filter(|a| a.announce) {
+                hooks.store_event(
+                    format!("room:{room}"),
+                    a.gen * 2,
+                    "room.occupied",
+                    json!({ "roomId": room }),
+                    crate::db::now_ms(),
+                );
+            }
+        });
+    }
+
+    /// The last user left room `room` of `/`: vacated after the grace period unless one
+    /// came back.
+    fn room_departed(&self, io: &IoHandle, room: String) {
+        let Some(hooks) = self.hooks.clone() else {
+            return;
+        };
+        let (me, io) = (self.clone(), io.clone());
+        actix_rt::spawn(async move {
+            let key = room_key(&room);
+            let gen = me.generation(&io, key.clone()).await;
+            if gen == 0 {
+                return;
+            }
+            tokio::time::sleep(hooks.grace).await;
+            if me.count(&io, names::CHAT, &room).await > 0 {
+                return;
+            }
+            if me.settle(&io, key, gen).await {
+                hooks.store_event(
+                    format!("room:{room}"),
+                    gen * 2 + 1,
+                    "room.vacated",
+                    json!({ "roomId": room }),
+                    crate::db::now_ms(),
+                );
+            }
+        });
+    }
+
+    fn lock_states(&self) -> std::sync::MutexGuard<'_, StateTable> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`Bus::arrive`](crate::socketio::Bus::arrive), or this node's table without a
+    /// cluster; `None` when the cluster does not answer.
+    fn arrive(
+        &self,
+        io: &IoHandle,
+        key: StateKey,
+    ) -> impl Future<Output = Option<Arrival>> + 'static {
+        let ask = match io.bus() {
+            Some(bus) => Err(bus.arrive(key)),
+            None => Ok(self.lock_states().arrive(key, crate::db::now_ms())),
+        };
+        async move {
+            match ask {
+                Ok(a) => Some(a),
+                Err(ask) => ask.await,
+            }
+        }
+    }
+
+    /// The key's generation (0 when down, or when the cluster does not answer).
+    fn generation(&self, io: &IoHandle, key: StateKey) -> impl Future<Output = i64> + 'static {
+        let ask = match io.bus() {
+            Some(bus) => Err(bus.generation(key)),
+            None => Ok(self.lock_states().generation(&key)),
+        };
+        async move {
+            match ask {
+                Ok(g) => g,
+                Err(ask) => ask.await.unwrap_or(0),
+            }
+        }
+    }
+
+    /// Turns the key down if nothing arrived since `gen`: true for the one caller that did.
+    fn settle(
+        &self,
+        io: &IoHandle,
+        key: StateKey,
+        gen: i64,
+    ) -> impl Future<Output = bool> + 'static {
+        let ask = match io.bus() {
+            Some(bus) => Err(bus.settle(key, gen)),
+            None => Ok(self.lock_states().settle(&key, gen)),
+        };
+        async move {
+            match ask {
+                Ok(d) => d,
+                Err(ask) => ask.await.unwrap_or(false),
             }
         }
     }
@@ -152,6 +477,63 @@ impl Presence {
             all.remove(&key);
         }
         PresenceCount { change, count }
+    }
+}
+
+fn user_key(user: &str) -> StateKey {
+    StateKey {
+        nsp: Nsp::from(USERS),
+        room: Room::from(user),
+    }
+}
+
+fn room_key(room: &str) -> StateKey {
+    StateKey {
+        nsp: Nsp::from(names::CHAT),
+        room: Room::from(room),
+    }
+}
+
+/// `user:status` to the subscribers of `user` on every node.
+fn status_event(io: &IoHandle, user: &str, last_seen: Option<i64>) {
+    let status = if last_seen.is_some() {
+        "offline"
+    } else {
+        "online"
+    };
+    io.of(names::CHAT).to(&names::presence_room(user)).emit(
+        events::USER_STATUS,
+        &[json!({"userId": user, "status": status, "lastSeen": last_seen})],
+    );
+}
+
+impl StatusHooks {
+    /// Stores an outbound event (when webhooks are on) and wakes the sender; `seq` orders
+    /// it within `key`.
+    fn store_event(&self, key: String, seq: i64, kind: &str, data: Value, at: i64) {
+        let Some(wake) = self.outbound.clone() else {
+            return;
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = json!({"id": id, "type": kind, "timestamp": at, "data": data}).to_string();
+        let e = outbound::NewEvent {
+            id,
+            event_key: key,
+            seq,
+            body,
+            created_at: at,
+            next_at: crate::db::now_ms(),
+        };
+        let db = self.db.clone();
+        actix_rt::spawn(async move {
+            match db.run(move |c| outbound::enqueue(c, &e)).await {
+                Ok(()) => wake.notify_one(),
+                Err(err) => {
+                    crate::metrics::get().error("outbound_store");
+                    log::error!("cannot store an outbound webhook event: {err}");
+                }
+            }
+        });
     }
 }
 

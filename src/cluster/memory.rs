@@ -12,8 +12,8 @@ use super::wire::BusMessage;
 use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, Stats};
 use crate::socketio::bus::{
-    Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
-    Relay,
+    Arrival, Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp,
+    PresenceUpdate, Relay, StateKey, StateTable,
 };
 
 /// A presence entry: node, socket, user.
@@ -24,6 +24,7 @@ struct HubState {
     nodes: Vec<BusNode>,
     presence: HashMap<(Nsp, Room), HashSet<Entry>>,
     sessions: HashMap<(Nsp, Arc<str>), KeptSession>,
+    states: StateTable,
 }
 
 /// The shared state of an in-memory cluster.
@@ -129,6 +130,45 @@ impl Bus for MemoryBus {
             .take(max)
             .collect();
         futures_util::future::ready(Some(rooms)).boxed()
+    }
+
+    fn room_users(
+        &self,
+        nsp: Nsp,
+        room: Room,
+        max: usize,
+    ) -> BoxFuture<'static, Option<Vec<UserId>>> {
+        let hub = self.hub.lock();
+        let live: HashSet<NodeId> = hub.nodes.iter().map(|n| n.id.clone()).collect();
+        let users: HashSet<UserId> = hub
+            .presence
+            .get(&(nsp, room))
+            .into_iter()
+            .flatten()
+            .filter(|(node, _, _)| live.contains(node))
+            .map(|(_, _, user)| user.clone())
+            .collect();
+        futures_util::future::ready(Some(users.into_iter().take(max).collect())).boxed()
+    }
+
+    fn arrive(&self, key: StateKey) -> BoxFuture<'static, Option<Arrival>> {
+        let a = self.hub.lock().states.arrive(key, now_ms());
+        futures_util::future::ready(Some(a)).boxed()
+    }
+
+    fn generation(&self, key: StateKey) -> BoxFuture<'static, Option<i64>> {
+        let g = self.hub.lock().states.generation(&key);
+        futures_util::future::ready(Some(g)).boxed()
+    }
+
+    fn settle(&self, key: StateKey, gen: i64) -> BoxFuture<'static, Option<bool>> {
+        let done = self.hub.lock().states.settle(&key, gen);
+        futures_util::future::ready(Some(done)).boxed()
+    }
+
+    fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>> {
+        let up = self.hub.lock().states.states(&keys);
+        futures_util::future::ready(Some(up)).boxed()
     }
 
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {

@@ -34,11 +34,11 @@ use serde::{Deserialize, Serialize};
 
 use super::seal::{Freshness, Sealer};
 use super::wire::BusMessage;
-use crate::protocol::{NodeId, Nsp, Room, SocketId};
+use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, ServerActor, Stats};
 use crate::socketio::bus::{
-    Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate,
-    Relay,
+    Arrival, Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp,
+    PresenceUpdate, Relay, StateKey, GENERATIONS_PER_MS,
 };
 
 const CHANNEL: &str = "rt:broadcast";
@@ -205,6 +205,11 @@ impl RedisBridge {
                 pipe.pexpire(NODES, KEY_TTL_MS as i64).ignore();
                 for k in &keys {
                     pipe.pexpire(k, KEY_TTL_MS as i64).ignore();
+                    // the announced state of a key with members here lives as long
+                    if let Some(rest) = k.strip_prefix(PRESENCE_PREFIX) {
+                        pipe.pexpire(format!("{STATE_PREFIX}{rest}"), KEY_TTL_MS as i64)
+                            .ignore();
+                    }
                 }
                 pipe.query_async::<()>(&mut conn).await
             }
@@ -391,7 +396,7 @@ impl Handler<ClusterPresence> for RedisBridge {
             return Box::pin(async { None });
         };
         let u = msg.0;
-        let key = format!("rt:presence:{}:{}", u.nsp, u.room);
+        let key = presence_key(&u.nsp, &u.room);
         // the heartbeat keeps the sets with members of this node alive
         match u.op {
             PresenceOp::Join => *self.presence_keys.entry(key.clone()).or_default() += 1,
@@ -466,6 +471,167 @@ impl Handler<ClusterPresence> for RedisBridge {
     }
 }
 
+const PRESENCE_PREFIX: &str = "rt:presence:";
+const STATE_PREFIX: &str = "rt:state:";
+/// A key that went down is kept this long (its generation keeps growing if it comes back
+/// meanwhile; past it, a new one starts from the clock, above the old).
+const DOWN_TTL_MS: i64 = 25 * 3600 * 1000;
+
+fn presence_key(nsp: &str, room: &str) -> String {
+    format!("{PRESENCE_PREFIX}{nsp}:{room}")
+}
+
+fn state_key(k: &StateKey) -> String {
+    format!("{STATE_PREFIX}{}:{}", k.nsp, k.room)
+}
+
+/// The distinct users of presence set `key` on live nodes (`live`, and this node `me`).
+fn set_users<'a>(
+    sealer: &Sealer,
+    key: &str,
+    members: &'a [String],
+    me: &str,
+    live: &HashMap<String, Stats>,
+) -> HashSet<&'a str> {
+    members
+        .iter()
+        .filter_map(|m| sealer.untag_member(key, m))
+        .filter_map(|entry| {
+            let mut parts = entry.splitn(3, '|');
+            let (n, _, user) = (parts.next()?, parts.next()?, parts.next()?);
+            (n == me || live.contains_key(n)).then_some(user)
+        })
+        .collect()
+}
+
+/// `arrive`: the generation grows (a key that was down starts from the clock); answers the
+/// generation and 1 when the key was down. Atomic in Redis, so exactly one caller is told
+/// to announce.
+const ARRIVE: &str = r"
+local g
+if redis.call('HGET', KEYS[1], 'u') == '1' then
+  g = redis.call('HINCRBY', KEYS[1], 'g', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {g, 0}
+end
+if redis.call('HEXISTS', KEYS[1], 'g') == 1 then
+  g = redis.call('HINCRBY', KEYS[1], 'g', 1)
+else
+  g = redis.call('HINCRBY', KEYS[1], 'g', ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'u', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {g, 1}
+";
+
+/// `settle`: down when still up at generation ARGV[1]; 1 for the one caller that does.
+const SETTLE: &str = r"
+if redis.call('HGET', KEYS[1], 'u') == '1' and redis.call('HGET', KEYS[1], 'g') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'u', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// An operation on announced states (see [`Bus::arrive`] and the others).
+enum StateOp {
+    Arrive(StateKey),
+    Generation(StateKey),
+    Settle(StateKey, i64),
+    States(Vec<StateKey>),
+    RoomUsers(Nsp, Room, usize),
+}
+
+/// The answer to a [`StateOp`], in the same order.
+enum StateAnswer {
+    Arrival(Arrival),
+    Generation(i64),
+    Settled(bool),
+    States(Vec<bool>),
+    Users(Vec<UserId>),
+}
+
+#[derive(Message)]
+#[rtype(result = "Option<StateAnswer>")]
+struct ClusterState(StateOp);
+
+impl Handler<ClusterState> for RedisBridge {
+    type Result = ResponseFuture<Option<StateAnswer>>;
+    fn handle(&mut self, msg: ClusterState, _: &mut Self::Context) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
+        let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
+        Box::pin(async move {
+            match msg.0 {
+                StateOp::Arrive(k) => {
+                    let (gen, announce): (i64, i64) = redis::Script::new(ARRIVE)
+                        .key(state_key(&k))
+                        .arg(now_ms() * GENERATIONS_PER_MS)
+                        .arg(KEY_TTL_MS)
+                        .invoke_async(&mut conn)
+                        .await
+                        .ok()?;
+                    Some(StateAnswer::Arrival(Arrival {
+                        gen,
+                        announce: announce == 1,
+                    }))
+                }
+                StateOp::Generation(k) => {
+                    let (up, gen): (Option<String>, Option<i64>) = redis::cmd("HMGET")
+                        .arg(state_key(&k))
+                        .arg("u")
+                        .arg("g")
+                        .query_async(&mut conn)
+                        .await
+                        .ok()?;
+                    let gen = if up.as_deref() == Some("1") { gen } else { None };
+                    Some(StateAnswer::Generation(gen.unwrap_or(0)))
+                }
+                StateOp::Settle(k, gen) => {
+                    let done: i64 = redis::Script::new(SETTLE)
+                        .key(state_key(&k))
+                        .arg(gen)
+                        .arg(DOWN_TTL_MS)
+                        .invoke_async(&mut conn)
+                        .await
+                        .ok()?;
+                    Some(StateAnswer::Settled(done == 1))
+                }
+                StateOp::States(keys) => {
+                    let mut up = Vec::with_capacity(keys.len());
+                    for chunk in keys.chunks(500) {
+                        let mut pipe = redis::pipe();
+                        for k in chunk {
+                            pipe.hget(state_key(k), "u");
+                        }
+                        let got: Vec<Option<String>> = pipe.query_async(&mut conn).await.ok()?;
+                        up.extend(got.iter().map(|u| u.as_deref() == Some("1")));
+                    }
+                    Some(StateAnswer::States(up))
+                }
+                StateOp::RoomUsers(nsp, room, max) => {
+                    let key = presence_key(&nsp, &room);
+                    let members: Vec<String> = conn.smembers(&key).await.ok()?;
+                    let live = live_nodes(&mut conn, &sealer).await.ok()?;
+                    let users = set_users(&sealer, &key, &members, &node, &live);
+                    Some(StateAnswer::Users(
+                        users.into_iter().take(max).map(UserId::from).collect(),
+                    ))
+                }
+            }
+        })
+    }
+}
+
+impl RedisBus {
+    fn state(&self, op: StateOp) -> BoxFuture<'static, Option<StateAnswer>> {
+        let ask = self.bridge.send(ClusterState(op));
+        async move { ask.await.ok().flatten() }.boxed()
+    }
+}
+
 /// Most presence keys one `rooms` answer reads.
 const MAX_ROOM_KEYS: usize = 100_000;
 
@@ -485,7 +651,7 @@ impl Handler<ClusterRooms> for RedisBridge {
         };
         let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
         Box::pin(async move {
-            let prefix = format!("rt:presence:{}:", msg.nsp);
+            let prefix = format!("{PRESENCE_PREFIX}{}:", msg.nsp);
             let pattern = format!("{prefix}*");
             let mut keys = Vec::new();
             let mut cursor: u64 = 0;
@@ -517,15 +683,7 @@ impl Handler<ClusterRooms> for RedisBridge {
                 }
                 let sets: Vec<Vec<String>> = pipe.query_async(&mut conn).await.ok()?;
                 for (key, members) in chunk.iter().zip(&sets) {
-                    let users: HashSet<&str> = members
-                        .iter()
-                        .filter_map(|m| sealer.untag_member(key, m))
-                        .filter_map(|entry| {
-                            let mut parts = entry.splitn(3, '|');
-                            let (n, _, user) = (parts.next()?, parts.next()?, parts.next()?);
-                            (n == &*node || live.contains_key(n)).then_some(user)
-                        })
-                        .collect();
+                    let users = set_users(&sealer, key, members, &node, &live);
                     if !users.is_empty() {
                         out.push((Room::from(&key[prefix.len()..]), users.len()));
                         if out.len() >= msg.max {
@@ -727,6 +885,66 @@ impl Bus for RedisBus {
     fn rooms(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<(Room, usize)>>> {
         let ask = self.bridge.send(ClusterRooms { nsp, max });
         async move { ask.await.ok().flatten() }.boxed()
+    }
+
+    fn room_users(
+        &self,
+        nsp: Nsp,
+        room: Room,
+        max: usize,
+    ) -> BoxFuture<'static, Option<Vec<UserId>>> {
+        let ask = self.state(StateOp::RoomUsers(nsp, room, max));
+        async move {
+            match ask.await? {
+                StateAnswer::Users(u) => Some(u),
+                _ => None,
+            }
+        }
+        .boxed()
+    }
+
+    fn arrive(&self, key: StateKey) -> BoxFuture<'static, Option<Arrival>> {
+        let ask = self.state(StateOp::Arrive(key));
+        async move {
+            match ask.await? {
+                StateAnswer::Arrival(a) => Some(a),
+                _ => None,
+            }
+        }
+        .boxed()
+    }
+
+    fn generation(&self, key: StateKey) -> BoxFuture<'static, Option<i64>> {
+        let ask = self.state(StateOp::Generation(key));
+        async move {
+            match ask.await? {
+                StateAnswer::Generation(g) => Some(g),
+                _ => None,
+            }
+        }
+        .boxed()
+    }
+
+    fn settle(&self, key: StateKey, gen: i64) -> BoxFuture<'static, Option<bool>> {
+        let ask = self.state(StateOp::Settle(key, gen));
+        async move {
+            match ask.await? {
+                StateAnswer::Settled(d) => Some(d),
+                _ => None,
+            }
+        }
+        .boxed()
+    }
+
+    fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>> {
+        let ask = self.state(StateOp::States(keys));
+        async move {
+            match ask.await? {
+                StateAnswer::States(s) => Some(s),
+                _ => None,
+            }
+        }
+        .boxed()
     }
 
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {

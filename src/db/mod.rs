@@ -9,6 +9,7 @@ pub mod direct;
 pub mod idempotency;
 pub mod messages;
 pub mod notifications;
+pub mod outbound;
 pub mod products;
 pub mod replay;
 pub mod rooms;

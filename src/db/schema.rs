@@ -9,6 +9,7 @@ diesel::table! {
         role -> Text,
         is_active -> Bool,
         created_at -> BigInt,
+        last_seen_at -> Nullable<BigInt>,
     }
 }
 
@@ -114,6 +115,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbound_events (id) {
+        id -> Text,
+        event_key -> Text,
+        seq -> BigInt,
+        body -> Text,
+        created_at -> BigInt,
+        attempts -> Integer,
+        next_at -> BigInt,
+        owner -> Text,
+        lease_until -> BigInt,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
@@ -132,4 +148,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_requests,
     webhook_signatures,
     sse_tickets,
+    outbound_events,
 );

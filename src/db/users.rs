@@ -60,3 +60,33 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<User>, DbError> {
         .select(User::as_select())
         .load(conn)?)
 }
+
+/// `last_seen_at` of each of `ids` that is stored (ids not stored are left out).
+pub fn last_seen(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<Vec<(String, Option<i64>)>, DbError> {
+    let mut out = Vec::with_capacity(ids.len());
+    // bounded IN lists (SQLite allows some thousands of parameters)
+    for chunk in ids.chunks(500) {
+        out.extend(
+            users::table
+                .filter(users::id.eq_any(chunk))
+                .select((users::id, users::last_seen_at))
+                .load::<(String, Option<i64>)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Stores when user `id`'s last socket went (it never moves back).
+pub fn set_last_seen(conn: &mut DbConnection, id: &str, at: i64) -> Result<(), DbError> {
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::last_seen_at.is_null().or(users::last_seen_at.lt(at))),
+    )
+    .set(users::last_seen_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 pub mod directory;
 pub mod health;
 pub mod notify;
+pub mod outbound;
 pub mod pages;
 pub mod rest;
 pub mod signature;

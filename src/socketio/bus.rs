@@ -148,4 +148,104 @@ pub trait Bus: Send + Sync + 'static {
     /// Every room of `nsp` counted by presence on a live node, with its distinct users
     /// (at most `max` rooms, an arbitrary selection beyond).
     fn rooms(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<(Room, usize)>>>;
+
+    /// The distinct users counted by presence in room `room` of `nsp` on live nodes (at
+    /// most `max`, an arbitrary selection beyond).
+    fn room_users(
+        &self,
+        nsp: Nsp,
+        room: Room,
+        max: usize,
+    ) -> BoxFuture<'static, Option<Vec<UserId>>>;
+
+    /// Turns a key's announced state up (see [`StateTable::arrive`]).
+    fn arrive(&self, key: StateKey) -> BoxFuture<'static, Option<Arrival>>;
+
+    /// A key's current generation (0 when never seen).
+    fn generation(&self, key: StateKey) -> BoxFuture<'static, Option<i64>>;
+
+    /// Turns a key down if nothing arrived since `gen` (see [`StateTable::settle`]).
+    fn settle(&self, key: StateKey, gen: i64) -> BoxFuture<'static, Option<bool>>;
+
+    /// Whether each key is up.
+    fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>>;
+}
+
+/// A key whose announced state the cluster shares: a user's online status, a room's
+/// occupancy. `room` is the key within `nsp` (application-chosen; see `app::presence`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StateKey {
+    /// The namespace (or a pseudo-namespace of the application).
+    pub nsp: Nsp,
+    /// The key within it.
+    pub room: Room,
+}
+
+/// What [`Bus::arrive`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// The key's generation after this arrival: it grows at every arrival, and a key that
+    /// was down starts at [`GENERATIONS_PER_MS`] times the time in milliseconds, so
+    /// generations keep growing across restarts and forgetting.
+    pub gen: i64,
+    /// The key was down (or never seen): this caller, and no other, announces it up.
+    pub announce: bool,
+}
+
+/// Generations start at the time in milliseconds times this, so a key that is forgotten
+/// (down) and comes back starts above every generation it had (up to this many arrivals
+/// per millisecond).
+pub const GENERATIONS_PER_MS: i64 = 1024;
+
+/// The announced states of keys: up at an arrival, down (forgotten) when a departure
+/// settles with no arrival since. Shared by the in-memory hub and a node without a
+/// cluster; Redis keeps the same rules in scripts. Holds only keys that are up.
+#[derive(Default)]
+pub struct StateTable {
+    /// key → generation, for keys that are up.
+    up: std::collections::HashMap<StateKey, i64>,
+}
+
+impl StateTable {
+    /// Turns `key` up; see [`Arrival`].
+    pub fn arrive(&mut self, key: StateKey, now_ms: i64) -> Arrival {
+        match self.up.get_mut(&key) {
+            Some(gen) => {
+                *gen += 1;
+                Arrival {
+                    gen: *gen,
+                    announce: false,
+                }
+            }
+            None => {
+                let gen = now_ms * GENERATIONS_PER_MS;
+                self.up.insert(key, gen);
+                Arrival {
+                    gen,
+                    announce: true,
+                }
+            }
+        }
+    }
+
+    /// The key's current generation (0 when down).
+    pub fn generation(&self, key: &StateKey) -> i64 {
+        self.up.get(key).copied().unwrap_or(0)
+    }
+
+    /// Turns `key` down when it is up and nothing arrived since generation `gen`: true
+    /// for the one caller that does.
+    pub fn settle(&mut self, key: &StateKey, gen: i64) -> bool {
+        if self.up.get(key) == Some(&gen) {
+            self.up.remove(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether each key is up.
+    pub fn states(&self, keys: &[StateKey]) -> Vec<bool> {
+        keys.iter().map(|k| self.up.contains_key(k)).collect()
+    }
 }

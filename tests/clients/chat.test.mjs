@@ -48,20 +48,20 @@ test("join: ack, own member-update and history; others see joins counted per use
   const alice = await client("alice");
   const aliceUpdates = collect(alice, "room:member-update");
   const history = once(alice, "room:history");
-  assert.deepEqual(await join(alice, "lobby"), { success: true, roomId: "lobby", memberCount: 1 });
+  assert.deepEqual(await join(alice, "lobby"), { success: true, roomId: "lobby", memberCount: 1, online: ["alice"] });
   assert.deepEqual((await history)[0], { roomId: "lobby", messages: [], hasMore: false });
   await until(() => aliceUpdates.length === 1, 3000, "alice's own joined update");
   assert.deepEqual(aliceUpdates[0][0], { type: "joined", userId: "alice", roomId: "lobby", memberCount: 1 });
 
   const bob = await client("bob");
-  assert.deepEqual(await join(bob, { roomId: "lobby" }), { success: true, roomId: "lobby", memberCount: 2 });
+  assert.deepEqual(await join(bob, { roomId: "lobby" }), { success: true, roomId: "lobby", memberCount: 2, online: ["alice", "bob"] });
   await until(() => aliceUpdates.length === 2, 3000, "bob joined");
   assert.deepEqual(aliceUpdates[1][0], { type: "joined", userId: "bob", roomId: "lobby", memberCount: 2 });
 
   // a second tab of alice and a repeated join: no update, the count stays
   const alice2 = await client("alice");
-  assert.deepEqual(await join(alice2, "lobby"), { success: true, roomId: "lobby", memberCount: 2 });
-  assert.deepEqual(await join(alice2, "lobby"), { success: true, roomId: "lobby", memberCount: 2 });
+  assert.deepEqual(await join(alice2, "lobby"), { success: true, roomId: "lobby", memberCount: 2, online: ["alice", "bob"] });
+  assert.deepEqual(await join(alice2, "lobby"), { success: true, roomId: "lobby", memberCount: 2, online: ["alice", "bob"] });
 
   // bob leaves: left without reason
   assert.deepEqual(await bob.timeout(3000).emitWithAck("room:leave", "lobby"), { success: true, roomId: "lobby", memberCount: 1 });

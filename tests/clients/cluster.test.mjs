@@ -46,8 +46,9 @@ test("chat across nodes: cluster-wide member counts, each message once, typing, 
   const alice = await connect(a, "alice");
   const bob = await connect(b, "bob");
   const aliceUpdates = collect(alice, "room:member-update");
-  assert.deepEqual(await ask(alice, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 1 });
-  assert.deepEqual(await ask(bob, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 2 });
+  assert.deepEqual(await ask(alice, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 1, online: ["alice"] });
+  // the online list counts every node
+  assert.deepEqual(await ask(bob, "room:join", "lobby"), { success: true, roomId: "lobby", memberCount: 2, online: ["alice", "bob"] });
   await until(() => aliceUpdates.some((u) => u[0].userId === "bob"), 3000, "bob's join seen on node a");
   assert.deepEqual(aliceUpdates.find((u) => u[0].userId === "bob")[0], { type: "joined", userId: "bob", roomId: "lobby", memberCount: 2 });
   // a second tab of bob on the other node: still two users

@@ -348,3 +348,42 @@ export async function testDatabase(backend, name) {
     stop: () => { for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true }); },
   };
 }
+
+/** A webhook receiver on loopback: records every POST with whether its `X-Signature-256`
+ * verifies under `secret` (HMAC-SHA256 over `{t}.POST.{path and query}.{body}`, `t` within
+ * 300 s). `fail(status)` makes it answer `status` until `fail(null)`. */
+export async function startHookReceiver(secret) {
+  const http = await import("node:http");
+  const crypto = await import("node:crypto");
+  const got = [];
+  let failWith = null;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks).toString("utf8");
+      const header = req.headers["x-signature-256"] || "";
+      const t = Number((/(?:^|,)t=(\d+)/.exec(header) || [])[1]);
+      const v1 = (/(?:^|,)v1=([0-9a-f]{64})/.exec(header) || [])[1] || "";
+      const want = crypto.createHmac("sha256", secret).update(`${t}.POST.${req.url}.${raw}`).digest("hex");
+      const verified = v1.length === 64 && crypto.timingSafeEqual(Buffer.from(v1), Buffer.from(want))
+        && Math.abs(Date.now() / 1000 - t) <= 300;
+      let body = null;
+      try { body = JSON.parse(raw); } catch { /* recorded as null */ }
+      const status = failWith ?? 200;
+      got.push({ at: Date.now(), method: req.method, url: req.url, contentType: req.headers["content-type"], header, t, verified, raw, body, status });
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end("{}");
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    got,
+    /** Accepted events (answered 2xx), in arrival order. */
+    accepted: () => got.filter((g) => g.status < 300).map((g) => g.body),
+    fail(status) { failWith = status; },
+    stop: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
+  };
+}

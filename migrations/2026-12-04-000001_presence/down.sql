@@ -1,0 +1,2 @@
+DROP TABLE outbound_events;
+ALTER TABLE users DROP COLUMN last_seen_at;
