@@ -27,6 +27,10 @@ export type ChatRoomJoinAck =
       success: true;
       roomId: string;
       memberCount: number;
+      /**
+       * @maxItems 500
+       */
+      online: string[];
     }
   | Failure;
 export type ChatRoomLeavePayload =
@@ -39,6 +43,17 @@ export type ChatRoomLeaveAck =
       success: true;
       roomId: string;
       memberCount: number;
+    }
+  | Failure;
+export type ChatPresenceSubscribeAck =
+  | {
+      success: true;
+      statuses: UserStatus[];
+    }
+  | Failure;
+export type ChatPresenceUnsubscribeAck =
+  | {
+      success: true;
     }
   | Failure;
 export type ChatChatSendAck =
@@ -137,6 +152,11 @@ export type AdminAdminDisconnectUserAck =
     }
   | Failure;
 
+export interface UserStatus {
+  userId: string;
+  status: "online" | "offline";
+  lastSeen: number | null;
+}
 export interface ChatMessage {
   id: string;
   roomId: string;
@@ -204,6 +224,20 @@ export interface ChatRoomMemberUpdatePayload {
 }
 export interface ChatRoomRemovedPayload {
   roomId: string;
+}
+export interface ChatPresenceSubscribePayload {
+  /**
+   * @minItems 1
+   * @maxItems 500
+   */
+  userIds: [string, ...string[]];
+}
+export interface ChatPresenceUnsubscribePayload {
+  /**
+   * @minItems 1
+   * @maxItems 500
+   */
+  userIds: [string, ...string[]];
 }
 export interface ChatChatSendPayload {
   roomId: string;
@@ -312,6 +346,7 @@ export interface AdminAdminDisconnectUserPayload {
   userId: string;
 }
 
+export type ChatUserStatusPayload = UserStatus;
 export type ChatChatMessagePayload = ChatMessage;
 export type ChatNotificationPayload = Notification;
 export type NotificationsNotificationPayload = Notification;
@@ -325,6 +360,8 @@ export interface ChatServerToClientEvents {
   "room:member-update": (payload: ChatRoomMemberUpdatePayload) => void;
   /** This socket was taken out of the room by a directory change. */
   "room:removed": (payload: ChatRoomRemovedPayload) => void;
+  /** A followed user turned online or offline (from every node). */
+  "user:status": (payload: ChatUserStatusPayload) => void;
   /** A message in a joined room (the sender gets it too). */
   "chat:message": (payload: ChatChatMessagePayload) => void;
   /** Another user's marker moved. */
@@ -353,6 +390,10 @@ export interface ChatClientToServerEvents {
   "room:join": (payload: ChatRoomJoinPayload, ack: (answer: ChatRoomJoinAck) => void) => void;
   /** Leave a room. */
   "room:leave": (payload: ChatRoomLeavePayload, ack: (answer: ChatRoomLeaveAck) => void) => void;
+  /** Follow users' online status (at most 500 ids a call, 2,000 a socket). */
+  "presence:subscribe": (payload: ChatPresenceSubscribePayload, ack: (answer: ChatPresenceSubscribeAck) => void) => void;
+  /** Stop following users' online status. */
+  "presence:unsubscribe": (payload: ChatPresenceUnsubscribePayload, ack: (answer: ChatPresenceUnsubscribeAck) => void) => void;
   /** Send a message to a joined room (idempotent by clientMsgId). */
   "chat:send": (payload: ChatChatSendPayload, ack: (answer: ChatChatSendAck) => void) => void;
   /** Move the reader's marker forward. */

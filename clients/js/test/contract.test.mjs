@@ -75,7 +75,7 @@ async function ask(s, nsp, event, payload, { invalid = false } = {}) {
 
 before(async () => {
   srv = await startServer();
-  for (const u of ["alice", "bob"]) await srv.user(u);
+  for (const u of ["alice", "bob", "carol"]) await srv.user(u);
   await srv.user("root", "admin");
   await srv.room("lobby");
   await srv.internal("PUT", "/rooms/vip", { name: "VIP", isPublic: false, members: ["alice", "bob"] });
@@ -109,6 +109,11 @@ test("every payload and ack of a session over all three namespaces matches docs/
   alice.emit("chat:send", { roomId: "lobby" }); // no ack: the error event
   await ask(bob, "/", "room:join", "vip");
   await ask(bob, "/", "room:leave", "lobby");
+  // presence: carol comes online while alice follows her
+  await ask(alice, "/", "presence:subscribe", { userIds: ["bob", "carol"] });
+  await connect("carol");
+  await until(() => seen.has("chat_user_status payload"), 3000, "user:status");
+  await ask(alice, "/", "presence:unsubscribe", { userIds: ["carol"] });
 
   // notifications (the watch above) and the /notifications namespace
   await srv.internal("POST", "/notify/stock", { productId: "sku-1", stock: 3 });
