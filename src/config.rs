@@ -441,7 +441,12 @@ impl Config {
         for o in self.cors.origins.iter_mut().filter(|o| *o != "*") {
             *o = origin(o).map_err(|e| format!("cors.origins: {e}"))?;
         }
-        if let Some(url) = self.webhooks.outbound_url.as_deref().filter(|u| !u.is_empty()) {
+        if let Some(url) = self
+            .webhooks
+            .outbound_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
             let u = url::Url::parse(url)
                 .map_err(|e| format!("webhooks.outbound_url: {url:?} is not a URL ({e})"))?;
             if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
@@ -451,9 +456,11 @@ impl Config {
             }
             let secret = self.webhooks.outbound_secret.as_deref().unwrap_or_default();
             if secret.len() < 32 {
-                return Err("webhooks.outbound_secret (at least 32 bytes) is required when \
+                return Err(
+                    "webhooks.outbound_secret (at least 32 bytes) is required when \
                      webhooks.outbound_url is set"
-                    .into());
+                        .into(),
+                );
             }
         }
         if let Some(u) = self.server.public_url.as_mut() {

@@ -317,9 +317,9 @@ impl Presence {
                             .map(|users| users.keys().take(max).map(|u| u.to_string()).collect())
                             .unwrap_or_default()
                     };
-                    let cluster = io
-                        .bus()
-                        .map(|b| b.room_users(Nsp::from(names::CHAT), Room::from(room.as_str()), max));
+                    let cluster = io.bus().map(|b| {
+                        b.room_users(Nsp::from(names::CHAT), Room::from(room.as_str()), max)
+                    });
                     let users = match cluster {
                         Some(ask) => ask
                             .await

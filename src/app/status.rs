@@ -135,7 +135,11 @@ fn subscribe(s: &mut SocketCtx<'_>, ev: Event, db: &Db, presence: &Presence) {
                     .iter()
                     .zip(up)
                     .map(|(id, up)| {
-                        let last = if up { None } else { seen.get(id).copied().flatten() };
+                        let last = if up {
+                            None
+                        } else {
+                            seen.get(id).copied().flatten()
+                        };
                         json!({
                             "userId": id,
                             "status": if up { "online" } else { "offline" },

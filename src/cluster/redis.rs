@@ -586,7 +586,11 @@ impl Handler<ClusterState> for RedisBridge {
                         .query_async(&mut conn)
                         .await
                         .ok()?;
-                    let gen = if up.as_deref() == Some("1") { gen } else { None };
+                    let gen = if up.as_deref() == Some("1") {
+                        gen
+                    } else {
+                        None
+                    };
                     Some(StateAnswer::Generation(gen.unwrap_or(0)))
                 }
                 StateOp::Settle(k, gen) => {

@@ -72,22 +72,22 @@ pub fn start(db: Db, cfg: &WebhooksConfig, wake: Arc<Notify>) -> Option<actix_rt
     // the client and the sender live on the arbiter's thread (neither is `Send`)
     arbiter.spawn_fn(move || {
         actix_rt::spawn(async move {
-        let client = awc::Client::builder()
-            .timeout(TIMEOUT)
-            .disable_redirects()
-            .finish();
-        let s = Rc::new(Sender {
-            db,
-            url,
-            target,
-            secret,
-            owner,
-            lease_ms,
-            client,
-            in_flight: RefCell::default(),
-            done: Notify::new(),
-        });
-        s.run(wake).await;
+            let client = awc::Client::builder()
+                .timeout(TIMEOUT)
+                .disable_redirects()
+                .finish();
+            let s = Rc::new(Sender {
+                db,
+                url,
+                target,
+                secret,
+                owner,
+                lease_ms,
+                client,
+                in_flight: RefCell::default(),
+                done: Notify::new(),
+            });
+            s.run(wake).await;
         });
     });
     Some(arbiter)
@@ -181,13 +181,8 @@ impl Sender {
             return self.sweep().await;
         }
         let t = now_ms() / 1000;
-        let signature = super::signature::sign(
-            &self.secret,
-            t,
-            "POST",
-            &self.target,
-            e.body.as_bytes(),
-        );
+        let signature =
+            super::signature::sign(&self.secret, t, "POST", &self.target, e.body.as_bytes());
         let started = Instant::now();
         let sent = self
             .client

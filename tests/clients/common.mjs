@@ -351,12 +351,14 @@ export async function testDatabase(backend, name) {
 
 /** A webhook receiver on loopback: records every POST with whether its `X-Signature-256`
  * verifies under `secret` (HMAC-SHA256 over `{t}.POST.{path and query}.{body}`, `t` within
- * 300 s). `fail(status)` makes it answer `status` until `fail(null)`. */
+ * 300 s). `fail(status)` makes it answer `status` until `fail(null)`; `hold(true)` keeps
+ * requests unanswered (recorded with status "held") until `hold(false)`. */
 export async function startHookReceiver(secret) {
   const http = await import("node:http");
   const crypto = await import("node:crypto");
   const got = [];
   let failWith = null;
+  let holding = false;
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -370,8 +372,9 @@ export async function startHookReceiver(secret) {
         && Math.abs(Date.now() / 1000 - t) <= 300;
       let body = null;
       try { body = JSON.parse(raw); } catch { /* recorded as null */ }
-      const status = failWith ?? 200;
+      const status = holding ? "held" : failWith ?? 200;
       got.push({ at: Date.now(), method: req.method, url: req.url, contentType: req.headers["content-type"], header, t, verified, raw, body, status });
+      if (holding) return; // never answered
       res.writeHead(status, { "content-type": "application/json" });
       res.end("{}");
     });
@@ -382,8 +385,9 @@ export async function startHookReceiver(secret) {
     url: `http://127.0.0.1:${port}`,
     got,
     /** Accepted events (answered 2xx), in arrival order. */
-    accepted: () => got.filter((g) => g.status < 300).map((g) => g.body),
+    accepted: () => got.filter((g) => typeof g.status === "number" && g.status < 300).map((g) => g.body),
     fail(status) { failWith = status; },
+    hold(on) { holding = on; },
     stop: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
   };
 }
