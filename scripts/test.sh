@@ -40,6 +40,8 @@ missing=()      # Debian packages to install
 want() { missing+=("$1"); }
 have node && have npm || want "nodejs npm"
 have pg_config || want libpq-dev
+have pkg-config || want pkg-config
+[ -f /usr/include/openssl/ssl.h ] || want libssl-dev
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || want postgresql
 have nginx || [ -x /usr/sbin/nginx ] || want nginx-light
 have openssl || want openssl

@@ -454,6 +454,13 @@ impl Config {
                     "webhooks.outbound_url: {url:?} is not an http or https URL"
                 ));
             }
+            if u.scheme() == "https" && !cfg!(feature = "tls") {
+                return Err(
+                    "webhooks.outbound_url: this build has no TLS; build with the `tls` \
+                     feature (on by default) for https targets"
+                        .into(),
+                );
+            }
             let secret = self.webhooks.outbound_secret.as_deref().unwrap_or_default();
             if secret.len() < 32 {
                 return Err(

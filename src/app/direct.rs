@@ -54,7 +54,10 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
                 return;
             };
             let (io, db, handle) = (s.io_handle(), db2.clone(), s.handle());
-            let counted = p1.user_connected(&io, &user, s.id());
+            // counted in the user's room (with SSE streams: DMs and notifications find the
+            // user online), and for the user's status (sockets of `/` only, DESIGN 13)
+            let counted = p1.join(&io, NSP, &user_room(&user), &user, s.id());
+            actix_rt::spawn(p1.user_connected(&io, &user, s.id()));
             actix_rt::spawn(async move {
                 // Counted first, then the look-up: a DM stored in between is seen by one
                 // of the two (see `send`).
@@ -66,6 +69,8 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
             let Some(user) = user_id(s) else {
                 return;
             };
+            let gone = p2.leave(&s.io_handle(), NSP, &user_room(&user), &user, s.id());
+            actix_rt::spawn(gone);
             p2.user_disconnected(&s.io_handle(), &user, s.id());
         })
 }
@@ -130,7 +135,7 @@ fn send(s: &mut SocketCtx<'_>, ev: crate::socketio::Event, chat: &Chat) {
 
 /// Whether `user` has a socket in `/` (on any node).
 pub(super) async fn online(presence: &Presence, io: &IoHandle, user: &str) -> bool {
-    presence.sockets_of(io, user).await > 0
+    presence.count(io, NSP, &user_room(user)).await > 0
 }
 
 /// A new DM for this socket: sent with an ack request, marked delivered when acked.

@@ -17,6 +17,11 @@ pub fn user_room(user: &str) -> String {
     format!("user:{user}")
 }
 
+/// Whether presence room `room` of `/` is a user's own room (not a chat room).
+pub fn is_user_room(room: &str) -> bool {
+    room.starts_with("user:")
+}
+
 /// The room of a user's `/notifications` sockets.
 pub fn notifications_room(user: &str) -> String {
     format!("user:{user}:notifications")

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Presence {
     states: Arc<Mutex<StateTable>>,
     /// Status changes (none: counts only).
     hooks: Option<Arc<StatusHooks>>,
+    /// Whether the watch for dead nodes runs.
+    sweeping: Arc<AtomicBool>,
 }
 
 impl Presence {
@@ -148,10 +151,11 @@ impl Presence {
         let local = self.apply_local(&update);
         let cluster = io.bus().map(|bus| bus.presence(update));
         // rooms of `/` are occupied and vacated for outbound webhooks
-        let occupancy = (nsp == names::CHAT && op != PresenceOp::Count)
-            .then(|| self.hooks.as_ref().filter(|h| h.outbound.is_some()))
-            .flatten()
-            .map(|_| (self.clone(), io.clone(), room.to_owned()));
+        let occupancy =
+            (nsp == names::CHAT && op != PresenceOp::Count && !names::is_user_room(room))
+                .then(|| self.hooks.as_ref().filter(|h| h.outbound.is_some()))
+                .flatten()
+                .map(|_| (self.clone(), io.clone(), room.to_owned()));
         async move {
             let count = match cluster {
                 Some(ask) => ask.await.unwrap_or(local),
@@ -168,11 +172,6 @@ impl Presence {
         }
     }
 
-    /// How many sockets `user` has in `/` (cluster-wide, counted per user: 0 or 1).
-    pub fn sockets_of(&self, io: &IoHandle, user: &str) -> impl Future<Output = usize> + 'static {
-        self.count(io, USERS, user)
-    }
-
     /// A socket of `user` in `/` connected (or came back): counted (the future resolves
     /// once it is), and the user turns online when it was not.
     pub fn user_connected(
@@ -181,6 +180,7 @@ impl Presence {
         user: &str,
         socket: &str,
     ) -> impl Future<Output = ()> + 'static {
+        self.watch_lost_nodes(io);
         let step = self.step(io, USERS, user, user, socket, PresenceOp::Join);
         let status = self.hooks.clone().map(|hooks| {
             (
@@ -214,43 +214,99 @@ impl Presence {
     /// the user turns offline after the grace period unless a socket came back meanwhile.
     pub fn user_disconnected(&self, io: &IoHandle, user: &str, socket: &str) {
         let step = self.step(io, USERS, user, user, socket, PresenceOp::Leave);
-        let hooks = self.hooks.clone();
         let (me, io, user) = (self.clone(), io.clone(), user.to_owned());
         actix_rt::spawn(async move {
-            let departed = step.await.change == PresenceChange::Departed;
-            let Some(hooks) = hooks.filter(|_| departed) else {
-                return;
-            };
-            let went = crate::db::now_ms();
-            let key = user_key(&user);
-            let gen = me.generation(&io, key.clone()).await;
-            if gen == 0 {
-                return;
+            if step.await.change == PresenceChange::Departed {
+                me.settle_user(&io, user, crate::db::now_ms()).await;
             }
-            tokio::time::sleep(hooks.grace).await;
-            if me.count(&io, USERS, &user).await > 0 {
-                return;
+        });
+    }
+
+    /// `user`'s last socket went at `went`: after the grace period, offline unless a
+    /// socket came back (or another node turned the user offline first).
+    async fn settle_user(&self, io: &IoHandle, user: String, went: i64) {
+        let Some(hooks) = self.hooks.clone() else {
+            return;
+        };
+        let key = user_key(&user);
+        let gen = self.generation(io, key.clone()).await;
+        if gen == 0 {
+            return;
+        }
+        tokio::time::sleep(hooks.grace).await;
+        if self.count(io, USERS, &user).await > 0 {
+            return;
+        }
+        // stored before the state turns down, so whoever reads "offline" finds it
+        let u = user.clone();
+        let stored = hooks
+            .db
+            .run(move |c| users::set_last_seen(c, &u, went))
+            .await;
+        if let Err(e) = stored {
+            log::warn!("cannot store last_seen_at of user {user}: {e}");
+        }
+        if !self.settle(io, key, gen).await {
+            return;
+        }
+        status_event(io, &user, Some(went));
+        hooks.store_event(
+            format!("user:{user}"),
+            gen * 2 + 1,
+            "user.offline",
+            json!({ "userId": user, "lastSeen": went }),
+            crate::db::now_ms(),
+        );
+    }
+
+    /// Once per process: while the cluster finds nodes dead, the users and rooms left up
+    /// with no live socket (their sockets were on the dead node) are settled as if their
+    /// last socket went now.
+    fn watch_lost_nodes(&self, io: &IoHandle) {
+        let Some(bus) = io.bus().cloned() else {
+            return;
+        };
+        if self.hooks.is_none() || self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (me, io) = (self.clone(), io.clone());
+        actix_rt::spawn(async move {
+            let mut seen = bus.lost_nodes();
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let lost = bus.lost_nodes();
+                if lost == seen {
+                    continue;
+                }
+                seen = lost;
+                let went = crate::db::now_ms();
+                let users = bus
+                    .orphans(Nsp::from(USERS), 100_000)
+                    .await
+                    .unwrap_or_default();
+                let outbound = me.hooks.as_ref().is_some_and(|h| h.outbound.is_some());
+                let rooms = if outbound {
+                    bus.orphans(Nsp::from(names::CHAT), 100_000)
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                log::info!(
+                    "{} users and {} rooms lost their last socket with a dead node",
+                    users.len(),
+                    rooms.len()
+                );
+                for user in users {
+                    let (me, io) = (me.clone(), io.clone());
+                    actix_rt::spawn(
+                        async move { me.settle_user(&io, user.to_string(), went).await },
+                    );
+                }
+                for room in rooms {
+                    me.room_departed(&io, room.to_string());
+                }
             }
-            // stored before the state turns down, so whoever reads "offline" finds it
-            let u = user.clone();
-            let stored = hooks
-                .db
-                .run(move |c| users::set_last_seen(c, &u, went))
-                .await;
-            if let Err(e) = stored {
-                log::warn!("cannot store last_seen_at of user {user}: {e}");
-            }
-            if !me.settle(&io, key, gen).await {
-                return;
-            }
-            status_event(&io, &user, Some(went));
-            hooks.store_event(
-                format!("user:{user}"),
-                gen * 2 + 1,
-                "user.offline",
-                json!({ "userId": user, "lastSeen": went }),
-                crate::db::now_ms(),
-            );
         });
     }
 

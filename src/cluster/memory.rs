@@ -171,6 +171,28 @@ impl Bus for MemoryBus {
         futures_util::future::ready(Some(up)).boxed()
     }
 
+    fn lost_nodes(&self) -> u64 {
+        // nodes leave a hub only on purpose (`leave`), never unseen
+        0
+    }
+
+    fn orphans(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<Room>>> {
+        let hub = self.hub.lock();
+        let live: HashSet<NodeId> = hub.nodes.iter().map(|n| n.id.clone()).collect();
+        let orphans = hub
+            .states
+            .up_in(&nsp)
+            .into_iter()
+            .filter(|room| {
+                !hub.presence
+                    .get(&(nsp.clone(), room.clone()))
+                    .is_some_and(|set| set.iter().any(|(node, _, _)| live.contains(node)))
+            })
+            .take(max)
+            .collect();
+        futures_util::future::ready(Some(orphans)).boxed()
+    }
+
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
         let asks: Vec<_> = self
             .hub

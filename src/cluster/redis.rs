@@ -22,6 +22,7 @@
 //!   the live ones), kept sessions when they can no longer be recovered.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,10 +90,17 @@ pub struct RedisBridge {
     freshness: Arc<std::sync::Mutex<Freshness>>,
     /// Presence sets holding members of this node (how many), kept alive by the heartbeat.
     presence_keys: HashMap<String, usize>,
+    /// Times this node dropped dead nodes from `rt:nodes` (see [`Bus::lost_nodes`]).
+    lost: Arc<AtomicU64>,
 }
 
 impl RedisBridge {
-    fn new(url: &str, node: BusNode, secret: &[u8]) -> redis::RedisResult<Self> {
+    fn new(
+        url: &str,
+        node: BusNode,
+        secret: &[u8],
+        lost: Arc<AtomicU64>,
+    ) -> redis::RedisResult<Self> {
         Ok(RedisBridge {
             client: redis::Client::open(url)?,
             node_id: node.id,
@@ -108,6 +116,7 @@ impl RedisBridge {
             seq: 0,
             freshness: Arc::default(),
             presence_keys: HashMap::new(),
+            lost,
         })
     }
 
@@ -188,6 +197,7 @@ impl RedisBridge {
         let (server, node, generation) =
             (self.server.clone(), self.node_id.clone(), self.generation);
         let sealer = self.sealer.clone();
+        let lost = self.lost.clone();
         let keys: Vec<String> = self.presence_keys.keys().cloned().collect();
         ctx.spawn(
             async move {
@@ -211,7 +221,9 @@ impl RedisBridge {
                             .ignore();
                     }
                 }
-                pipe.query_async::<()>(&mut conn).await
+                pipe.query_async::<()>(&mut conn).await?;
+                // dead nodes are found (and dropped) even in a quiet cluster
+                live_nodes(&mut conn, &sealer, &lost).await.map(drop)
             }
             .into_actor(self)
             .map(move |res, act, ctx| {
@@ -360,6 +372,7 @@ fn node_context(node: &str) -> String {
 async fn live_nodes(
     conn: &mut MultiplexedConnection,
     sealer: &Sealer,
+    lost: &AtomicU64,
 ) -> redis::RedisResult<HashMap<String, Stats>> {
     let all: HashMap<String, String> = conn.hgetall(NODES).await?;
     let now = now_ms();
@@ -378,7 +391,15 @@ async fn live_nodes(
         }
     }
     if !gone.is_empty() {
-        let _: redis::RedisResult<()> = conn.hdel(NODES, gone).await;
+        // HDEL answers how many it removed: one node learns that a node is gone
+        let removed: i64 = conn.hdel(NODES, &gone).await.unwrap_or(0);
+        if removed > 0 {
+            lost.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "cluster node(s) {} stopped their heartbeat: dropped; their users and rooms are settled",
+                gone.join(", ")
+            );
+        }
     }
     Ok(live)
 }
@@ -411,6 +432,7 @@ impl Handler<ClusterPresence> for RedisBridge {
             PresenceOp::Count => {}
         }
         let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
+        let lost = self.lost.clone();
         Box::pin(async move {
             let me = sealer.tag_member(&key, &format!("{node}|{}|{}", u.socket, u.user));
             // SADD/SREM answer whether the set changed: a socket counted in (or out) twice
@@ -431,7 +453,7 @@ impl Handler<ClusterPresence> for RedisBridge {
                     (n > 0, members)
                 }
             };
-            let live = live_nodes(&mut conn, &sealer).await.ok()?;
+            let live = live_nodes(&mut conn, &sealer, &lost).await.ok()?;
             let mut users = HashSet::new();
             let mut mine = 0usize;
             let mut dead = Vec::new();
@@ -541,6 +563,7 @@ enum StateOp {
     Settle(StateKey, i64),
     States(Vec<StateKey>),
     RoomUsers(Nsp, Room, usize),
+    Orphans(Nsp, usize),
 }
 
 /// The answer to a [`StateOp`], in the same order.
@@ -550,6 +573,7 @@ enum StateAnswer {
     Settled(bool),
     States(Vec<bool>),
     Users(Vec<UserId>),
+    Rooms(Vec<Room>),
 }
 
 #[derive(Message)]
@@ -563,6 +587,7 @@ impl Handler<ClusterState> for RedisBridge {
             return Box::pin(async { None });
         };
         let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
+        let lost = self.lost.clone();
         Box::pin(async move {
             match msg.0 {
                 StateOp::Arrive(k) => {
@@ -615,10 +640,38 @@ impl Handler<ClusterState> for RedisBridge {
                     }
                     Some(StateAnswer::States(up))
                 }
+                StateOp::Orphans(nsp, max) => {
+                    let prefix = format!("{STATE_PREFIX}{nsp}:");
+                    let keys = scan(&mut conn, &format!("{prefix}*")).await?;
+                    let live = live_nodes(&mut conn, &sealer, &lost).await.ok()?;
+                    let mut out = Vec::new();
+                    for chunk in keys.chunks(500) {
+                        let mut pipe = redis::pipe();
+                        for k in chunk {
+                            pipe.hget(k, "u");
+                            pipe.smembers(presence_key(&nsp, &k[prefix.len()..]));
+                        }
+                        let got: Vec<redis::Value> = pipe.query_async(&mut conn).await.ok()?;
+                        for (k, pair) in chunk.iter().zip(got.chunks(2)) {
+                            let up = matches!(&pair[0], redis::Value::BulkString(b) if b == b"1");
+                            let members: Vec<String> =
+                                redis::from_redis_value(&pair[1]).unwrap_or_default();
+                            let room = &k[prefix.len()..];
+                            let pkey = presence_key(&nsp, room);
+                            if up && set_users(&sealer, &pkey, &members, &node, &live).is_empty() {
+                                out.push(Room::from(room));
+                                if out.len() >= max {
+                                    return Some(StateAnswer::Rooms(out));
+                                }
+                            }
+                        }
+                    }
+                    Some(StateAnswer::Rooms(out))
+                }
                 StateOp::RoomUsers(nsp, room, max) => {
                     let key = presence_key(&nsp, &room);
                     let members: Vec<String> = conn.smembers(&key).await.ok()?;
-                    let live = live_nodes(&mut conn, &sealer).await.ok()?;
+                    let live = live_nodes(&mut conn, &sealer, &lost).await.ok()?;
                     let users = set_users(&sealer, &key, &members, &node, &live);
                     Some(StateAnswer::Users(
                         users.into_iter().take(max).map(UserId::from).collect(),
@@ -634,6 +687,32 @@ impl RedisBus {
         let ask = self.bridge.send(ClusterState(op));
         async move { ask.await.ok().flatten() }.boxed()
     }
+}
+
+/// The keys matching `pattern` (at most [`MAX_ROOM_KEYS`], each once).
+async fn scan(conn: &mut MultiplexedConnection, pattern: &str) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .ok()?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 || keys.len() >= MAX_ROOM_KEYS {
+            break;
+        }
+    }
+    // SCAN may name a key twice
+    keys.sort();
+    keys.dedup();
+    Some(keys)
 }
 
 /// Most presence keys one `rooms` answer reads.
@@ -654,31 +733,11 @@ impl Handler<ClusterRooms> for RedisBridge {
             return Box::pin(async { None });
         };
         let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
+        let lost = self.lost.clone();
         Box::pin(async move {
             let prefix = format!("{PRESENCE_PREFIX}{}:", msg.nsp);
-            let pattern = format!("{prefix}*");
-            let mut keys = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                    .ok()?;
-                keys.extend(batch);
-                cursor = next;
-                if cursor == 0 || keys.len() >= MAX_ROOM_KEYS {
-                    break;
-                }
-            }
-            // SCAN may name a key twice
-            keys.sort();
-            keys.dedup();
-            let live = live_nodes(&mut conn, &sealer).await.ok()?;
+            let keys = scan(&mut conn, &format!("{prefix}*")).await?;
+            let live = live_nodes(&mut conn, &sealer, &lost).await.ok()?;
             let mut out = Vec::new();
             for chunk in keys.chunks(500) {
                 let mut pipe = redis::pipe();
@@ -714,8 +773,9 @@ impl Handler<ClusterStats> for RedisBridge {
         };
         let (server, node) = (self.server.clone(), self.node_id.clone());
         let sealer = self.sealer.clone();
+        let lost = self.lost.clone();
         Box::pin(async move {
-            let mut live = live_nodes(&mut conn, &sealer).await.ok()?;
+            let mut live = live_nodes(&mut conn, &sealer, &lost).await.ok()?;
             // this node's own figures are read fresh
             if let Ok(mine) = server.send(GetStats).await {
                 live.insert(node.to_string(), mine);
@@ -863,6 +923,7 @@ impl Handler<TakeSession> for RedisBridge {
 /// The cluster through Redis: a [`Bus`] over this node's [`RedisBridge`].
 pub struct RedisBus {
     bridge: Addr<RedisBridge>,
+    lost: Arc<AtomicU64>,
 }
 
 impl RedisBus {
@@ -870,8 +931,9 @@ impl RedisBus {
     /// `secret` (connecting and reconnecting happen in the background; an invalid URL is an
     /// error now).
     pub fn start(url: &str, node: BusNode, secret: &[u8]) -> redis::RedisResult<Arc<dyn Bus>> {
-        let bridge = RedisBridge::new(url, node, secret)?.start();
-        Ok(Arc::new(RedisBus { bridge }))
+        let lost = Arc::new(AtomicU64::new(0));
+        let bridge = RedisBridge::new(url, node, secret, lost.clone())?.start();
+        Ok(Arc::new(RedisBus { bridge, lost }))
     }
 }
 
@@ -945,6 +1007,21 @@ impl Bus for RedisBus {
         async move {
             match ask.await? {
                 StateAnswer::States(s) => Some(s),
+                _ => None,
+            }
+        }
+        .boxed()
+    }
+
+    fn lost_nodes(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn orphans(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<Room>>> {
+        let ask = self.state(StateOp::Orphans(nsp, max));
+        async move {
+            match ask.await? {
+                StateAnswer::Rooms(r) => Some(r),
                 _ => None,
             }
         }

@@ -169,6 +169,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Whether each key is up.
     fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>>;
+
+    /// How many times this node found other nodes dead and dropped them from the cluster;
+    /// after a change, keys may be up with no live socket left ([`Bus::orphans`]).
+    fn lost_nodes(&self) -> u64;
+
+    /// Keys of `nsp` that are up while no live node counts anyone in them (at most `max`).
+    fn orphans(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<Room>>>;
 }
 
 /// A key whose announced state the cluster shares: a user's online status, a room's
@@ -247,5 +254,14 @@ impl StateTable {
     /// Whether each key is up.
     pub fn states(&self, keys: &[StateKey]) -> Vec<bool> {
         keys.iter().map(|k| self.up.contains_key(k)).collect()
+    }
+
+    /// The keys of `nsp` that are up.
+    pub fn up_in(&self, nsp: &str) -> Vec<Room> {
+        self.up
+            .keys()
+            .filter(|k| &*k.nsp == nsp)
+            .map(|k| k.room.clone())
+            .collect()
     }
 }

@@ -1,8 +1,9 @@
 // Presence and outbound webhooks (DESIGN 13) on two nodes sharing a real PostgreSQL and a
 // real redis-server: user:status reaches subscribers on both nodes exactly once, a reconnect
 // to the other node within the grace does not flap, last seen is stored once, the online list
-// of room:join counts both nodes; each webhook event is sent once by one node, and an event
-// whose sender dies mid-send is sent again (same id) by another node once its lease ran out.
+// of room:join counts both nodes; a user whose node dies turns offline; each webhook event is
+// sent once by one node, and an event whose sender dies mid-send is sent again (same id) by
+// another node once its lease ran out.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
@@ -40,7 +41,7 @@ before(async () => {
   };
   a = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-a" });
   b = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-b" });
-  for (const u of ["alice", "bob", "carol", "dave", "erin"]) {
+  for (const u of ["alice", "bob", "carol", "dave", "erin", "frank"]) {
     assert.equal((await signedCall(a.url, HOOK, "PUT", `/users/${u}`, { name: u, email: `${u}@example.com`, role: "user", isActive: true })).status, 200);
   }
   assert.equal((await signedCall(a.url, HOOK, "PUT", "/rooms/lobby", { name: "Lobby", isPublic: true })).status, 200);
@@ -102,6 +103,26 @@ test("room:join's online list counts every node", async () => {
   assert.deepEqual((await ask(erin, "room:join", "lobby")).online, ["alice", "erin"]);
   alice.disconnect();
   erin.disconnect();
+});
+
+test("a node dies with a user's only socket: another node turns the user offline (and says so once)", async () => {
+  const alice = await connect(a, "alice");
+  assert.equal((await ask(alice, "presence:subscribe", { userIds: ["frank"] })).statuses[0].status, "offline");
+  const seen = collect(alice, "user:status");
+  const frank = await connect(b, "frank");
+  await until(() => seen.length === 1, 3000, "frank online");
+  const died = Date.now();
+  await b.stop(); // SIGKILL: no goodbye
+  frank.close();
+  // node a finds node b's heartbeat stale (15 s), then settles frank after the grace
+  await until(() => seen.length === 2, 30000, "frank offline after node b died");
+  assert.equal(seen[1][0].status, "offline");
+  assert.ok(seen[1][0].lastSeen >= died, "last seen when the node was found dead");
+  await delay(500);
+  assert.equal(seen.length, 2, "said once");
+  b = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-b2" });
+  await until(async () => (await (await fetch(`${b.url}/readyz`)).json()).redis === "ok", 5000, "bridge up");
+  alice.disconnect();
 });
 
 test("webhooks with two nodes: each event once, in order per key; a sender that dies mid-send is replaced", async () => {

@@ -130,6 +130,11 @@ impl Conn {
     pub fn split(self) -> (Sink, Stream) {
         self.ws.split()
     }
+
+    /// Closes the WebSocket (the server sees a clean close).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
 }
 
 fn bind_no_port(sock: &TcpSocket) -> std::io::Result<()> {

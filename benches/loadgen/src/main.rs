@@ -9,6 +9,7 @@
 
 mod client;
 mod polling;
+mod presence;
 mod proc_stats;
 mod product;
 mod storm;
@@ -125,6 +126,33 @@ enum Cmd {
         #[arg(long, default_value = "chat:typing-stop")]
         probe_event: String,
     },
+    /// Presence at scale (`realtime-server`): `users` users flap online/offline once each
+    /// while `subscribers` sockets follow them; `user:status` fan-out rate, latency and
+    /// server CPU, and the outbound webhook events of a fast receiver at `receiver`.
+    Presence {
+        #[arg(long)]
+        jwt_secret: String,
+        #[arg(long)]
+        webhook_secret: String,
+        #[arg(long, default_value_t = 10000)]
+        users: usize,
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Users each subscriber follows (at most 2000).
+        #[arg(long, default_value_t = 1000)]
+        follows: usize,
+        /// New user connections per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 2000)]
+        hold_ms: u64,
+        /// The server's presence.grace_ms.
+        #[arg(long, default_value_t = 5000)]
+        grace_ms: u64,
+        /// Listen here as the server's webhooks.outbound_url (answers 204 to every POST).
+        #[arg(long)]
+        receiver: Option<std::net::SocketAddr>,
+    },
     /// Emit-with-ack round trips at a fixed concurrency.
     Echo {
         #[arg(long, default_value_t = 100)]
@@ -219,6 +247,33 @@ fn main() {
                 })
                 .await
             }
+            Cmd::Presence {
+                jwt_secret,
+                webhook_secret,
+                users,
+                subscribers,
+                follows,
+                rate,
+                hold_ms,
+                grace_ms,
+                receiver,
+            } => {
+                presence::run(presence::Presence {
+                    url: &cli.url,
+                    pid: cli.pid,
+                    jwt_secret: &jwt_secret,
+                    webhook_secret: &webhook_secret,
+                    users,
+                    subscribers,
+                    follows,
+                    rate,
+                    hold_ms,
+                    grace_ms,
+                    receiver,
+                    source_ip,
+                })
+                .await
+            }
             Cmd::Chat {
                 tokens,
                 room,
@@ -247,7 +302,7 @@ fn source_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i / 10_000) as u8))
 }
 
-fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+pub(crate) fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
     let ms = |v: u64| (v as f64) / 1000.0;
     json!({
         "p50_ms": ms(h.value_at_quantile(0.50)),
@@ -258,7 +313,7 @@ fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
     })
 }
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 

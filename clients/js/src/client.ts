@@ -1,7 +1,8 @@
 // The client every app otherwise writes on top of socket.io-client: a token from a callback,
 // `auth:refresh` before the token expires, the joined rooms joined again and caught up with
 // `room:sync` after a reconnect, sends with a `clientMsgId` retried until they are acked (the
-// server stores a message once per clientMsgId), and DMs acknowledged and deduplicated by id.
+// server stores a message once per clientMsgId), DMs acknowledged and deduplicated by id, and
+// followed users' online status kept (followed again after a reconnect).
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import type {
   ChatClientToServerEvents,
@@ -11,6 +12,7 @@ import type {
   ChatChatReadReceiptPayload,
   ChatRoomMemberUpdatePayload,
   Failure,
+  UserStatus,
   NotificationsClientToServerEvents,
   NotificationsServerToClientEvents,
 } from "./events.gen.js";
@@ -129,6 +131,9 @@ export class RealtimeClient {
   private readonly roomTopic = new Topic<RoomSnapshot>();
   private readonly dmTopic = new Topic<DirectMessage>();
   private readonly errorTopic = new Topic<RealtimeError>();
+  private readonly presenceTopic = new Topic<UserStatus>();
+  /** Followed users and their last known status. */
+  private followed = new Map<string, UserStatus>();
   status: Status = "connecting";
 
   constructor(options: RealtimeOptions) {
@@ -163,6 +168,7 @@ export class RealtimeClient {
     this.chat.on("chat:read-receipt", (r) => this.onReceipt(r));
     this.chat.on("chat:user-typing", ({ roomId, userId }) => this.setTyping(roomId, userId, true));
     this.chat.on("chat:user-stopped-typing", ({ roomId, userId }) => this.setTyping(roomId, userId, false));
+    this.chat.on("user:status", (st) => this.setPresence(st));
     this.chat.on("room:removed", ({ roomId }) => {
       this.rooms.delete(roomId);
     });
@@ -200,6 +206,39 @@ export class RealtimeClient {
   onDirectMessage(l: Listener<DirectMessage>): () => void { return this.dmTopic.on(l); }
   /** Refused connects and failed background work (re-joins, catch-ups). */
   onError(l: Listener<RealtimeError>): () => void { return this.errorTopic.on(l); }
+  /** Every change of a followed user's status (also one missed while disconnected). */
+  onPresence(l: Listener<UserStatus>): () => void { return this.presenceTopic.on(l); }
+
+  /** A followed user's last known status (`undefined` when not followed). */
+  presence(userId: string): UserStatus | undefined {
+    return this.followed.get(userId);
+  }
+
+  /** Follows users' online status (again after every reconnect); answers their statuses now,
+   * in order. An unknown id rejects with `NOT_FOUND` and follows none of them; the server
+   * allows 2,000 followed users per connection (`RATE_LIMITED` beyond). */
+  async follow(userIds: string[]): Promise<UserStatus[]> {
+    const ids = [...new Set(userIds)];
+    await this.connected(Date.now() + this.opts.sendDeadlineMs);
+    const statuses: UserStatus[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const ack = (await this.request("presence:subscribe", { userIds: ids.slice(i, i + 500) as [string, ...string[]] })) as { statuses: UserStatus[] };
+      for (const st of ack.statuses) {
+        this.followed.set(st.userId, st);
+        statuses.push(st);
+      }
+    }
+    return statuses;
+  }
+
+  /** Stops following users. */
+  async unfollow(userIds: string[]): Promise<void> {
+    for (const id of userIds) this.followed.delete(id);
+    const ids = [...new Set(userIds)];
+    for (let i = 0; i < ids.length && this.chat.connected; i += 500) {
+      await this.request("presence:unsubscribe", { userIds: ids.slice(i, i + 500) as [string, ...string[]] });
+    }
+  }
 
   /** The room's state now (`undefined` until joined). */
   room(roomId: string): RoomSnapshot | undefined {
@@ -286,6 +325,22 @@ export class RealtimeClient {
 
   // --- internals ---
 
+  /** `presence:subscribe` in calls of 500; statuses of followed users are updated (and told
+   * when they changed). */
+  private async subscribe(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) {
+      const ack = (await this.request("presence:subscribe", { userIds: ids.slice(i, i + 500) as [string, ...string[]] })) as { statuses: UserStatus[] };
+      for (const st of ack.statuses) this.setPresence(st);
+    }
+  }
+
+  private setPresence(st: UserStatus): void {
+    const known = this.followed.get(st.userId);
+    if (!known) return;
+    this.followed.set(st.userId, st);
+    if (known.status !== st.status || known.lastSeen !== st.lastSeen) this.presenceTopic.emit(st);
+  }
+
   private setStatus(s: Status): void {
     if (this.status === s) return;
     this.status = s;
@@ -315,6 +370,10 @@ export class RealtimeClient {
       if (this.chat.connected) this.setStatus("connected");
     });
     for (const r of rejoins) void r.done.catch((e: RealtimeError) => this.errorTopic.emit(e));
+    // followed again: a change missed while away is told now
+    if (this.followed.size > 0) {
+      void this.subscribe([...this.followed.keys()]).catch((e: RealtimeError) => this.errorTopic.emit(e));
+    }
   }
 
   /** Joins `roomId` now: `joined` settles with the join's ack, `done` after the catch-up. */

@@ -1,7 +1,8 @@
 // RealtimeClient against the real server binary: a short-lived token refreshed with
 // auth:refresh (the same socket stays), rooms joined again and caught up with room:sync
 // after the server restarts, a send whose ack was lost retried with the same clientMsgId
-// (stored once), DMs acknowledged and delivered to the app once.
+// (stored once), DMs acknowledged and delivered to the app once, followed users' status kept
+// across a reconnect.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { RealtimeClient, tokenExpiry } from "../dist/index.js";
@@ -27,8 +28,8 @@ function client(user, opts = {}) {
 
 before(async () => {
   // chat:send and DMs not limited in the way of the catch-up test's 120 posts
-  srv = await startServer({ RT__LIMITS__USER_SENDS_PER_S: "1000", RT__LIMITS__USER_SENDS_BURST: "1000" });
-  for (const u of ["alice", "bob", "carol", "dave"]) await srv.user(u);
+  srv = await startServer({ RT__LIMITS__USER_SENDS_PER_S: "1000", RT__LIMITS__USER_SENDS_BURST: "1000", RT__PRESENCE__GRACE_MS: "300" });
+  for (const u of ["alice", "bob", "carol", "dave", "erin"]) await srv.user(u);
   for (const r of ["lobby", "refresh", "retry"]) await srv.room(r);
 });
 after(async () => {
@@ -135,4 +136,30 @@ test("DMs are acknowledged for the app and given to it once, even when the serve
   await until(() => alice.status === "connected", 5000, "alice back");
   await delay(500);
   assert.equal(got.length, 1, "no second delivery");
+});
+
+test("followed users' status: answered now, changes told, followed again after a reconnect (a change missed meanwhile is told)", async () => {
+  const c = client("carol");
+  const changes = [];
+  c.onPresence((st) => changes.push(st));
+  await until(() => c.status === "connected", 5000, "connected");
+  const now = await c.follow(["erin", "carol", "erin"]);
+  assert.deepEqual(now.map((s) => [s.userId, s.status]), [["erin", "offline"], ["carol", "online"]]);
+  await assert.rejects(c.follow(["nobody"]), (e) => e.code === "NOT_FOUND");
+  const erin = client("erin");
+  await until(() => c.presence("erin")?.status === "online", 5000, "erin online");
+  assert.deepEqual(changes.map((s) => [s.userId, s.status]), [["erin", "online"]]);
+  // carol's connection drops for a while; erin leaves meanwhile (the server's grace is 300 ms)
+  c.chat.io.reconnectionDelay(1500);
+  c.chat.io.reconnectionDelayMax(1500);
+  c.chat.io.engine.close();
+  await until(() => c.status === "disconnected", 3000, "carol away");
+  erin.close();
+  await delay(1000);
+  assert.equal(c.status, "disconnected", "still away when erin turned offline");
+  await until(() => c.presence("erin")?.status === "offline", 10000, "erin offline, seen after the reconnect");
+  assert.deepEqual(changes.map((s) => [s.userId, s.status]), [["erin", "online"], ["erin", "offline"]]);
+  assert.equal(typeof c.presence("erin").lastSeen, "number");
+  await c.unfollow(["erin"]);
+  assert.equal(c.presence("erin"), undefined);
 });
