@@ -89,6 +89,8 @@ if [ "${PRODUCT:-1}" = 1 ]; then
   benches/chat.sh $([ $quick = 1 ] && echo --quick)
   # webhook -> delivery with 10k connected users, 1k watchers
   benches/notify.sh $([ $quick = 1 ] && echo --quick)
+  # presence: 10k users flapping, 10 followers each; outbound webhook drain
+  benches/presence.sh $([ $quick = 1 ] && echo --quick)
   # broadcast into 1000 members: one node vs two nodes through Redis
   benches/cluster.sh $([ $quick = 1 ] && echo --quick)
 fi
@@ -174,6 +176,16 @@ if nt:
           f"{d['webhooks']} stock webhooks {d['interval_ms']} ms apart: webhook → delivery p50 "
           f"{d['delivery_latency']['p50_ms']:.1f} ms, p99 {d['delivery_latency']['p99_ms']:.1f} ms; "
           f"HTTP answer p50 {d['webhook_http_latency']['p50_ms']:.1f} ms; lost {d['lost']}")
+pr = pick("rust-presence", "presence")
+if pr:
+    d = pr[-1]
+    print(f"\nPresence (ours, SQLite): {d['connected']:,} users flap once ({d['connect_rate']}/s, ~{d['hold_ms']} ms online, "
+          f"grace {d['grace_ms']} ms), {d['followers_per_user']} followers each: {d['online_deliveries'] + d['offline_deliveries']:,} "
+          f"user:status deliveries ({d['status_deliveries_per_s']:,.0f}/s), lost {d['lost']}; online p50/p99 "
+          f"{d['online_latency']['p50_ms']:.1f}/{d['online_latency']['p99_ms']:.1f} ms, offline after the grace p50/p99 "
+          f"{d['offline_latency_after_grace']['p50_ms']:.1f}/{d['offline_latency_after_grace']['p99_ms']:.1f} ms; "
+          f"server CPU {d['server_cpu_ms_per_user_flap']:.2f} ms per user flap. Outbound webhooks: {d['webhook_events']:,} events "
+          f"drained at {d['webhook_events_per_s']:,.0f}/s ({d['webhook_drain_server_cpu_us_per_event']:.0f} µs server CPU each)")
 one = pick("one-node", "broadcast")
 two = pick("two-nodes", "broadcast")
 if one and two:

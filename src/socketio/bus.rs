@@ -265,3 +265,38 @@ impl StateTable {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> StateKey {
+        StateKey {
+            nsp: Nsp::from("@users"),
+            room: Room::from(k),
+        }
+    }
+
+    #[test]
+    fn one_caller_announces_each_change() {
+        let mut t = StateTable::default();
+        let a = t.arrive(key("bob"), 1000);
+        assert!(a.announce);
+        assert_eq!(a.gen, 1000 * GENERATIONS_PER_MS);
+        // a second socket, elsewhere: no announcement, a newer generation
+        let b = t.arrive(key("bob"), 1001);
+        assert!(!b.announce);
+        assert_eq!(b.gen, a.gen + 1);
+        // a departure that saw the first generation settles nothing: one arrived since
+        assert!(!t.settle(&key("bob"), a.gen));
+        assert_eq!(t.states(&[key("bob"), key("ann")]), vec![true, false]);
+        assert!(t.settle(&key("bob"), b.gen));
+        assert!(!t.settle(&key("bob"), b.gen), "settled once");
+        assert_eq!(t.generation(&key("bob")), 0);
+        // back later: announced again, above every earlier generation
+        let c = t.arrive(key("bob"), 1002);
+        assert!(c.announce && c.gen > b.gen);
+        assert_eq!(t.up_in("@users"), vec![Room::from("bob")]);
+        assert!(t.up_in("/").is_empty());
+    }
+}

@@ -3,8 +3,10 @@
 //! sockets follow them (`follows` users each, so every user has
 //! `subscribers × follows / users` followers). Reports `user:status` deliveries, their
 //! rate and latency (online: from the user's CONNECT answer; offline: from the close plus
-//! `grace_ms`), the server's CPU per delivery, and the outbound webhook events a fast
-//! receiver in this process got (rate and latency from each event's `timestamp`).
+//! `grace_ms`), the server's CPU, and the outbound webhook events a fast receiver in this
+//! process got. The receiver holds its answers until every `user:status` arrived, so the
+//! events queue up (stored); then it answers at once and the drain rate is the sender's
+//! throughput (latency from each event's `timestamp` includes the hold).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -48,9 +50,12 @@ fn now_ms() -> u64 {
 #[derive(Default)]
 struct Hooks {
     events: u64,
-    first: Option<Instant>,
+    /// Events received while the answers were held.
+    held: u64,
+    released: Option<Instant>,
     last: Option<Instant>,
     hist: Option<Histogram<u64>>,
+    release: Rc<tokio::sync::Notify>,
 }
 
 /// A minimal keep-alive HTTP/1.1 server answering 204 to every POST.
@@ -91,13 +96,19 @@ async fn receiver(addr: SocketAddr, hooks: Rc<RefCell<Hooks>>) {
                 if s.read_exact(&mut body).await.is_err() {
                     return;
                 }
+                let release = {
+                    let h = hooks.borrow();
+                    h.released.is_none().then(|| h.release.clone())
+                };
+                if let Some(r) = release {
+                    hooks.borrow_mut().held += 1;
+                    r.notified().await;
+                }
                 let at = now_ms();
                 {
                     let mut h = hooks.borrow_mut();
                     h.events += 1;
-                    let now = Instant::now();
-                    h.first.get_or_insert(now);
-                    h.last = Some(now);
+                    h.last = Some(Instant::now());
                     let text = String::from_utf8_lossy(&body);
                     if let Some(ts) = client::field_u64(&text, "\"timestamp\":") {
                         let _ = h
@@ -287,14 +298,23 @@ pub async fn run(p: Presence<'_>) -> serde_json::Value {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu_after = proc_stats_cpu(p.pid);
-    // the webhook events (two per user) drain on their own thread
-    let hooks_deadline = Instant::now() + Duration::from_secs(60);
+    // every webhook event is stored by now (two per user, one per subscriber): answer them
+    let hooks_expected = 2 * connected as u64 + p.subscribers as u64;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_hooks = proc_stats_cpu(p.pid);
+    {
+        let mut h = hooks.borrow_mut();
+        h.released = Some(Instant::now());
+        h.release.notify_waiters();
+    }
+    let hooks_deadline = Instant::now() + Duration::from_secs(120);
     while p.receiver.is_some()
-        && hooks.borrow().events < 2 * connected as u64
+        && hooks.borrow().events < hooks_expected
         && Instant::now() < hooks_deadline
     {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let cpu_drained = proc_stats_cpu(p.pid);
     stop.notify_waiters();
     let (on, off) = *counts.borrow();
     let server_cpu = match (cpu_before, cpu_after) {
@@ -302,9 +322,13 @@ pub async fn run(p: Presence<'_>) -> serde_json::Value {
         _ => None,
     };
     let h = hooks.borrow();
-    let hook_span = match (h.first, h.last) {
+    let hook_span = match (h.released, h.last) {
         (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
         _ => 0.0,
+    };
+    let drain_cpu = match (cpu_hooks, cpu_drained) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
     };
     let empty = new_hist();
     json!({
@@ -327,10 +351,14 @@ pub async fn run(p: Presence<'_>) -> serde_json::Value {
         "online_latency": percentiles(&online_hist.borrow()),
         "offline_latency_after_grace": percentiles(&offline_hist.borrow()),
         "server_cpu_s": server_cpu,
-        "server_cpu_us_per_delivery": server_cpu.map(|c| if on + off > 0 { c * 1e6 / (on + off) as f64 } else { 0.0 }),
+        "server_cpu_ms_per_user_flap": server_cpu.map(|c| c * 1e3 / connected.max(1) as f64),
+        "webhook_events_expected": hooks_expected,
         "webhook_events": h.events,
+        "webhook_held_in_flight": h.held,
+        "webhook_drain_s": hook_span,
         "webhook_events_per_s": if hook_span > 0.0 { h.events as f64 / hook_span } else { 0.0 },
-        "webhook_latency": percentiles(h.hist.as_ref().unwrap_or(&empty)),
+        "webhook_drain_server_cpu_us_per_event": drain_cpu.map(|c| c * 1e6 / h.events.max(1) as f64),
+        "webhook_latency_incl_hold": percentiles(h.hist.as_ref().unwrap_or(&empty)),
         "server_rss_bytes": p.pid.and_then(proc_stats::rss_bytes),
         "users_left": *left.borrow(),
     })
