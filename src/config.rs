@@ -589,6 +589,28 @@ mod tests {
     }
 
     #[test]
+    fn outbound_webhooks_need_a_secret_and_an_http_url() {
+        let dir = std::env::temp_dir().join(format!("rt-config-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |text: &str| {
+            std::fs::write(dir.join("default.toml"), text).unwrap();
+            Config::load(&dir).map_err(|e| e.to_string())
+        };
+        let url = "[webhooks]\noutbound_url = \"http://127.0.0.1:9/hooks\"\n";
+        assert!(load(url).unwrap_err().contains("outbound_secret"));
+        let short = format!("{url}outbound_secret = \"too-short\"\n");
+        assert!(load(&short).unwrap_err().contains("outbound_secret"));
+        let ok = format!("{url}outbound_secret = \"{}\"\n", "s".repeat(32));
+        assert!(load(&ok).is_ok());
+        let ftp = format!(
+            "[webhooks]\noutbound_url = \"ftp://h/x\"\noutbound_secret = \"{}\"\n",
+            "s".repeat(32)
+        );
+        assert!(load(&ftp).unwrap_err().contains("outbound_url"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let dir = std::env::temp_dir().join(format!("rt-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

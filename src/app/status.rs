@@ -110,9 +110,8 @@ fn subscribe(s: &mut SocketCtx<'_>, ev: Event, db: &Db, presence: &Presence) {
             if let Some(e) = over_cap(s, &ids) {
                 return reply::fail(s, ack, &e);
             }
-            for id in &ids {
-                s.join(&presence_room(id));
-            }
+            let rooms: Vec<String> = ids.iter().map(|id| presence_room(id)).collect();
+            s.join_all(rooms.iter().map(String::as_str));
             let (io, mut h) = (s.io_handle(), s.handle());
             actix_rt::spawn(async move {
                 let up = presence.statuses(&io, &ids).await;
@@ -158,8 +157,7 @@ fn unsubscribe(s: &mut SocketCtx<'_>, ev: Event) {
         Ok(ids) => ids,
         Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    for id in &ids {
-        s.leave(&presence_room(id));
-    }
+    let rooms: Vec<String> = ids.iter().map(|id| presence_room(id)).collect();
+    s.leave_all(rooms.iter().map(String::as_str));
     reply::ok(s, ev.ack, Value::Null);
 }

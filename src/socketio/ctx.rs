@@ -140,9 +140,21 @@ impl<'a> SocketCtx<'a> {
             .join(self.key, vec![Room::from(room)], &mut self.ctx);
     }
 
+    /// Joins several rooms at once (one update of the socket's rooms and of the adapter).
+    pub fn join_all<'r>(&mut self, rooms: impl IntoIterator<Item = &'r str>) {
+        let rooms = rooms.into_iter().map(Room::from).collect();
+        self.client.join(self.key, rooms, &mut self.ctx);
+    }
+
     /// Leaves a room.
     pub fn leave(&mut self, room: &str) {
         self.client.leave(self.key, vec![Room::from(room)]);
+    }
+
+    /// Leaves several rooms at once.
+    pub fn leave_all<'r>(&mut self, rooms: impl IntoIterator<Item = &'r str>) {
+        self.client
+            .leave(self.key, rooms.into_iter().map(Room::from).collect());
     }
 
     /// Disconnects this socket from its namespace (the client sees `io server disconnect`).
