@@ -683,9 +683,14 @@ impl Handler<ClusterState> for RedisBridge {
 }
 
 impl RedisBus {
-    fn state(&self, op: StateOp) -> BoxFuture<'static, Option<StateAnswer>> {
+    /// Asks the bridge `op`; `pick` takes the answer it expects (`None`: Redis did not answer).
+    fn state<T: Send + 'static>(
+        &self,
+        op: StateOp,
+        pick: fn(StateAnswer) -> Option<T>,
+    ) -> BoxFuture<'static, Option<T>> {
         let ask = self.bridge.send(ClusterState(op));
-        async move { ask.await.ok().flatten() }.boxed()
+        async move { ask.await.ok().flatten().and_then(pick) }.boxed()
     }
 }
 
@@ -959,58 +964,38 @@ impl Bus for RedisBus {
         room: Room,
         max: usize,
     ) -> BoxFuture<'static, Option<Vec<UserId>>> {
-        let ask = self.state(StateOp::RoomUsers(nsp, room, max));
-        async move {
-            match ask.await? {
-                StateAnswer::Users(u) => Some(u),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::RoomUsers(nsp, room, max), |a| match a {
+            StateAnswer::Users(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn arrive(&self, key: StateKey) -> BoxFuture<'static, Option<Arrival>> {
-        let ask = self.state(StateOp::Arrive(key));
-        async move {
-            match ask.await? {
-                StateAnswer::Arrival(a) => Some(a),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::Arrive(key), |a| match a {
+            StateAnswer::Arrival(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn generation(&self, key: StateKey) -> BoxFuture<'static, Option<i64>> {
-        let ask = self.state(StateOp::Generation(key));
-        async move {
-            match ask.await? {
-                StateAnswer::Generation(g) => Some(g),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::Generation(key), |a| match a {
+            StateAnswer::Generation(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn settle(&self, key: StateKey, gen: i64) -> BoxFuture<'static, Option<bool>> {
-        let ask = self.state(StateOp::Settle(key, gen));
-        async move {
-            match ask.await? {
-                StateAnswer::Settled(d) => Some(d),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::Settle(key, gen), |a| match a {
+            StateAnswer::Settled(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>> {
-        let ask = self.state(StateOp::States(keys));
-        async move {
-            match ask.await? {
-                StateAnswer::States(s) => Some(s),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::States(keys), |a| match a {
+            StateAnswer::States(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn lost_nodes(&self) -> u64 {
@@ -1018,14 +1003,10 @@ impl Bus for RedisBus {
     }
 
     fn orphans(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<Room>>> {
-        let ask = self.state(StateOp::Orphans(nsp, max));
-        async move {
-            match ask.await? {
-                StateAnswer::Rooms(r) => Some(r),
-                _ => None,
-            }
-        }
-        .boxed()
+        self.state(StateOp::Orphans(nsp, max), |a| match a {
+            StateAnswer::Rooms(v) => Some(v),
+            _ => None,
+        })
     }
 
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {

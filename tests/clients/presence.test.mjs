@@ -255,3 +255,31 @@ test("outbound webhooks: signed, one per POST, user and room events in order; no
   assert.equal(failed, recv.got.filter((g) => g.status >= 300).length);
   assert.match(metrics, /rt_webhook_pending \d+/);
 });
+
+test("outbound webhooks: a 410 drops the event (counted) and the key goes on; events older than 24 h are dropped with a log line and a metric", async () => {
+  const metric = async (outcome) => {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    return Number(new RegExp(`rt_webhook_events_total\\{outcome="${outcome}"\\} (\\d+)`).exec(text)[1]);
+  };
+  const gone = await metric("dropped_gone");
+  const mark = recv.got.length;
+  recv.fail(410);
+  const g = await client("gina");
+  await until(() => recv.got.slice(mark).some((x) => x.body.data.userId === "gina" && x.status === 410), 5000, "gina's online answered 410");
+  recv.fail(null);
+  g.disconnect();
+  // the offline that follows is not held back by the dropped online
+  await until(() => recv.accepted().some((e) => e.data.userId === "gina" && e.type === "user.offline"), GRACE + 5000, "gina's offline sent");
+  assert.equal(await metric("dropped_gone"), gone + recv.got.filter((x) => x.status === 410).length);
+  assert.equal(recv.got.filter((x) => x.body.data.userId === "gina" && x.body.type === "user.online").length, 1, "a 410 is not retried");
+
+  // an event stored 25 h ago (a receiver that was down for a day): dropped at the next sweep
+  const expired = await metric("dropped_expired");
+  const old = Date.now() - 25 * 3600 * 1000;
+  await db.query(`INSERT INTO outbound_events (id, event_key, seq, body, created_at, attempts, next_at, owner, lease_until)
+    VALUES ('old-1', 'user:nobody', 1, '{"id":"old-1"}', ${old}, 40, ${Date.now() + 3600 * 1000}, '', 0)`);
+  await until(async () => (await metric("dropped_expired")) === expired + 1, 15000, "the old event dropped");
+  assert.match(srv.output(), /dropped 1 outbound webhook events older than 24 h/);
+  assert.equal((await db.query("SELECT count(*) FROM outbound_events WHERE id = 'old-1'"))[0][0], "0");
+  assert.ok(!recv.got.some((x) => x.body.id === "old-1"), "never sent");
+});

@@ -72,26 +72,13 @@ async fn receiver(addr: SocketAddr, hooks: Rc<RefCell<Hooks>>) {
             let mut s = BufReader::new(stream);
             let mut line = String::new();
             loop {
-                let mut len = 0usize;
                 line.clear();
                 if s.read_line(&mut line).await.unwrap_or(0) == 0 {
                     return;
                 }
-                loop {
-                    line.clear();
-                    if s.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let l = line.trim_end();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = l.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
+                let Ok(Some(len)) = product::read_head(&mut s).await else {
+                    return;
+                };
                 let mut body = vec![0; len];
                 if s.read_exact(&mut body).await.is_err() {
                     return;

@@ -35,6 +35,30 @@ pub fn token(secret: &str, sub: &str) -> String {
     format!("{head}.{body}.{sig}")
 }
 
+/// Reads header lines up to the empty one; answers the `Content-Length` (0 without one),
+/// or `None` when the connection closed first. The start line must have been read.
+pub async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<usize>> {
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Ok(Some(len));
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection for signed internal calls.
 pub struct Internal {
     stream: BufReader<TcpStream>,
@@ -94,20 +118,9 @@ impl Internal {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("bad status line {line:?}"))?;
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
+        let len = read_head(&mut self.stream)
+            .await?
+            .ok_or("connection closed in the answer's head")?;
         let mut buf = vec![0; len];
         self.stream.read_exact(&mut buf).await?;
         Ok((status, String::from_utf8_lossy(&buf).into_owned()))
