@@ -38,6 +38,8 @@ const MAX_FLUSH_DELAY: Duration = Duration::from_millis(20);
 const PACED_MEMBERS: usize = 64;
 
 struct Entry {
+    /// The member's socket key.
+    key: u64,
     member: Member,
     /// The member's socket when it lives on this thread (always, but for a socket gone
     /// before its join arrived): broadcasts then skip the session's mailbox.
@@ -50,9 +52,12 @@ struct Entry {
 pub struct RoomActor {
     nsp: Nsp,
     name: Room,
-    members: HashMap<u64, Entry>,
-    /// Members with bytes to write at the end of this batch.
-    to_flush: Vec<u64>,
+    /// The members, contiguous: a fan-out walks them in order.
+    members: Vec<Entry>,
+    /// Socket key → place in `members`.
+    index: HashMap<u64, usize>,
+    /// Members with bytes to write at the end of this batch (their `dirty` is set).
+    to_flush: usize,
     flush_scheduled: bool,
     /// When the last flush round started and the CPU time it took: the next round waits until
     /// `server.flush_duty` times that has passed (see [`RoomActor::flush_delay`]).
@@ -71,8 +76,9 @@ impl RoomActor {
         RoomActor {
             nsp,
             name,
-            members: HashMap::new(),
-            to_flush: Vec::new(),
+            members: Vec::new(),
+            index: HashMap::new(),
+            to_flush: 0,
             flush_scheduled: false,
             last_flush: None,
             last_fanout: None,
@@ -113,7 +119,7 @@ impl RoomActor {
 
     fn flush(&mut self) {
         self.flush_scheduled = false;
-        if self.to_flush.len() < PACED_MEMBERS {
+        if self.to_flush < PACED_MEMBERS {
             // Rounds of a few members are too cheap to pace (and to measure).
             self.last_flush = None;
             self.flush_round();
@@ -129,11 +135,13 @@ impl RoomActor {
     }
 
     fn flush_round(&mut self) {
-        for key in self.to_flush.drain(..) {
-            if let Some(e) = self.members.get_mut(&key) {
-                e.dirty = false;
-                flush_member(e);
-            }
+        if self.to_flush == 0 {
+            return;
+        }
+        self.to_flush = 0;
+        for e in self.members.iter_mut().filter(|e| e.dirty) {
+            e.dirty = false;
+            flush_member(e);
         }
     }
 }
@@ -177,14 +185,25 @@ impl Handler<AddMember> for RoomActor {
     fn handle(&mut self, msg: AddMember, _: &mut Self::Context) {
         let key = msg.0.key;
         let local = LocalSocket::find(key);
-        self.members.insert(
+        let entry = Entry {
             key,
-            Entry {
-                member: msg.0,
-                local,
-                dirty: false,
-            },
-        );
+            member: msg.0,
+            local,
+            dirty: false,
+        };
+        match self.index.get(&key) {
+            Some(&i) => {
+                if self.members[i].dirty {
+                    flush_member(&self.members[i]);
+                    self.to_flush -= 1;
+                }
+                self.members[i] = entry;
+            }
+            None => {
+                self.index.insert(key, self.members.len());
+                self.members.push(entry);
+            }
+        }
     }
 }
 
@@ -201,10 +220,16 @@ impl Handler<RemoveMember> for RoomActor {
     fn handle(&mut self, msg: RemoveMember, _: &mut Self::Context) {
         // A member leaving with frames that wait for a paced round gets them now: the round
         // will no longer know it.
-        if let Some(e) = self.members.remove(&msg.key) {
-            if e.dirty {
-                flush_member(&e);
-            }
+        let Some(i) = self.index.remove(&msg.key) else {
+            return;
+        };
+        let e = self.members.swap_remove(i);
+        if let Some(moved) = self.members.get(i) {
+            self.index.insert(moved.key, i);
+        }
+        if e.dirty {
+            self.to_flush -= 1;
+            flush_member(&e);
         }
     }
 }
@@ -227,10 +252,10 @@ impl Handler<Fanout> for RoomActor {
                 .as_secs_f64(),
         );
         let mut queued_n = 0u64;
-        for (key, e) in self.members.iter_mut() {
+        for e in self.members.iter_mut() {
             let Some(queued) = e.local.as_ref().and_then(|l| l.deliver(&msg.packet)) else {
                 e.member.addr.do_send(Deliver {
-                    key: *key,
+                    key: e.key,
                     packet: msg.packet.clone(),
                 });
                 continue;
@@ -240,7 +265,7 @@ impl Handler<Fanout> for RoomActor {
                     queued_n += 1;
                     if !e.dirty {
                         e.dirty = true;
-                        self.to_flush.push(*key);
+                        self.to_flush += 1;
                     }
                 }
                 Queued::Overflow => e.member.addr.do_send(OutboxTrouble {
@@ -250,7 +275,7 @@ impl Handler<Fanout> for RoomActor {
             }
         }
         self.delivered.inc_by(queued_n);
-        if !self.flush_scheduled && !self.to_flush.is_empty() {
+        if !self.flush_scheduled && self.to_flush > 0 {
             // Write once this batch of broadcasts is handled: several queued for one socket
             // leave in one write.
             self.flush_scheduled = true;
@@ -301,9 +326,9 @@ impl MembersOp {
 impl Handler<ToMembers> for RoomActor {
     type Result = ();
     fn handle(&mut self, msg: ToMembers, _: &mut Self::Context) {
-        for (key, e) in &self.members {
+        for e in &self.members {
             e.member.addr.do_send(ForSocket {
-                key: *key,
+                key: e.key,
                 cmd: msg.0.for_socket(),
             });
         }
