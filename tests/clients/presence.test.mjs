@@ -283,3 +283,33 @@ test("outbound webhooks: a 410 drops the event (counted) and the key goes on; ev
   assert.equal((await db.query("SELECT count(*) FROM outbound_events WHERE id = 'old-1'"))[0][0], "0");
   assert.ok(!recv.got.some((x) => x.body.id === "old-1"), "never sent");
 });
+
+test("a receiver that never answers does not slow the realtime path; its events wait and arrive once it answers", async () => {
+  recv.hold(true);
+  const mark = recv.got.length;
+  // 30 users come and go: 60 events, 16 of them held in flight, the rest stored
+  const users = Array.from({ length: 30 }, (_, i) => `cap${1000 + i}`);
+  const sockets = await Promise.all(users.map((u) => client(u)));
+  await until(() => recv.got.length - mark >= 16, 5000, "attempts held by the receiver");
+  // meanwhile chat is as fast as ever
+  const alice = await client("alice");
+  await ask(alice, "room:join", "lobby");
+  const times = [];
+  for (let i = 0; i < 20; i++) {
+    const t = Date.now();
+    assert.equal((await ask(alice, "chat:send", { roomId: "lobby", text: `while held ${i}` })).success, true);
+    times.push(Date.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  assert.ok(times[18] < 250, `chat:send acks while the receiver hangs: ${times}`);
+  for (const s of sockets) s.disconnect();
+  alice.disconnect();
+  await delay(GRACE + 500);
+  recv.hold(false);
+  // held attempts time out (10 s) and are retried; everything arrives, in order per user
+  await until(() => users.every((u) => recv.accepted().filter((e) => e.data.userId === u).length >= 2), 30000, "every held event delivered");
+  for (const u of users) {
+    const seq = recv.accepted().filter((e) => e.data.userId === u).map((e) => e.type);
+    assert.deepEqual([...new Set(seq)], ["user.online", "user.offline"], `${u}: ${seq}`);
+  }
+});
