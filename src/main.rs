@@ -4,6 +4,9 @@
 
 /// mimalloc: many small, short-lived allocations across worker threads (JSON payloads,
 /// packets) cost less than with the system allocator (measured in docs/benchmarks.md).
+/// The `heap-profile` feature keeps the system allocator, so that a heap profiler that
+/// hooks `malloc` (heaptrack, valgrind's massif) sees every allocation (docs/benchmarks.md).
+#[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

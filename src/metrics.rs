@@ -3,7 +3,8 @@
 //! Hot paths touch only pre-resolved counters (an atomic add): per-namespace counters are
 //! looked up once per namespace or room actor, never per packet.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -63,7 +64,14 @@ pub struct Metrics {
     pub webhook_pending: IntGauge,
     /// Outbound webhook attempts, from request to answer.
     pub webhook_seconds: Histogram,
+    /// `rt_state_entries{map}`: entries of each map that grows with sockets, users or rooms,
+    /// read from their owners at every scrape ([`track_size`]).
+    state_entries: IntGaugeVec,
+    sizes: Mutex<Vec<SizeReader>>,
 }
+
+/// Reads one owner's entry count of a map; `None` once the owner is gone.
+type SizeReader = (&'static str, Box<dyn Fn() -> Option<usize> + Send + Sync>);
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -132,6 +140,17 @@ impl Metrics {
         ))
         .expect("unique metric");
         let acks = counter_vec(&r, "rt_acks_total", "Acknowledgements", &["direction"]);
+        let state_entries = IntGaugeVec::new(
+            Opts::new(
+                "rt_state_entries",
+                "Entries of the node's maps that grow with sockets, users and rooms, by map \
+                 (docs/configuration.md lists them): each is bounded by what is live",
+            ),
+            &["map"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(state_entries.clone()))
+            .expect("unique metric");
         let webhook_pending = IntGauge::new(
             "rt_webhook_pending",
             "Outbound webhook events waiting to be accepted (all nodes)",
@@ -227,7 +246,27 @@ impl Metrics {
                 "rt_webhook_seconds",
                 "Outbound webhook attempts, from request to answer",
             ),
+            state_entries,
+            sizes: Mutex::new(Vec::new()),
             registry: r,
+        }
+    }
+
+    /// Reads every tracked map's size into `rt_state_entries` (summed over the owners of
+    /// each map: several servers may share a process), forgetting owners that are gone.
+    fn read_sizes(&self) {
+        let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut totals: Vec<(&'static str, usize)> = Vec::new();
+        sizes.retain(|(map, read)| {
+            let n = read();
+            match totals.iter_mut().find(|(m, _)| m == map) {
+                Some((_, t)) => *t += n.unwrap_or(0),
+                None => totals.push((map, n.unwrap_or(0))),
+            }
+            n.is_some()
+        });
+        for (map, n) in totals {
+            self.state_entries.with_label_values(&[map]).set(n as i64);
         }
     }
 
@@ -299,8 +338,60 @@ pub fn event_totals() -> (u64, u64) {
     (sum(&m.events_in), out)
 }
 
+/// Shows the size of a map as `rt_state_entries{map}`: `read` is called at every scrape
+/// (keep it to a lock and a `len`) until it answers `None` (its owner is gone). Owners hold
+/// the map; the reader holds a `Weak` to it ([`track_weak`]) or a [`SizeCell`].
+pub fn track_size(map: &'static str, read: impl Fn() -> Option<usize> + Send + Sync + 'static) {
+    let m = get();
+    m.state_entries.with_label_values(&[map]);
+    m.sizes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((map, Box::new(read)));
+}
+
+/// [`track_size`] of a map inside `owner`, read with `len` while the owner lives.
+pub fn track_weak<T: Send + Sync + 'static>(
+    map: &'static str,
+    owner: &Arc<T>,
+    len: impl Fn(&T) -> usize + Send + Sync + 'static,
+) {
+    let weak: Weak<T> = Arc::downgrade(owner);
+    track_size(map, move || weak.upgrade().map(|t| len(&t)));
+}
+
+/// A size kept up to date by its owner (an actor's map, read where it changes) and shown
+/// as `rt_state_entries{map}` while the cell lives.
+#[derive(Clone)]
+pub struct SizeCell(Arc<AtomicUsize>);
+
+impl SizeCell {
+    /// A cell for `map`, at 0.
+    pub fn new(map: &'static str) -> SizeCell {
+        let cell = Arc::new(AtomicUsize::new(0));
+        track_weak(map, &cell, |n| n.load(Ordering::Relaxed));
+        SizeCell(cell)
+    }
+
+    /// The map now holds `n` entries.
+    pub fn set(&self, n: usize) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// One more entry.
+    pub fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One entry less.
+    pub fn sub(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Everything in the Prometheus text format.
 pub fn render() -> String {
+    get().read_sizes();
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&get().registry.gather(), &mut buf) {
         log::error!("metrics encoding failed err={e}");

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -348,8 +349,10 @@ fn serve_http(
             // Small frames (acks, chat messages) must not wait for Nagle + delayed ACK.
             HttpService::build()
                 .tcp_nodelay(true)
-                .on_connect_ext(move |io: &tokio::net::TcpStream, _| {
-                    set_user_timeout(io, user_timeout)
+                .on_connect_ext(move |io: &tokio::net::TcpStream, ext| {
+                    set_user_timeout(io, user_timeout);
+                    // so that a long poll notices its client going (engine::PeerFd)
+                    ext.insert(crate::engine::PeerFd(io.as_raw_fd()));
                 })
                 .upgrade(upgrade)
                 .finish(map_config(app, |_| AppConfig::default()))

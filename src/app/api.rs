@@ -66,7 +66,7 @@ impl Api {
             verifier,
             requests: Arc::new(requests),
             sse,
-            streams: Arc::default(),
+            streams: sse::Streams::tracked(),
         }
     }
 

@@ -17,7 +17,7 @@ const SWEEP_EVERY: u32 = 4096;
 
 /// A bucket per user on the messages they send (`chat:send`, DMs), on this node.
 pub struct UserSends {
-    buckets: Option<DefaultKeyedRateLimiter<String>>,
+    buckets: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     checks: AtomicU32,
     /// The limit's name in `rt_limit_refusals_total`.
     name: &'static str,
@@ -39,8 +39,17 @@ impl UserSends {
         let quota = NonZeroU32::new(per_s)
             .zip(NonZeroU32::new(burst))
             .map(|(rate, burst)| Quota::per_second(rate).allow_burst(burst));
+        let buckets = quota.map(|q| Arc::new(RateLimiter::keyed(q)));
+        if let Some(b) = &buckets {
+            let map = if name == "requests" {
+                "request_buckets"
+            } else {
+                "user_send_buckets"
+            };
+            crate::metrics::track_weak(map, b, |b| b.len());
+        }
         UserSends {
-            buckets: quota.map(RateLimiter::keyed),
+            buckets,
             checks: AtomicU32::new(0),
             name,
         }
@@ -87,9 +96,13 @@ pub struct SyncSlot {
 impl SyncSlots {
     /// At most `limits.sync_in_flight` per socket.
     pub fn new(cfg: &LimitsConfig) -> Self {
+        let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        crate::metrics::track_weak("sync_slots", &busy, |b| {
+            b.lock().unwrap_or_else(|p| p.into_inner()).len()
+        });
         SyncSlots {
             max: cfg.sync_in_flight,
-            busy: Arc::default(),
+            busy,
         }
     }
 

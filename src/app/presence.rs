@@ -50,7 +50,7 @@ type RoomUsers = HashMap<UserId, Vec<SocketId>>;
 type Rooms = HashMap<(Nsp, Room), RoomUsers>;
 
 /// The presence counts of the application.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Presence {
     /// (namespace, room) → user → sockets, on this node.
     local: Arc<Mutex<Rooms>>,
@@ -60,6 +60,32 @@ pub struct Presence {
     hooks: Option<Arc<StatusHooks>>,
     /// Whether the watch for dead nodes runs.
     sweeping: Arc<AtomicBool>,
+}
+
+impl Default for Presence {
+    /// Counts only (no status changes); its maps are shown in `rt_state_entries`.
+    fn default() -> Self {
+        let p = Presence {
+            local: Arc::default(),
+            states: Arc::default(),
+            hooks: None,
+            sweeping: Arc::default(),
+        };
+        let rooms = |all: &Mutex<Rooms>| all.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let sockets = |all: &Mutex<Rooms>| {
+            let all = all.lock().unwrap_or_else(|e| e.into_inner());
+            all.values()
+                .flat_map(|users| users.values())
+                .map(Vec::len)
+                .sum()
+        };
+        crate::metrics::track_weak("presence_rooms", &p.local, rooms);
+        crate::metrics::track_weak("presence_sockets", &p.local, sockets);
+        crate::metrics::track_weak("presence_states", &p.states, |t| {
+            t.lock().unwrap_or_else(|e| e.into_inner()).len()
+        });
+        p
+    }
 }
 
 impl Presence {

@@ -42,6 +42,15 @@ pub(super) struct Streams {
 }
 
 impl Streams {
+    /// No stream yet; the users holding streams are shown in `rt_state_entries`.
+    pub(super) fn tracked() -> Arc<Self> {
+        let s = Arc::new(Streams::default());
+        crate::metrics::track_weak("sse_users", &s, |s| {
+            s.per_user.lock().unwrap_or_else(|e| e.into_inner()).len()
+        });
+        s
+    }
+
     /// Counts a stream of `user` in, unless it already holds `max`.
     fn open(self: &Arc<Self>, user: &str, max: usize) -> Result<StreamSlot, AppError> {
         let mut m = self.per_user.lock().unwrap_or_else(|e| e.into_inner());

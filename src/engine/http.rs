@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::handler::EngineHandler;
 use super::mount::Mount;
-use super::session::{Poll, PollData, PollReply, RequestError, Session};
+use super::session::{Poll, PollAbandoned, PollData, PollReply, RequestError, Session};
 use super::RequestInfo;
 use crate::protocol::engine;
 
@@ -217,6 +217,11 @@ async fn respond_poll(res: Result<PollReply, RequestError>) -> HttpResponse {
         Err(RequestError::BadRequest) => return EngineError::BadRequest.response(),
         Err(RequestError::Overlap) => return HttpResponse::BadRequest().finish(),
     };
+    poll_body(body)
+}
+
+/// A polling GET's answer.
+fn poll_body(body: bytes::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
@@ -234,13 +239,29 @@ async fn polling<H: EngineHandler>(
 ) -> HttpResponse {
     match *req.method() {
         actix_web::http::Method::GET => {
-            respond_poll(
-                session
-                    .send(Poll)
-                    .await
-                    .unwrap_or(Err(RequestError::UnknownSid)),
-            )
-            .await
+            let res = session
+                .send(Poll)
+                .await
+                .unwrap_or(Err(RequestError::UnknownSid));
+            let Ok(PollReply::Wait(rx)) = res else {
+                return respond_poll(res).await;
+            };
+            // While the GET waits, its client may vanish (see `peer`): noticed while it
+            // waits, or when its answer is ready (then the answer is dropped with the
+            // session, whose client is gone).
+            let answered = tokio::select! {
+                body = rx => Some(body.unwrap_or_else(|_| bytes::Bytes::from_static(b"1")))
+                    .filter(|_| !super::peer::gone(req)),
+                () = super::peer::closed(req) => None,
+            };
+            match answered {
+                Some(body) => poll_body(body),
+                None => {
+                    session.do_send(PollAbandoned);
+                    // nobody reads it
+                    HttpResponse::Ok().finish()
+                }
+            }
         }
         actix_web::http::Method::POST => {
             let limit = mount.config.engine.max_payload as usize;

@@ -14,6 +14,7 @@ mod handler;
 mod http;
 mod mount;
 mod outbox;
+mod peer;
 mod session;
 pub(crate) mod upgrade;
 mod ws;
@@ -27,6 +28,7 @@ pub use handler::{EngineCtx, EngineHandler};
 pub use http::client_ip;
 pub use mount::{Endpoint, HandlerFactory, Mount};
 pub use outbox::{Outbox, Queued, SharedOutbox};
+pub use peer::PeerFd;
 pub use session::{CloseSession, OutboxTrouble, Session};
 pub use ws::Flushed;
 

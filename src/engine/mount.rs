@@ -41,7 +41,7 @@ pub struct Mount<H: EngineHandler> {
 impl<H: EngineHandler> Mount<H> {
     /// An endpoint at `path` (e.g. `/socket.io/`).
     pub fn new(path: &str, config: Arc<Config>, factory: HandlerFactory<H>) -> Arc<Self> {
-        Arc::new(Mount {
+        let mount = Arc::new(Mount {
             path: path.to_owned(),
             trusted: config.trusted_proxies(),
             config,
@@ -49,7 +49,12 @@ impl<H: EngineHandler> Mount<H> {
             sessions: Mutex::new(HashMap::new()),
             pending: Arc::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
-        })
+        });
+        crate::metrics::track_weak("engine_sessions", &mount, |m| m.sessions().len());
+        crate::metrics::track_weak("engine_pending", &mount.pending, |n| {
+            n.load(Ordering::Relaxed)
+        });
+        mount
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<Sid, Addr<Session<H>>>> {

@@ -467,11 +467,19 @@ impl<H: EngineHandler> Session<H> {
     }
 }
 
+/// Session actors running in the process (`rt_state_entries{map="engine_actors"}`): once a
+/// session stops, nothing of it stays.
+fn live_sessions() -> &'static crate::metrics::SizeCell {
+    static CELL: std::sync::OnceLock<crate::metrics::SizeCell> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| crate::metrics::SizeCell::new("engine_actors"))
+}
+
 impl<H: EngineHandler> Actor for Session<H> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1 << 16);
+        live_sessions().add();
         let cfg = &self.engine.config.engine;
         let websocket = self.engine.is_websocket();
         let upgrades: &[&str] = if websocket { &[] } else { &["websocket"] };
@@ -493,6 +501,7 @@ impl<H: EngineHandler> Actor for Session<H> {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
+        live_sessions().sub();
         if !self.engine.closed {
             self.close(DisconnectReason::TransportClose, ctx);
         }
@@ -607,6 +616,27 @@ impl<H: EngineHandler> Handler<Poll> for Session<H> {
         let (tx, rx) = oneshot::channel();
         *pending = Some(tx);
         Ok(PollReply::Wait(rx))
+    }
+}
+
+/// The client of the waiting GET closed its connection (see `peer`): the session ends as
+/// Node's does, with `transport error`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct PollAbandoned;
+
+impl<H: EngineHandler> Handler<PollAbandoned> for Session<H> {
+    type Result = ();
+    fn handle(&mut self, _: PollAbandoned, ctx: &mut Self::Context) {
+        let polling = matches!(
+            &self.engine.outbox.borrow().transport,
+            Transport::Polling { .. }
+        );
+        // Upgraded meanwhile: the polling transport is over anyway.
+        if polling {
+            log::debug!("poll connection closed prematurely sid={}", self.engine.sid);
+            self.close(DisconnectReason::TransportError, ctx);
+        }
     }
 }
 

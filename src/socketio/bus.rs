@@ -251,6 +251,16 @@ impl StateTable {
         }
     }
 
+    /// Keys that are up.
+    pub fn len(&self) -> usize {
+        self.up.len()
+    }
+
+    /// No key is up.
+    pub fn is_empty(&self) -> bool {
+        self.up.is_empty()
+    }
+
     /// Whether each key is up.
     pub fn states(&self, keys: &[StateKey]) -> Vec<bool> {
         keys.iter().map(|k| self.up.contains_key(k)).collect()

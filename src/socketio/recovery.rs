@@ -102,6 +102,16 @@ impl RecoveryStore {
         self.persisted.retain(|_, s| s.at.elapsed() <= max_age);
     }
 
+    /// Sockets kept for recovery.
+    pub(crate) fn sockets(&self) -> usize {
+        self.persisted.len()
+    }
+
+    /// Broadcasts kept for replay.
+    pub(crate) fn packets(&self) -> usize {
+        self.packets.len()
+    }
+
     pub(crate) fn persist(&mut self, s: PersistedSocket) {
         self.persisted.insert(s.pid.clone(), s);
     }

@@ -38,6 +38,12 @@ impl Shard {
     }
 }
 
+/// Sockets registered on every worker (`rt_state_entries{map="worker_sockets"}`).
+fn registered() -> &'static crate::metrics::SizeCell {
+    static CELL: std::sync::OnceLock<crate::metrics::SizeCell> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| crate::metrics::SizeCell::new("worker_sockets"))
+}
+
 /// How many multi-room broadcast ids a socket remembers to drop duplicates.
 const RECENT_MULTI: usize = 64;
 
@@ -97,14 +103,21 @@ impl LocalSocket {
                 recent: VecDeque::new(),
             }),
         });
-        LOCAL.with(|l| l.borrow_mut().insert(key, me.clone()));
+        if LOCAL
+            .with(|l| l.borrow_mut().insert(key, me.clone()))
+            .is_none()
+        {
+            registered().add();
+        }
         me
     }
 
     /// The socket left its namespace.
     pub(crate) fn retire(&self) {
         self.gone.set(true);
-        LOCAL.with(|l| l.borrow_mut().remove(&self.key));
+        if LOCAL.with(|l| l.borrow_mut().remove(&self.key)).is_some() {
+            registered().sub();
+        }
     }
 
     /// The socket `key` if it lives on this thread.

@@ -161,16 +161,24 @@ fn flush_member(e: &Entry) {
     }
 }
 
+/// Room actors running in the process (`rt_state_entries{map="room_actors"}`).
+fn live_rooms() -> &'static crate::metrics::SizeCell {
+    static CELL: std::sync::OnceLock<crate::metrics::SizeCell> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| crate::metrics::SizeCell::new("room_actors"))
+}
+
 impl Actor for RoomActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Fan-out bursts must not be throttled by the default mailbox capacity.
         ctx.set_mailbox_capacity(1 << 16);
+        live_rooms().add();
         log::debug!("room started nsp={} room={}", self.nsp, self.name);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        live_rooms().sub();
         log::debug!("room stopped nsp={} room={}", self.nsp, self.name);
     }
 }

@@ -17,11 +17,15 @@ use super::watch::{Watched, Watchers};
 use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;
 use crate::engine::Endpoint;
+use crate::metrics::SizeCell;
 use crate::protocol::{DisconnectReason, NodeId};
 use crate::socketio::bus::{Bus, FromNode, KeptSession, Relay};
 use crate::socketio::client::{Deliver, ForSocket};
 use crate::socketio::recovery::{PersistedSocket, RecoveryStore, Restored};
 use crate::socketio::Outgoing;
+
+/// How often the registry's map sizes are read into `rt_state_entries`.
+const SIZES_EVERY: Duration = Duration::from_secs(1);
 
 /// One room's actors, one per worker that has local members.
 #[derive(Default)]
@@ -137,6 +141,28 @@ pub struct ServerActor {
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     namespaces: HashMap<Nsp, NsState>,
     recovery: RecoveryConfig,
+    sizes: Sizes,
+}
+
+/// The sizes of the registry's maps, summed over namespaces, for `rt_state_entries`.
+struct Sizes {
+    sockets: SizeCell,
+    rooms: SizeCell,
+    kept_sockets: SizeCell,
+    kept_packets: SizeCell,
+    watched_rooms: SizeCell,
+}
+
+impl Sizes {
+    fn new() -> Self {
+        Sizes {
+            sockets: SizeCell::new("sockets"),
+            rooms: SizeCell::new("rooms"),
+            kept_sockets: SizeCell::new("recovery_sockets"),
+            kept_packets: SizeCell::new("recovery_packets"),
+            watched_rooms: SizeCell::new("watched_rooms"),
+        }
+    }
 }
 
 impl ServerActor {
@@ -153,7 +179,19 @@ impl ServerActor {
             endpoints,
             namespaces: HashMap::new(),
             recovery,
+            sizes: Sizes::new(),
         }
+    }
+
+    /// Reads the maps' sizes into their cells.
+    fn report_sizes(&self) {
+        let sum = |f: fn(&NsState) -> usize| self.namespaces.values().map(f).sum::<usize>();
+        let s = &self.sizes;
+        s.sockets.set(sum(|n| n.sockets.len()));
+        s.rooms.set(sum(|n| n.rooms.len()));
+        s.kept_sockets.set(sum(|n| n.recovery.sockets()));
+        s.kept_packets.set(sum(|n| n.recovery.packets()));
+        s.watched_rooms.set(sum(|n| n.watchers.rooms()));
     }
 
     fn ns(&mut self, nsp: &Nsp) -> &mut NsState {
@@ -286,6 +324,7 @@ impl Actor for ServerActor {
                 }
             });
         }
+        ctx.run_interval(SIZES_EVERY, |act, _| act.report_sizes());
     }
 }
 

@@ -66,6 +66,11 @@ impl Watchers {
         self.rooms.retain(|_, l| !l.is_empty());
     }
 
+    /// Rooms with at least one watcher.
+    pub(super) fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
     fn add(&mut self, room: Room, key: u64, w: Arc<dyn Watcher>) {
         self.rooms.entry(room).or_default().push((key, w));
     }
