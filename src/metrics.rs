@@ -256,7 +256,8 @@ impl Metrics {
     /// each map: several servers may share a process), forgetting owners that are gone.
     fn read_sizes(&self) {
         let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut totals: Vec<(&'static str, usize)> = Vec::new();
+        // a map whose owners are all gone reads 0
+        let mut totals: Vec<(&'static str, usize)> = MAPS.iter().map(|m| (*m, 0)).collect();
         sizes.retain(|(map, read)| {
             let n = read();
             match totals.iter_mut().find(|(m, _)| m == map) {
@@ -295,6 +296,30 @@ const LIMITS: &[&str] = &[
     "sse_streams",
 ];
 
+/// Every map shown in `rt_state_entries` (docs/configuration.md says what each holds), so
+/// each series exists from the start.
+const MAPS: &[&str] = &[
+    "engine_sessions",
+    "engine_pending",
+    "engine_actors",
+    "sockets",
+    "worker_sockets",
+    "rooms",
+    "room_actors",
+    "watched_rooms",
+    "recovery_sockets",
+    "recovery_packets",
+    "presence_rooms",
+    "presence_sockets",
+    "presence_states",
+    "user_send_buckets",
+    "request_buckets",
+    "sync_slots",
+    "sse_users",
+    "bridge_presence_keys",
+    "bridge_senders",
+];
+
 /// The process's metrics.
 pub fn get() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
@@ -317,6 +342,9 @@ pub fn get() -> &'static Metrics {
         }
         for p in ["wait", "query"] {
             m.db_seconds.with_label_values(&[p]);
+        }
+        for map in MAPS {
+            m.state_entries.with_label_values(&[map]);
         }
         m
     })
@@ -342,8 +370,8 @@ pub fn event_totals() -> (u64, u64) {
 /// (keep it to a lock and a `len`) until it answers `None` (its owner is gone). Owners hold
 /// the map; the reader holds a `Weak` to it ([`track_weak`]) or a [`SizeCell`].
 pub fn track_size(map: &'static str, read: impl Fn() -> Option<usize> + Send + Sync + 'static) {
+    debug_assert!(MAPS.contains(&map), "{map} is listed in MAPS");
     let m = get();
-    m.state_entries.with_label_values(&[map]);
     m.sizes
         .lock()
         .unwrap_or_else(|e| e.into_inner())

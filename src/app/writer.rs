@@ -1,6 +1,7 @@
 //! Group commit of chat messages.
 //!
-//! `chat:send` hands its message to one writer thread through a bounded queue. The writer
+//! `chat:send` hands its message to one writer thread through a bounded queue (bounded by a
+//! count, not preallocated: an idle queue holds nothing). The writer
 //! takes everything queued (up to [`MAX_BATCH`]), stores it in one transaction, then — in
 //! commit order — broadcasts each new `chat:message` to its room and acks its sender. While
 //! one batch commits the next one gathers, so the rate is not one fsync per message, and
@@ -10,7 +11,7 @@
 //! actor or event-loop thread ever waits on the database.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,8 +61,10 @@ pub enum Rejected {
 /// The sending side of the writer's queue.
 #[derive(Clone)]
 pub struct MessageWriter {
-    tx: SyncSender<Pending>,
+    tx: Sender<Pending>,
     state: Arc<WriterState>,
+    /// Accepted messages not answered yet, at most.
+    capacity: usize,
 }
 
 /// What the drain looks at: accepted messages not answered yet, and whether it began.
@@ -74,7 +77,8 @@ struct WriterState {
 impl MessageWriter {
     /// Starts the writer thread with a queue of `capacity` messages.
     pub fn start(db: Db, capacity: usize) -> MessageWriter {
-        let (tx, rx) = mpsc::sync_channel(capacity);
+        // A list channel grows and shrinks with what waits; the count below bounds it.
+        let (tx, rx) = mpsc::channel();
         let state = Arc::new(WriterState::default());
         let st = state.clone();
         let spawned = std::thread::Builder::new()
@@ -84,7 +88,11 @@ impl MessageWriter {
             // Without the thread every send answers INTERNAL (the queue's receiver is gone).
             log::error!("cannot start the chat writer thread: {e}");
         }
-        MessageWriter { tx, state }
+        MessageWriter {
+            tx,
+            state,
+            capacity,
+        }
     }
 
     /// Queues a message; it is stored, broadcast and acked in its turn.
@@ -93,19 +101,18 @@ impl MessageWriter {
             return Err(Rejected::Draining);
         }
         // counted before it is queued, so the drain never misses it
-        self.state.unanswered.fetch_add(1, Ordering::AcqRel);
-        self.tx.try_send(p).map_err(|e| {
+        let before = self.state.unanswered.fetch_add(1, Ordering::AcqRel);
+        if before >= self.capacity {
             self.state.unanswered.fetch_sub(1, Ordering::AcqRel);
-            match e {
-                TrySendError::Full(p) => {
-                    log::warn!(
-                        "chat writer queue full, refusing a message room={}",
-                        p.msg.room_id
-                    );
-                    Rejected::Busy
-                }
-                TrySendError::Disconnected(_) => Rejected::Gone,
-            }
+            log::warn!(
+                "chat writer queue full, refusing a message room={}",
+                p.msg.room_id
+            );
+            return Err(Rejected::Busy);
+        }
+        self.tx.send(p).map_err(|_| {
+            self.state.unanswered.fetch_sub(1, Ordering::AcqRel);
+            Rejected::Gone
         })
     }
 

@@ -109,6 +109,10 @@ impl Bus for MemoryBus {
             (true, PresenceOp::Leave) if others_of_user == 0 => PresenceChange::Departed,
             _ => PresenceChange::Unchanged,
         };
+        if set.is_empty() {
+            // a room nobody is in holds nothing
+            hub.presence.remove(&(u.nsp, u.room));
+        }
         futures_util::future::ready(Some(PresenceCount { change, count })).boxed()
     }
 

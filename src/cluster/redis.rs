@@ -88,10 +88,14 @@ pub struct RedisBridge {
     seq: u64,
     /// The messages heard, so none is taken twice (kept across reconnections).
     freshness: Arc<std::sync::Mutex<Freshness>>,
-    /// Presence sets holding members of this node (how many), kept alive by the heartbeat.
-    presence_keys: HashMap<String, usize>,
+    /// Presence sets holding members of this node (which sockets), kept alive by the
+    /// heartbeat. By socket, not by count: a socket counted in twice (two joins of one room)
+    /// and out once leaves nothing behind.
+    presence_keys: HashMap<String, HashSet<SocketId>>,
     /// Times this node dropped dead nodes from `rt:nodes` (see [`Bus::lost_nodes`]).
     lost: Arc<AtomicU64>,
+    /// `presence_keys`' size, for `rt_state_entries`.
+    sizes: crate::metrics::SizeCell,
 }
 
 impl RedisBridge {
@@ -101,6 +105,12 @@ impl RedisBridge {
         secret: &[u8],
         lost: Arc<AtomicU64>,
     ) -> redis::RedisResult<Self> {
+        let freshness = Arc::default();
+        crate::metrics::track_weak(
+            "bridge_senders",
+            &freshness,
+            |f: &std::sync::Mutex<Freshness>| f.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        );
         Ok(RedisBridge {
             client: redis::Client::open(url)?,
             node_id: node.id,
@@ -114,8 +124,9 @@ impl RedisBridge {
             sealer: Sealer::new(secret),
             boot: rand::random(),
             seq: 0,
-            freshness: Arc::default(),
+            freshness,
             presence_keys: HashMap::new(),
+            sizes: crate::metrics::SizeCell::new("bridge_presence_keys"),
             lost,
         })
     }
@@ -413,24 +424,30 @@ struct ClusterPresence(PresenceUpdate);
 impl Handler<ClusterPresence> for RedisBridge {
     type Result = ResponseFuture<Option<PresenceCount>>;
     fn handle(&mut self, msg: ClusterPresence, _: &mut Self::Context) -> Self::Result {
-        let Some(mut conn) = self.conn.clone() else {
-            return Box::pin(async { None });
-        };
         let u = msg.0;
         let key = presence_key(&u.nsp, &u.room);
         // the heartbeat keeps the sets with members of this node alive
         match u.op {
-            PresenceOp::Join => *self.presence_keys.entry(key.clone()).or_default() += 1,
+            PresenceOp::Join => {
+                self.presence_keys
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(u.socket.clone());
+            }
             PresenceOp::Leave => {
-                if let Some(n) = self.presence_keys.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
+                if let Some(sockets) = self.presence_keys.get_mut(&key) {
+                    sockets.remove(&u.socket);
+                    if sockets.is_empty() {
                         self.presence_keys.remove(&key);
                     }
                 }
             }
             PresenceOp::Count => {}
         }
+        self.sizes.set(self.presence_keys.len());
+        let Some(mut conn) = self.conn.clone() else {
+            return Box::pin(async { None });
+        };
         let (node, sealer) = (self.node_id.clone(), self.sealer.clone());
         let lost = self.lost.clone();
         Box::pin(async move {

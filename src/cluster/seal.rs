@@ -120,6 +120,16 @@ pub struct Freshness {
 }
 
 impl Freshness {
+    /// Sender processes remembered.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    /// None remembered.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+
     /// Whether message `seq` of process `boot` on node `origin`, published at
     /// `published_ms`, is new at `now_ms` (and remembers it when it is).
     pub fn accept(
