@@ -278,7 +278,14 @@ for (let m = 1; m <= minutes; m++) {
 }
 stopping = true;
 await Promise.all(lives);
-await delay(settleS * 1000);
+// the last churn minute's figures stand for "under load"; then the node's timers run out
+// (presence grace, ping timeouts of clients that vanished, the recovery window)
+const lastLoaded = rssMb();
+for (let s = 10; s < settleS; s += 10) {
+  await delay(10000);
+  console.log(`idle +${s} s rss_mb=${rssMb().toFixed(1)} fds=${fds()} connections=${(await gauges()).rt_connections}`);
+}
+await delay((settleS % 10 || 10) * 1000);
 const end = await gauges();
 line(`+${settleS} s idle`, end);
 const endRss = rssMb();
@@ -305,6 +312,7 @@ const result = {
   rss_mb_per_minute: perMinute.map((r) => Number(r.toFixed(1))),
   rss_mb_end: Number(endRss.toFixed(1)),
   rss_growth_vs_minute2: ref ? Number(((endRss - ref) / ref).toFixed(4)) : null,
+  rss_growth_loaded_vs_minute2: ref ? Number(((lastLoaded - ref) / ref).toFixed(4)) : null,
   fds_baseline: baseFds,
   fds_end: endFds,
   fds_changed: fdsChanged,
@@ -313,6 +321,7 @@ const result = {
 result.pass =
   result.rss_growth_vs_minute2 !== null &&
   result.rss_growth_vs_minute2 <= tolerance &&
+  result.rss_growth_loaded_vs_minute2 <= tolerance &&
   endFds <= baseFds &&
   result.error_rate <= 0.001;
 console.log(JSON.stringify(result));

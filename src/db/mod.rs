@@ -196,7 +196,9 @@ impl Db {
         let size = pool_size.max(1);
         let pool = Pool::builder()
             .max_size(size)
-            .min_idle(Some(1))
+            // every connection opened at start and kept: a node's open files stay flat under
+            // load (a climbing count is a leak, never the pool filling up)
+            .min_idle(Some(size))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager::<DbConnection>::new(target))?;

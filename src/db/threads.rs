@@ -95,7 +95,10 @@ mod tests {
             assert!(threads.submit(job).is_ok());
         }
         let names: HashSet<Option<String>> = (0..50)
-            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).expect("ran"))
+            .map(|_| {
+                rx.recv_timeout(std::time::Duration::from_secs(5))
+                    .expect("ran")
+            })
             .collect();
         assert!(names.len() <= 2, "{names:?}");
         assert!(names

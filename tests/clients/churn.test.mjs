@@ -7,6 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, signedCall, hsToken, until, startHookReceiver } from "./common.mjs";
 
@@ -175,4 +176,42 @@ test("600 cycles over two nodes (PostgreSQL, Redis): every map of both returns t
   await churn([a.url, b.url], 600, 20);
   assert.ok((await sizes(a.url)).bridge_presence_keys >= 0);
   await backToBase([a.url, b.url], bases);
+});
+
+test("a polling client that closes its connection mid-poll ends its session at once (as Node), not at the ping timeout", async () => {
+  // default heartbeat: a vanished client would otherwise hold its session for 45 s
+  const srv = await startProduct({ JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK });
+  servers.push(srv);
+  await setUp(srv.url);
+  const open = await (await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling`)).text();
+  const sid = JSON.parse(open.slice(1)).sid;
+  // a raw GET that waits (nothing to send), then the TCP connection closed under it
+  const port = new URL(srv.url).port;
+  const sock = net.connect(Number(port), "127.0.0.1");
+  await new Promise((r) => sock.once("connect", r));
+  sock.write(`GET /socket.io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await new Promise((r) => setTimeout(r, 300));
+  sock.destroy();
+  await until(async () => (await sizes(srv.url)).engine_sessions === 0, 4000, "the session ended");
+  const after = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+  assert.equal(after.status, 400);
+  assert.deepEqual(await after.json(), { code: 1, message: "Session ID unknown" });
+  // and with the stock client: 20 polling sockets dropped abruptly, none left behind
+  const clients = [];
+  for (let i = 0; i < 20; i++) {
+    const agent = new http.Agent();
+    const s = io(srv.url, { forceNew: true, reconnection: false, transports: ["polling"], agent, auth: { token: hsToken(SECRET, USERS[i % USERS.length]) } });
+    await new Promise((resolve, reject) => {
+      s.once("connect", resolve);
+      s.once("connect_error", reject);
+    });
+    clients.push([s, agent]);
+  }
+  assert.equal((await sizes(srv.url)).engine_sessions, 20);
+  for (const [s, agent] of clients) {
+    s.io.engine.transport.doClose = () => {};
+    s.io.engine.close();
+    agent.destroy();
+  }
+  await until(async () => (await sizes(srv.url)).engine_sessions === 0, 4000, "every dropped session ended");
 });
