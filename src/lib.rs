@@ -10,7 +10,7 @@
 //!   `SocketCtx`, acks, broadcasts, recovery, the adapter (`ServerActor`, `RoomActor`s)
 //!   and the cluster `Bus` trait.
 //! - [`cluster`]: the `Bus` over Redis, and in memory.
-//! - [`db`]: diesel storage (SQLite, PostgreSQL) run on the blocking pool.
+//! - [`db`]: diesel storage (SQLite, PostgreSQL) run on the database's own threads.
 //! - [`auth`]: JWT verification and token extraction.
 //! - [`app`]: the chat, notification and admin application (validate → store → broadcast
 //!   → ack).

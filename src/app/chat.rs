@@ -63,7 +63,7 @@ fn user(s: &SocketCtx<'_>) -> Result<String, AppError> {
     user_id(s).ok_or_else(|| AppError::forbidden("not authenticated"))
 }
 
-/// Runs a database check that may refuse, on the blocking pool.
+/// Runs a database check that may refuse, on the database threads.
 async fn checked<T: Send + 'static>(
     db: &Db,
     f: impl FnOnce(&mut crate::db::DbConnection) -> Result<Result<T, Refusal>, crate::db::DbError>

@@ -1,5 +1,5 @@
 //! `NotificationActor`: turns webhook calls into targeted notifications. Watchers and cart
-//! holders are looked up and notifications stored on the blocking pool; then each target user
+//! holders are looked up and notifications stored on the database threads; then each target user
 //! gets the live `notification` in `/` (room `user:{id}`) and in `/notifications` (room
 //! `user:{id}:notifications`), and stock changes go to all of `/admin`.
 
