@@ -13,6 +13,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod logging;
 
+/// No transparent huge pages for this process: on a kernel set to `always`, khugepaged folds
+/// partly used 2 MiB ranges of the heap into whole huge pages after some minutes, a lasting
+/// step in RSS for no gain at this heap size (docs/benchmarks.md, "Memory under churn").
+/// mimalloc is built not to ask for them (`no_thp`); this covers the kernel's own choice.
+fn no_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag of this process.
+    let res = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if res != 0 {
+        // an old kernel without it: nothing else depends on it
+        eprintln!(
+            "cannot disable transparent huge pages: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -133,6 +149,7 @@ enum RoleArg {
 }
 
 fn main() -> std::io::Result<()> {
+    no_huge_pages();
     let cli = Cli::parse();
     if let Some(Command::Config {
         command: ConfigCommand::Check,
