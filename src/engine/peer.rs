@@ -92,36 +92,32 @@ mod tests {
         (client, server)
     }
 
+    /// What a look finds once it is no longer `Open` (within a second).
+    fn first_change(server: &TcpStream) -> Peer {
+        for _ in 0..100 {
+            let seen = look(server.as_fd());
+            if seen != Peer::Open {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Peer::Open
+    }
+
     #[test]
     fn an_open_connection_is_open_and_a_closed_one_gone() {
         let (client, server) = pair();
         assert_eq!(look(server.as_fd()), Peer::Open);
         drop(client);
         // the FIN arrives at once on loopback
-        let mut seen = Peer::Open;
-        for _ in 0..100 {
-            seen = look(server.as_fd());
-            if seen != Peer::Open {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(seen, Peer::Gone);
+        assert_eq!(first_change(&server), Peer::Gone);
     }
 
     #[test]
     fn waiting_bytes_are_left_unread() {
         let (mut client, server) = pair();
         client.write_all(b"GET / HTTP/1.1\r\n").expect("write");
-        let mut seen = Peer::Open;
-        for _ in 0..100 {
-            seen = look(server.as_fd());
-            if seen != Peer::Open {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(seen, Peer::Unknown);
+        assert_eq!(first_change(&server), Peer::Unknown);
         // still there for the dispatcher
         assert_eq!(look(server.as_fd()), Peer::Unknown);
     }
