@@ -30,7 +30,7 @@ pub enum Role {
 }
 
 /// The claims we read; `sub` or `userId` names the user.
-#[allow(missing_docs)] // the JWT claims of the same names (DESIGN section 4)
+#[allow(missing_docs)] // the JWT claims of the same names (docs/security.md)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,4 @@
-//! The administrative subcommands (DESIGN 1): `user add/disable/list`, `room add`,
+//! The administrative subcommands (README.md): `user add/disable/list`, `room add`,
 //! `config check`. They write the database directly, as directory sync does, but reach no
 //! open socket (live effects come from directory calls). Each returns the exit code: 0, or
 //! 1 with the reason on stderr.

@@ -31,7 +31,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
 }
 
-/// `[presence]` (DESIGN 13).
+/// `[presence]` (docs/events.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PresenceConfig {
@@ -45,7 +45,7 @@ impl Default for PresenceConfig {
     }
 }
 
-/// `[webhooks]`: outbound events (DESIGN 13).
+/// `[webhooks]`: outbound events (docs/events.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhooksConfig {
@@ -77,7 +77,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Server-Sent Events (`GET /events`, DESIGN 11).
+/// Server-Sent Events (`GET /events`, docs/http.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SseConfig {
@@ -96,7 +96,7 @@ impl Default for SseConfig {
     }
 }
 
-/// Limits every client is held to (DESIGN section 10).
+/// Limits every client is held to (docs/configuration.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -312,7 +312,7 @@ pub struct CorsConfig {
     pub origins: Vec<String>,
 }
 
-/// JWT authentication (DESIGN section 4).
+/// JWT authentication (docs/security.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {

@@ -31,7 +31,7 @@ pub struct Metrics {
     pub acks_received: IntCounter,
     /// Errors by kind (`parse`, `slow_consumer`, `connect_refused`, application codes, ...).
     pub errors: IntCounterVec,
-    /// Refusals by the limit that refused (DESIGN 10): `events`, `user_sends`, `sync`,
+    /// Refusals by the limit that refused (docs/configuration.md): `events`, `user_sends`, `sync`,
     /// `json_depth`, `queued_bytes`, `attachments`, `pending_sessions`, `pending_dms`.
     pub refusals: IntCounterVec,
     /// From an event with ack arriving to its ack being sent.
@@ -282,7 +282,7 @@ impl Metrics {
     }
 }
 
-/// Every limit that counts refusals (DESIGN 10), so each series exists from the start.
+/// Every limit that counts refusals (docs/configuration.md), so each series exists from the start.
 const LIMITS: &[&str] = &[
     "events",
     "user_sends",

@@ -64,7 +64,7 @@ impl Server {
         }
     }
 
-    /// Serves `/internal/…` and `/metrics` on `listener` only (DESIGN 6, `internal.addr`):
+    /// Serves `/internal/…` and `/metrics` on `listener` only (docs/http.md, `internal.addr`):
     /// the public listener answers 404 there. `/healthz` and `/readyz` are on both.
     pub fn internal_listener(mut self, listener: TcpListener) -> Self {
         self.internal = Some(listener);
@@ -129,7 +129,7 @@ impl Server {
         self
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then drains (DESIGN 10): not ready
+    /// Serves on `listener` until `shutdown` resolves, then drains (docs/configuration.md): not ready
     /// any more and new sessions refused at once, the drain hooks finished, every session
     /// closed with `server shutting down` spread over `server.drain_ms`, and stops once they
     /// are gone (or a little after). Must run inside an actix system.
@@ -242,7 +242,7 @@ impl Server {
 /// Shortest cluster secret accepted (as for the JWT and webhook secrets).
 pub const MIN_CLUSTER_SECRET: usize = 32;
 
-/// The cluster secret a node with Redis needs (DESIGN 7).
+/// The cluster secret a node with Redis needs (docs/security.md).
 pub fn cluster_secret(config: &Config) -> std::io::Result<&[u8]> {
     match config
         .redis

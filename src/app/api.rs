@@ -1,4 +1,4 @@
-//! The application over plain HTTP (DESIGN 11, REST): what `http::rest` calls. Each call
+//! The application over plain HTTP (docs/http.md, REST): what `http::rest` calls. Each call
 //! authenticates a Bearer token like a connect (users table included), then does what the
 //! matching socket event does, with the same validation, order of checks, codes and limits;
 //! a message posted here goes through the same group-commit writer and is broadcast exactly

@@ -4,7 +4,7 @@
 //! `reason:"disconnect"` when a user's last socket in a room goes.
 //!
 //! Order of checks for every event: payload shape → text rules → referenced things exist →
-//! permission (DESIGN section 9).
+//! permission (docs/events.md).
 
 use std::sync::Arc;
 use std::time::Duration;

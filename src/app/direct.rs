@@ -1,5 +1,5 @@
-//! `user:direct-message {targetId, message}` and the delivery of DMs (DESIGN section 9, "DMs
-//! are never lost"): every DM is stored undelivered; the target's sockets get `chat:direct`
+//! `user:direct-message {targetId, message}` and the delivery of DMs (docs/events.md,
+//! `chat:direct`): every DM is stored undelivered; the target's sockets get `chat:direct`
 //! with an ack request, and a DM is marked delivered only when one of them acknowledges it.
 //! A DM sent while the target is online goes at once to each of its sockets, on every node
 //! (a socket command); on each connect to `/` the socket gets the undelivered ones again,
@@ -55,7 +55,7 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
             };
             let (io, db, handle) = (s.io_handle(), db2.clone(), s.handle());
             // counted in the user's room (with SSE streams: DMs and notifications find the
-            // user online), and for the user's status (sockets of `/` only, DESIGN 13)
+            // user online), and for the user's status (sockets of `/` only, docs/events.md)
             let counted = p1.join(&io, NSP, &user_room(&user), &user, s.id());
             actix_rt::spawn(p1.user_connected(&io, &user, s.id()));
             actix_rt::spawn(async move {

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::db::messages::Refusal;
 use crate::db::DbError;
 
-/// The error codes of the contract (DESIGN sections 5, 6 and 9).
+/// The error codes of the contract (docs/errors.md).
 #[allow(missing_docs)] // each is the code `as_str` spells
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {

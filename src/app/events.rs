@@ -1,4 +1,4 @@
-//! Event names of the application, in one place (DESIGN section 5).
+//! Event names of the application, in one place (docs/events.md).
 #![allow(missing_docs)] // each constant is the event name it spells
 
 pub const AUTH_REFRESH: &str = "auth:refresh";
@@ -9,7 +9,7 @@ pub const PRESENCE_UNSUBSCRIBE: &str = "presence:unsubscribe";
 pub const USER_STATUS: &str = "user:status";
 pub const ROOM_LEAVE: &str = "room:leave";
 pub const ROOM_MEMBER_UPDATE: &str = "room:member-update";
-/// To a socket taken out of a room by the directory (DESIGN 9).
+/// To a socket taken out of a room by the directory (docs/events.md).
 pub const ROOM_REMOVED: &str = "room:removed";
 pub const ROOM_HISTORY: &str = "room:history";
 pub const ROOM_SYNC: &str = "room:sync";

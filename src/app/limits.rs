@@ -1,4 +1,4 @@
-//! The application's own rate limits (DESIGN section 10): `chat:send` and DMs per user, and
+//! The application's own rate limits (docs/configuration.md): `chat:send` and DMs per user, and
 //! `room:sync` answers in preparation per socket. The per-socket event bucket lives in the
 //! `socketio` layer (`SocketIo::event_rate`).
 

@@ -1,5 +1,5 @@
-//! Directory changes applied to open sockets on every node (DESIGN 9, "Live directory
-//! changes"): the HTTP directory calls these after the database has the change, before they
+//! Directory changes applied to open sockets on every node (docs/events.md,
+//! `room:removed`; docs/http.md, directory sync): the HTTP directory calls these after the database has the change, before they
 //! answer. Each is a cluster-wide operation (a disconnect or a socket command relayed by the
 //! bus), so every node applies it to its own sockets at once.
 

@@ -93,7 +93,7 @@ pub fn socket_io(
     let chat = direct::handlers(chat, shared.clone());
     let chat = status::handlers(chat, shared.db.clone(), shared.presence.clone());
     // The chat application turns connection state recovery on; a recovered socket is
-    // authenticated again with the token it presents (DESIGN section 9).
+    // authenticated again with the token it presents (docs/events.md).
     let l = &config.limits;
     let io = SocketIo::new()
         .event_rate(Some(EventRate {

@@ -6,7 +6,7 @@
 //! changes nothing; a step is applied when it is asked (not when its future is first
 //! polled), so steps reach the count in the order of the calls.
 //!
-//! Users' online status and rooms' occupancy (DESIGN 13) are built on the same counts: a
+//! Users' online status and rooms' occupancy (docs/events.md) are built on the same counts: a
 //! user's sockets of `/` are counted in a pseudo-room of their own, and an announced state
 //! per user (per room) is kept by the cluster ([`Bus::arrive`](crate::socketio::Bus)): it
 //! goes up at an arrival, and down when, a grace period after the last socket went, nothing

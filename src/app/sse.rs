@@ -1,4 +1,4 @@
-//! Server-Sent Events (DESIGN 11): `GET /events` streams a user's notifications,
+//! Server-Sent Events (docs/http.md): `GET /events` streams a user's notifications,
 //! `job:progress` and `chat:direct` as `text/event-stream`, from every node.
 //!
 //! A stream follows the user's room `user:{id}` of `/` as a [`Watcher`] (it gets what that

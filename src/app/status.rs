@@ -1,4 +1,4 @@
-//! `presence:subscribe` / `presence:unsubscribe` (DESIGN 13): a socket of `/` follows the
+//! `presence:subscribe` / `presence:unsubscribe` (docs/events.md): a socket of `/` follows the
 //! online status of users; each subscription is the socket's membership of the user's
 //! presence room, so `user:status` reaches it from every node and the subscriptions end
 //! with the socket.

@@ -1,4 +1,4 @@
-//! What nodes put in Redis is authenticated with the cluster secret (DESIGN 7), so a client
+//! What nodes put in Redis is authenticated with the cluster secret (docs/security.md), so a client
 //! of that Redis without the secret can neither forge nor replay anything a node believes:
 //!
 //! - channel messages are `{mac}{boot}.{seq}.{json}`: the MAC (64 hex, HMAC-SHA256 over the

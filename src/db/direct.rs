@@ -8,7 +8,7 @@ use super::schema::{direct_messages, users};
 use super::{DbConnection, DbError};
 
 /// A stored DM.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
+#[allow(missing_docs)] // the fields are the table's columns (migrations/)
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = direct_messages)]
 pub struct DirectMessage {

@@ -9,7 +9,7 @@ use super::schema::{messages, read_markers, rooms, users};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
 /// A stored chat message.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
+#[allow(missing_docs)] // the fields are the table's columns (migrations/)
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
 pub struct Message {

@@ -8,7 +8,7 @@ use super::schema::{cart_items, notifications, product_watchers, users};
 use super::{DbConnection, DbError};
 
 /// A notification to store for one user.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3)
+#[allow(missing_docs)] // the fields are the table's columns (docs/architecture.md)
 #[derive(Debug, Clone)]
 pub struct NewNotification {
     pub id: String,

@@ -1,4 +1,4 @@
-//! The outbound webhook queue (`outbound_events`, DESIGN 13): events are stored before
+//! The outbound webhook queue (`outbound_events`, docs/events.md): events are stored before
 //! they are sent, sent in order per key, by one node at a time (a lease), and deleted
 //! once the receiver accepted them.
 

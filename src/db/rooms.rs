@@ -6,7 +6,7 @@ use super::schema::{room_members, rooms};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
 /// A stored chat room.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
+#[allow(missing_docs)] // the fields are the table's columns (migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = rooms)]
 pub struct Room {

@@ -1,4 +1,4 @@
-//! Single-use tickets for `GET /events?ticket=` (DESIGN 11): an `EventSource` cannot send a
+//! Single-use tickets for `GET /events?ticket=` (docs/http.md): an `EventSource` cannot send a
 //! Bearer header, so a client trades its token for a ticket first. Only the ticket's SHA-256
 //! is stored; taking a ticket deletes its row, so one request on one node gets it.
 

@@ -6,7 +6,7 @@ use super::schema::users;
 use super::{now_ms, DbConnection, DbError};
 
 /// A stored user.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
+#[allow(missing_docs)] // the fields are the table's columns (migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -20,7 +20,7 @@ pub struct User {
 }
 
 /// The fields a directory sync sets.
-#[allow(missing_docs)] // the fields are the table's columns (DESIGN section 3, migrations/)
+#[allow(missing_docs)] // the fields are the table's columns (migrations/)
 #[derive(Debug, Clone, PartialEq, Eq, Insertable, AsChangeset)]
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserUpdate {

@@ -43,7 +43,7 @@ async fn refuse(framed: Conn, e: EngineError) {
     reply(framed, e.status(), "application/json", e.body()).await;
 }
 
-/// DESIGN 6: a WebSocket from a browser page is accepted when its `Origin` is the server's
+/// docs/http.md: a WebSocket from a browser page is accepted when its `Origin` is the server's
 /// own (`server.public_url`, or the scheme and `Host` it was reached at) or listed in
 /// `cors.origins` (`*`: any); a request without `Origin` is not from a page. Browsers send
 /// no CORS preflight for WebSockets, so without this any site could open one with the

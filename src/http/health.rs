@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::socketio::IoHandle;
 
-/// The CORS policy (DESIGN 6): none by default (no CORS headers, same-origin pages and
+/// The CORS policy (docs/http.md): none by default (no CORS headers, same-origin pages and
 /// non-browser clients only); the listed origins with credentials; `*` as `*` without them.
 /// A request from another origin is still answered, without CORS headers, as Node does;
 /// with no origins configured the middleware is off (a preflight gets Engine.IO's answer).

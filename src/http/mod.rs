@@ -78,7 +78,7 @@ pub(crate) async fn timed(
 /// `{success:false, error, code}` with its status.
 pub type Answer = Result<HttpResponse, AppError>;
 
-/// Checks `X-Signature-256` of an internal call (DESIGN 6): bound to this method, target and
+/// Checks `X-Signature-256` of an internal call (docs/http.md): bound to this method, target and
 /// body, within 300 s of now, and never seen before on any node (the replay cache is in the
 /// database). 401 `UNAUTHORIZED` otherwise.
 pub(crate) async fn check_signature(

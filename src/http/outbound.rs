@@ -1,4 +1,4 @@
-//! The outbound webhook sender (DESIGN 13): drains the stored queue
+//! The outbound webhook sender (docs/events.md): drains the stored queue
 //! ([`crate::db::outbound`]) on a thread of its own, so a slow or failing receiver never
 //! slows the realtime path.
 //!

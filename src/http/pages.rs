@@ -1,4 +1,4 @@
-//! The pages the binary serves (DESIGN 11): the admin dashboard at `/admin/`, the demo chat
+//! The pages the binary serves (docs/http.md): the admin dashboard at `/admin/`, the demo chat
 //! at `/demo/` (only in demo mode, with `POST /demo/token`), and their styles and scripts
 //! under `/assets/`, the stock `socket.io-client` bundle among them. Everything is compiled
 //! into the binary: the pages load nothing from another origin and work offline.

@@ -1,4 +1,4 @@
-//! The REST API (DESIGN 11): `GET`/`POST /api/rooms/{id}/messages`, `GET
+//! The REST API (docs/http.md): `GET`/`POST /api/rooms/{id}/messages`, `GET
 //! /api/notifications`, `POST /api/notifications/read`, `POST /api/sse-ticket`,
 //! Bearer-authenticated, JSON in and out, failures `{success:false, error, code}` with
 //! 400/401/403/404/429; and the Server-Sent Events stream `GET /events`. The work is

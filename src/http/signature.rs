@@ -1,4 +1,4 @@
-//! `X-Signature-256: t=<unix seconds>,v1=<hex>` (DESIGN 6): HMAC-SHA256 with the webhook
+//! `X-Signature-256: t=<unix seconds>,v1=<hex>` (docs/http.md): HMAC-SHA256 with the webhook
 //! secret over `{t}.{METHOD}.{path and query}.{raw body}`, so a signature is bound to one
 //! request at one time. Checks are constant time; replays are refused by the caller, which
 //! remembers every verified `(t, v1)` for the window (see [`crate::db::replay`]).

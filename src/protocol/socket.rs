@@ -77,7 +77,7 @@ pub struct Packet {
     pub attachments: usize,
 }
 
-/// How deep an event's arguments may nest by default (DESIGN section 10).
+/// How deep an event's arguments may nest by default (docs/configuration.md).
 pub const MAX_DEPTH: usize = 64;
 
 /// The deepest nesting of arrays and objects in a JSON text, read without parsing it (so
@@ -253,7 +253,7 @@ pub struct Reassembler {
     max_depth: usize,
 }
 
-/// The defaults of DESIGN section 10: 10 attachments, 1 MB in all, 64 levels of JSON.
+/// The defaults (docs/configuration.md): 10 attachments, 1 MB in all, 64 levels of JSON.
 impl Default for Reassembler {
     fn default() -> Self {
         Reassembler::new(10, 1_000_000, MAX_DEPTH)
