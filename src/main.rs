@@ -368,6 +368,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         };
         server
             .socket_io(&path, io)
+            .plain_websocket("/ws")
             .routes(pages)
             .routes_with_io(move |io| realtime_server::http::rest::configure(api, io))
             .routes_with_io(move |io| {

@@ -16,6 +16,9 @@ pub struct Metrics {
     registry: Registry,
     /// Engine.IO connections.
     pub connections: IntGauge,
+    /// Connections by transport: `polling`, `websocket` (Engine.IO, after an upgrade too)
+    /// and `ws` (plain WebSocket, `GET /ws`).
+    pub transports: IntGaugeVec,
     /// Sockets per namespace.
     pub sockets: IntGaugeVec,
     /// Client events received, per namespace.
@@ -112,6 +115,19 @@ impl Metrics {
             IntGauge::new("rt_connections", "Engine.IO connections").expect("valid metric");
         r.register(Box::new(connections.clone()))
             .expect("unique metric");
+        let transports = IntGaugeVec::new(
+            Opts::new(
+                "rt_transport_connections",
+                "Connections by transport (polling, websocket, ws)",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(transports.clone()))
+            .expect("unique metric");
+        for t in TRANSPORTS {
+            transports.with_label_values(&[t]);
+        }
         let sockets = IntGaugeVec::new(
             Opts::new("rt_sockets", "Sockets per namespace"),
             &["namespace"],
@@ -171,6 +187,7 @@ impl Metrics {
             acks_sent: acks.with_label_values(&["sent"]),
             acks_received: acks.with_label_values(&["received"]),
             connections,
+            transports,
             sockets,
             events_in: counter_vec(
                 &r,
@@ -300,6 +317,7 @@ const LIMITS: &[&str] = &[
 /// each series exists from the start.
 const MAPS: &[&str] = &[
     "engine_sessions",
+    "plain_sessions",
     "engine_pending",
     "engine_actors",
     "sockets",
@@ -348,6 +366,24 @@ pub fn get() -> &'static Metrics {
         }
         m
     })
+}
+
+/// The transports `rt_transport_connections` counts.
+pub const TRANSPORTS: [&str; 3] = ["polling", "websocket", "ws"];
+
+/// This node's connections by transport, and its open SSE streams, as `admin:stats` shows
+/// them: `{polling, websocket, ws, sse}`.
+pub fn transport_counts() -> serde_json::Value {
+    let m = get();
+    let mut o = serde_json::Map::new();
+    for t in TRANSPORTS {
+        o.insert(
+            t.into(),
+            m.transports.with_label_values(&[t]).get().max(0).into(),
+        );
+    }
+    o.insert("sse".into(), m.sse_streams.get().max(0).into());
+    serde_json::Value::Object(o)
 }
 
 /// Events received and events written (acks not counted) since start, over every

@@ -37,6 +37,8 @@ type EngineMount = Box<dyn FnOnce(Arc<Config>) -> Arc<dyn Endpoint>>;
 pub struct Server {
     config: Config,
     socket_io: Option<(String, SocketIo)>,
+    /// Where plain WebSocket clients reach the Socket.IO application's `/` (e.g. `/ws`).
+    plain_path: Option<String>,
     engines: Vec<EngineMount>,
     routes: Vec<Routes>,
     io_routes: Vec<IoRoutes>,
@@ -55,6 +57,7 @@ impl Server {
         Server {
             config,
             socket_io: None,
+            plain_path: None,
             engines: Vec::new(),
             routes: Vec::new(),
             io_routes: Vec::new(),
@@ -74,6 +77,14 @@ impl Server {
     /// Serves Socket.IO at `path` (usually `/socket.io/`); one Socket.IO server per process.
     pub fn socket_io(mut self, path: &str, io: SocketIo) -> Self {
         self.socket_io = Some((path.to_owned(), io));
+        self
+    }
+
+    /// Also serves the Socket.IO application's namespace `/` to plain WebSocket clients at
+    /// `path` (e.g. `/ws`; docs/events.md, "Plain WebSocket"): the same handlers, rooms and
+    /// broadcasts, in JSON frames `{type, payload?, id?}`.
+    pub fn plain_websocket(mut self, path: &str) -> Self {
+        self.plain_path = Some(path.to_owned());
         self
     }
 
@@ -166,6 +177,13 @@ impl Server {
                 config.clone(),
                 Client::factory(io.clone()),
             ));
+            if let Some(plain) = &self.plain_path {
+                endpoints.push(Mount::plain(
+                    plain,
+                    config.clone(),
+                    Client::factory(io.clone()),
+                ));
+            }
         }
         let endpoints = Arc::new(endpoints);
         let server = registry.run(ServerActor::new(

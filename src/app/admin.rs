@@ -60,6 +60,14 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
             })
             .collect();
         let connections: usize = all.iter().map(|st| st.sessions).sum();
+        let mut transports = serde_json::Map::new();
+        for t in ["websocket", "polling", "ws", "sse"] {
+            let n: u64 = all
+                .iter()
+                .map(|st| st.transports.get(t).and_then(Value::as_u64).unwrap_or(0))
+                .sum();
+            transports.insert(t.into(), json!(n));
+        }
         let events_in: u64 = all.iter().map(|st| st.events_in).sum();
         let events_out: u64 = all.iter().map(|st| st.events_out).sum();
         h.ack(
@@ -69,6 +77,7 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
                 "nodes": nodes,
                 "connections": connections,
                 "namespaces": namespaces,
+                "transports": transports,
                 "eventsIn": events_in,
                 "eventsOut": events_out,
             })],

@@ -59,6 +59,11 @@ pub fn authenticated(
             Ok(data)
         })
     })
+    // a plain WebSocket client's `auth:ok` says who it is
+    .welcome(|data| {
+        let user = data.as_ref().and_then(|d| d.downcast_ref::<Identity>());
+        json!({"userId": user.map(|i| i.user_id.as_str())})
+    })
     .on_connect(|s| {
         let Some(id) = s.data::<Identity>().cloned() else {
             return;
@@ -149,7 +154,7 @@ fn arm_expiry(s: &mut SocketCtx<'_>, exp: u64) {
     let left = Duration::from_secs(exp.saturating_sub(auth::now_s()));
     s.set_timer(EXPIRY_TIMER, left, |s| {
         log::info!("token expired, disconnecting socket id={}", s.id());
-        s.disconnect();
+        s.disconnect_for("TOKEN_EXPIRED");
     });
 }
 

@@ -206,6 +206,7 @@ impl BusMessage {
                     except_rooms: to_rooms(except),
                     multi: rooms.len() > 1,
                     created: Instant::now(),
+                    plain: Default::default(),
                 });
                 Relay::Broadcast {
                     rooms,
@@ -353,6 +354,7 @@ mod tests {
                 except_rooms: vec![Room::from("sock1")],
                 multi: true,
                 created: Instant::now(),
+                plain: Default::default(),
             }),
             offset: Some(Arc::from("abc-1")),
         }

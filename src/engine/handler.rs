@@ -16,6 +16,7 @@ use super::session::{Engine, Session};
 use super::{EngineMessage, RequestInfo, Sid};
 use crate::config::Config;
 use crate::protocol::engine::{kind, Frame};
+use crate::protocol::plain::Close;
 use crate::protocol::DisconnectReason;
 
 /// The application of one Engine.IO connection. Calls run on the connection's actor
@@ -72,9 +73,19 @@ impl<'a, H: EngineHandler> EngineCtx<'a, H> {
         self.engine.closed || self.engine.close_requested.is_some()
     }
 
-    /// Sends a message (text as an Engine.IO `4` packet, binary as a binary message).
+    /// True on a plain WebSocket (`GET /ws`): messages go out as they are, one text frame
+    /// each, and a close carries a code ([`EngineCtx::close_with`]).
+    pub fn is_plain(&self) -> bool {
+        self.engine.plain
+    }
+
+    /// Sends a message (text as an Engine.IO `4` packet, or as it is on a plain WebSocket;
+    /// binary as a binary message).
     pub fn send(&mut self, msg: EngineMessage) {
         let frame = match msg {
+            EngineMessage::Text(t) if self.engine.plain => {
+                Frame::Text(bytes::Bytes::from(t.into_bytes()))
+            }
             EngineMessage::Text(t) => Frame::text(kind::MESSAGE, t.as_bytes()),
             EngineMessage::Binary(b) => Frame::Binary(b),
         };
@@ -111,6 +122,16 @@ impl<'a, H: EngineHandler> EngineCtx<'a, H> {
     /// Closes the connection for `reason` once the current handler call returns
     /// (`on_close` then runs as for any close).
     pub fn close(&mut self, reason: DisconnectReason) {
+        self.engine.request_close(reason);
+    }
+
+    /// Closes a plain WebSocket with `close` (its code and name) once the current handler
+    /// call returns; `reason` is what the handler's `on_close` hears. On an Engine.IO
+    /// connection the same as [`EngineCtx::close`].
+    pub fn close_with(&mut self, close: Close, reason: DisconnectReason) {
+        if self.engine.plain && !self.is_closed() {
+            self.engine.plain_close.get_or_insert(close);
+        }
         self.engine.request_close(reason);
     }
 

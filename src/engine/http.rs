@@ -133,6 +133,14 @@ pub fn client_ip(
         .or(Some(peer))
 }
 
+/// A plain WebSocket endpoint reached without an upgrade: 426 with a JSON body.
+pub async fn upgrade_required() -> HttpResponse {
+    HttpResponse::build(StatusCode::UPGRADE_REQUIRED)
+        .insert_header((header::UPGRADE, "websocket"))
+        .content_type("application/json")
+        .body(r#"{"code":"UPGRADE_REQUIRED","message":"this endpoint takes a WebSocket upgrade"}"#)
+}
+
 /// Every Engine.IO request of a mount comes here, except WebSocket upgrades (the
 /// dispatcher hands those to [`upgrade::service`] with the raw connection).
 pub async fn endpoint<H: EngineHandler>(

@@ -36,11 +36,28 @@ pub struct Mount<H: EngineHandler> {
     pending: Arc<AtomicUsize>,
     /// Draining: new sessions are refused (503).
     closing: AtomicBool,
+    /// A plain WebSocket endpoint (`GET /ws`): no Engine.IO handshake, polling or packets.
+    pub(crate) plain: bool,
 }
 
 impl<H: EngineHandler> Mount<H> {
     /// An endpoint at `path` (e.g. `/socket.io/`).
     pub fn new(path: &str, config: Arc<Config>, factory: HandlerFactory<H>) -> Arc<Self> {
+        Self::with_framing(path, config, factory, false)
+    }
+
+    /// A plain WebSocket endpoint at `path` (e.g. `/ws`, docs/events.md): each text frame is
+    /// one handler message as it is, the heartbeat is WebSocket pings, closes carry codes.
+    pub fn plain(path: &str, config: Arc<Config>, factory: HandlerFactory<H>) -> Arc<Self> {
+        Self::with_framing(path, config, factory, true)
+    }
+
+    fn with_framing(
+        path: &str,
+        config: Arc<Config>,
+        factory: HandlerFactory<H>,
+        plain: bool,
+    ) -> Arc<Self> {
         let mount = Arc::new(Mount {
             path: path.to_owned(),
             trusted: config.trusted_proxies(),
@@ -49,8 +66,14 @@ impl<H: EngineHandler> Mount<H> {
             sessions: Mutex::new(HashMap::new()),
             pending: Arc::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
+            plain,
         });
-        crate::metrics::track_weak("engine_sessions", &mount, |m| m.sessions().len());
+        let map = if plain {
+            "plain_sessions"
+        } else {
+            "engine_sessions"
+        };
+        crate::metrics::track_weak(map, &mount, |m| m.sessions().len());
         crate::metrics::track_weak("engine_pending", &mount.pending, |n| {
             n.load(Ordering::Relaxed)
         });
@@ -185,6 +208,12 @@ impl<H: EngineHandler> Endpoint for Mount<H> {
 
     fn configure(self: Arc<Self>, cfg: &mut web::ServiceConfig) {
         let path = self.path.clone();
+        if self.plain {
+            cfg.service(
+                web::resource(path).default_service(web::to(super::http::upgrade_required)),
+            );
+            return;
+        }
         cfg.service(
             web::resource(path)
                 .app_data(web::Data::from(self))

@@ -37,6 +37,9 @@ impl Transport {
     }
 }
 
+/// Frames' room a drained polling queue keeps (more is given back).
+const KEPT_QUEUE_SLOTS: usize = 16;
+
 /// The bytes a frame adds to a WebSocket buffer at most (payload and a 14-byte header).
 fn ws_size(frame: &Frame) -> usize {
     frame.len() + 14
@@ -203,6 +206,11 @@ impl Outbox {
         }
         let body = engine::encode_payload(queue.iter());
         queue.clear();
+        // a queue that grew while its client was away (a burst, or a client that vanished
+        // between two polls and is kept until the ping timeout) gives the room back
+        if queue.capacity() > KEPT_QUEUE_SLOTS {
+            queue.shrink_to(KEPT_QUEUE_SLOTS);
+        }
         self.poll_bytes = 0;
         Some(body)
     }

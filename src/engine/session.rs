@@ -26,6 +26,7 @@ use super::ws::{Flushed, WsIn, WsWriter};
 use super::{EngineMessage, RequestInfo, Sid};
 use crate::config::Config;
 use crate::protocol::engine::{self, kind, Frame, Packet};
+use crate::protocol::plain::Close;
 use crate::protocol::DisconnectReason;
 
 /// The first WebSocket of a session has generation 0; upgrades count up from 1.
@@ -63,11 +64,42 @@ pub(crate) struct Engine {
     /// Closed by the server, the WebSocket waits for the client's close (see [`LINGER`]).
     lingering: bool,
     pong_timer: Option<SpawnHandle>,
+    /// A plain WebSocket (`GET /ws`, docs/events.md): frames carry the handler's messages
+    /// as they are (no Engine.IO packets), the heartbeat is WebSocket pings, and every
+    /// close has a code.
+    pub(super) plain: bool,
+    /// The close code a handler chose for the plain protocol's close.
+    pub(super) plain_close: Option<Close>,
+    /// The transport this connection is counted under in `rt_transport_connections`.
+    counted: Option<&'static str>,
 }
 
 impl Engine {
     fn is_websocket(&self) -> bool {
         self.outbox.borrow().is_websocket()
+    }
+
+    /// Counts the connection under its current transport (`admin:stats`, `/metrics`).
+    fn count_transport(&mut self) {
+        let now = match (self.plain, self.is_websocket()) {
+            (true, _) => "ws",
+            (false, true) => "websocket",
+            (false, false) => "polling",
+        };
+        let gauges = &crate::metrics::get().transports;
+        if let Some(before) = self.counted.replace(now) {
+            gauges.with_label_values(&[before]).dec();
+        }
+        gauges.with_label_values(&[now]).inc();
+    }
+
+    fn uncount_transport(&mut self) {
+        if let Some(before) = self.counted.take() {
+            crate::metrics::get()
+                .transports
+                .with_label_values(&[before])
+                .dec();
+        }
     }
 
     /// Leaves the mount's pending count (at most once).
@@ -96,6 +128,7 @@ impl Engine {
         );
         crate::metrics::get().error("slow_consumer");
         crate::metrics::get().refused("queued_bytes");
+        self.plain_close.get_or_insert(Close::SLOW_CONSUMER);
         self.request_close(DisconnectReason::TransportError);
     }
 
@@ -144,7 +177,7 @@ impl<H: EngineHandler> Session<H> {
         Self::new(sid, mount, Transport::polling(), request)
     }
 
-    /// A session born on a WebSocket.
+    /// A session born on a WebSocket (a plain one when its mount is plain).
     pub(super) fn websocket(
         sid: Sid,
         mount: Arc<Mount<H>>,
@@ -152,7 +185,10 @@ impl<H: EngineHandler> Session<H> {
         request: RequestInfo,
     ) -> Self {
         let out = WsWriter::new(writer, DIRECT_WS_GEN);
-        Self::new(sid, mount, Transport::WebSocket(out), request)
+        let plain = mount.plain;
+        let mut session = Self::new(sid, mount, Transport::WebSocket(out), request);
+        session.engine.plain = plain;
+        session
     }
 
     fn new(sid: Sid, mount: Arc<Mount<H>>, transport: Transport, req: RequestInfo) -> Self {
@@ -176,6 +212,9 @@ impl<H: EngineHandler> Session<H> {
                 close_requested: None,
                 lingering: false,
                 pong_timer: None,
+                plain: false,
+                plain_close: None,
+                counted: None,
             },
             handler,
             mount,
@@ -260,13 +299,46 @@ impl<H: EngineHandler> Session<H> {
         );
     }
 
+    /// The plain protocol's heartbeat: a WebSocket ping (inside the byte budget).
+    fn send_ws_ping(&mut self, ctx: &mut Context<Self>) {
+        let queued = {
+            let mut ob = self.engine.outbox.borrow_mut();
+            let closed = ob.closed;
+            match &mut ob.transport {
+                Transport::WebSocket(w) if !closed => {
+                    w.ping();
+                    super::outbox::Queued::Yes
+                }
+                _ => super::outbox::Queued::No,
+            }
+        };
+        EngineCtx {
+            engine: &mut self.engine,
+            ctx,
+        }
+        .queued(queued);
+    }
+
+    /// A pong (an Engine.IO `3`, or a WebSocket pong on the plain protocol) answers the
+    /// ping: the next one is due after `pingInterval`.
+    fn on_pong(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.engine.pong_timer.take() {
+            ctx.cancel_future(h);
+            self.schedule_ping(ctx);
+        }
+    }
+
     fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
         let interval = self.engine.config.engine.ping_interval();
         ctx.run_later(interval, |act, ctx| {
             if act.engine.closed {
                 return;
             }
-            act.send_frame(Frame::bare(kind::PING), ctx);
+            if act.engine.plain {
+                act.send_ws_ping(ctx);
+            } else {
+                act.send_frame(Frame::bare(kind::PING), ctx);
+            }
             let timeout = act.engine.config.engine.ping_timeout();
             act.engine.pong_timer = Some(ctx.run_later(timeout, |act, ctx| {
                 act.close(DisconnectReason::PingTimeout, ctx);
@@ -312,10 +384,18 @@ impl<H: EngineHandler> Session<H> {
         ob.closed = true;
         let blocked = ob.blocked;
         if let Transport::WebSocket(out) = &mut ob.transport {
-            if client_gone {
+            if engine.plain {
+                // every plain close has a code; the client's own close is answered
+                let close = engine.plain_close.unwrap_or_else(|| Close::for_reason(why));
+                out.close_with(close.code, close.name);
+                if client_gone {
+                    return ctx.stop();
+                }
+            } else if client_gone {
                 return ctx.stop();
+            } else {
+                out.close(None);
             }
-            out.close(None);
             if !blocked {
                 out.flush();
             }
@@ -353,12 +433,7 @@ impl<H: EngineHandler> Session<H> {
     /// An Engine.IO packet from the client on the current transport.
     fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
         match packet {
-            Packet::Pong(_) => {
-                if let Some(h) = self.engine.pong_timer.take() {
-                    ctx.cancel_future(h);
-                    self.schedule_ping(ctx);
-                }
-            }
+            Packet::Pong(_) => self.on_pong(ctx),
             Packet::Message(text) => self.on_message(EngineMessage::Text(text), ctx),
             Packet::Binary(b) => self.on_message(EngineMessage::Binary(b), ctx),
             Packet::Close => self.close(DisconnectReason::TransportClose, ctx),
@@ -390,6 +465,12 @@ impl<H: EngineHandler> Session<H> {
         if !(current || probing) {
             return;
         }
+        if self.engine.plain {
+            return self.on_plain(item, ctx);
+        }
+        if matches!(item, WsIn::Pong) {
+            return;
+        }
         if probing {
             return self.on_probe(item, ctx);
         }
@@ -403,15 +484,8 @@ impl<H: EngineHandler> Session<H> {
                 }
             },
             WsIn::Binary(b) => self.on_packet(Packet::Binary(b), ctx),
-            WsIn::Ping(b) => {
-                let queued = self.engine.outbox.borrow_mut().pong(&b);
-                EngineCtx {
-                    engine: &mut self.engine,
-                    ctx,
-                }
-                .queued(queued);
-                self.settle(ctx);
-            }
+            WsIn::Ping(b) => self.answer_ping(&b, ctx),
+            WsIn::Pong => {}
             WsIn::Close => self.close(DisconnectReason::TransportClose, ctx),
             WsIn::Error { too_big } => {
                 if too_big {
@@ -425,6 +499,46 @@ impl<H: EngineHandler> Session<H> {
                 self.close(DisconnectReason::TransportError, ctx);
             }
         }
+    }
+
+    fn answer_ping(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
+        let queued = self.engine.outbox.borrow_mut().pong(payload);
+        EngineCtx {
+            engine: &mut self.engine,
+            ctx,
+        }
+        .queued(queued);
+        self.settle(ctx);
+    }
+
+    /// A frame of a plain WebSocket: text goes to the handler as it is; binary frames are
+    /// not part of the protocol (1003); framing errors close 1009 (too big) or 1002.
+    fn on_plain(&mut self, item: WsIn, ctx: &mut Context<Self>) {
+        match item {
+            WsIn::Text(b) => match String::from_utf8(b.to_vec()) {
+                Ok(text) => self.on_message(EngineMessage::Text(text), ctx),
+                Err(_) => self.close_plain(Close::INVALID_PAYLOAD, ctx),
+            },
+            WsIn::Binary(_) => self.close_plain(Close::UNSUPPORTED_DATA, ctx),
+            WsIn::Ping(b) => self.answer_ping(&b, ctx),
+            WsIn::Pong => self.on_pong(ctx),
+            WsIn::Close => self.close(DisconnectReason::TransportClose, ctx),
+            WsIn::Error { too_big } => {
+                log::debug!("websocket error sid={} too_big={too_big}", self.engine.sid);
+                let close = if too_big {
+                    Close::MESSAGE_TOO_BIG
+                } else {
+                    Close::PROTOCOL_ERROR
+                };
+                self.close_plain(close, ctx);
+            }
+        }
+    }
+
+    /// Ends a plain WebSocket with `close` (unless a close is already decided).
+    fn close_plain(&mut self, close: Close, ctx: &mut Context<Self>) {
+        self.engine.plain_close.get_or_insert(close);
+        self.close(DisconnectReason::TransportError, ctx);
     }
 
     /// Messages on the probe socket of an upgrade: `2probe` → `3probe`, then `5` switches.
@@ -455,6 +569,7 @@ impl<H: EngineHandler> Session<H> {
                 if let Some(tx) = pending {
                     let _ = tx.send(Bytes::from_static(b"6"));
                 }
+                self.engine.count_transport();
                 for f in queue {
                     self.send_frame(f, ctx);
                 }
@@ -480,28 +595,36 @@ impl<H: EngineHandler> Actor for Session<H> {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(1 << 16);
         live_sessions().add();
+        self.engine.count_transport();
         let cfg = &self.engine.config.engine;
         let websocket = self.engine.is_websocket();
         let upgrades: &[&str] = if websocket { &[] } else { &["websocket"] };
-        let open = engine::open_json(
-            &self.engine.sid,
-            upgrades,
-            cfg.ping_interval_ms,
-            cfg.ping_timeout_ms,
-            cfg.max_payload,
-        );
-        self.send_frame(Frame::text(kind::OPEN, open.as_bytes()), ctx);
+        if !self.engine.plain {
+            let open = engine::open_json(
+                &self.engine.sid,
+                upgrades,
+                cfg.ping_interval_ms,
+                cfg.ping_timeout_ms,
+                cfg.max_payload,
+            );
+            self.send_frame(Frame::text(kind::OPEN, open.as_bytes()), ctx);
+        }
         self.schedule_ping(ctx);
         self.with_handler(ctx, |h, ectx| h.on_open(ectx));
         log::debug!(
             "session opened sid={} transport={}",
             self.engine.sid,
-            if websocket { "websocket" } else { "polling" }
+            match (self.engine.plain, websocket) {
+                (true, _) => "ws",
+                (false, true) => "websocket",
+                (false, false) => "polling",
+            }
         );
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         live_sessions().sub();
+        self.engine.uncount_transport();
         if !self.engine.closed {
             self.close(DisconnectReason::TransportClose, ctx);
         }

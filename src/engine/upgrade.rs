@@ -93,15 +93,21 @@ pub async fn service(req: Request, framed: Conn, mounts: Arc<Vec<Arc<dyn Endpoin
 pub(super) async fn serve<H: EngineHandler>(mount: Arc<Mount<H>>, req: Request, framed: Conn) {
     let query = query_pairs(req.uri().query().unwrap_or(""));
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    match get("transport") {
-        Some("websocket") => {}
-        Some("polling") => return refuse(framed, EngineError::BadRequest).await,
-        _ => return refuse(framed, EngineError::UnknownTransport).await,
-    }
-    let sid = get("sid").map(str::to_owned);
-    if sid.is_none() && get("EIO") != Some("4") {
-        return refuse(framed, EngineError::UnsupportedProtocolVersion).await;
-    }
+    // a plain WebSocket has no Engine.IO query: every upgrade is a new connection
+    let sid = if mount.plain {
+        None
+    } else {
+        match get("transport") {
+            Some("websocket") => {}
+            Some("polling") => return refuse(framed, EngineError::BadRequest).await,
+            _ => return refuse(framed, EngineError::UnknownTransport).await,
+        }
+        let sid = get("sid").map(str::to_owned);
+        if sid.is_none() && get("EIO") != Some("4") {
+            return refuse(framed, EngineError::UnsupportedProtocolVersion).await;
+        }
+        sid
+    };
     if ws::verify_handshake(req.head()).is_err() {
         return refuse(framed, EngineError::BadRequest).await;
     }

@@ -31,6 +31,8 @@ pub enum WsIn {
     Binary(Bytes),
     /// A WebSocket ping (answered with a pong).
     Ping(Bytes),
+    /// A WebSocket pong (the answer to a ping of the plain protocol's heartbeat).
+    Pong,
     /// The client closed, or the stream ended.
     Close,
     /// A framing error.
@@ -151,7 +153,7 @@ fn on_frame(st: &mut ReadState, fin: bool, op: OpCode, data: Bytes) -> Option<Ws
             Some(whole(text, acc.freeze()))
         }
         OpCode::Ping => Some(WsIn::Ping(data)),
-        OpCode::Pong => None,
+        OpCode::Pong => Some(WsIn::Pong),
         OpCode::Close => Some(WsIn::Close),
         OpCode::Bad => Some(WsIn::Error { too_big: false }),
     }
@@ -226,6 +228,25 @@ impl WsWriter {
     pub fn pong(&mut self, payload: &[u8]) {
         if !self.closing && !self.broken {
             Parser::write_message(&mut self.buf, payload, OpCode::Pong, true, false);
+        }
+    }
+
+    /// Encodes a ping (the plain protocol's heartbeat; browsers answer by themselves).
+    pub fn ping(&mut self) {
+        if !self.closing && !self.broken {
+            Parser::write_message(&mut self.buf, &b""[..], OpCode::Ping, true, false);
+        }
+    }
+
+    /// Queues a close frame with a code and its reason text (the plain protocol's closes).
+    pub fn close_with(&mut self, code: u16, reason: &str) {
+        if !self.closing && !self.broken {
+            let reason = CloseReason {
+                code: CloseCode::from(code),
+                description: Some(reason.to_owned()),
+            };
+            Parser::write_close(&mut self.buf, Some(reason), false);
+            self.closing = true;
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod plain;
 pub mod reason;
 pub mod socket;
 

@@ -30,7 +30,14 @@ pub struct Outgoing {
     pub multi: bool,
     /// When it was emitted (delivery latency).
     pub created: Instant,
+    /// Its plain WebSocket frame, made once for all `/ws` recipients on this node.
+    pub plain: PlainFrame,
 }
+
+/// A broadcast's frame for plain WebSocket clients (`{type, payload}`), encoded the first
+/// time a `/ws` socket is reached and then shared like the Socket.IO frames.
+#[derive(Debug, Default)]
+pub struct PlainFrame(std::sync::OnceLock<Option<Frame>>);
 
 impl Outgoing {
     /// The event's name and arguments, decoded again from the shared text frame (for
@@ -52,6 +59,20 @@ impl Outgoing {
             }
             _ => None,
         }
+    }
+
+    /// The frame plain WebSocket clients get: `{type, payload}` with the event's first
+    /// argument; `None` for a binary event (the plain protocol has no attachments).
+    pub fn plain_frame(&self) -> Option<&Frame> {
+        self.plain
+            .0
+            .get_or_init(|| {
+                let (name, args) = self.event()?;
+                Some(Frame::Text(crate::protocol::plain::encode_event(
+                    &name, &args, None,
+                )))
+            })
+            .as_ref()
     }
 
     /// Bytes of its frames.
@@ -165,6 +186,7 @@ impl BroadcastOp {
             except_rooms: self.except,
             multi: self.rooms.len() > 1,
             created: Instant::now(),
+            plain: PlainFrame::default(),
         });
         crate::metrics::get()
             .broadcasts

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::engine::{random_id, EngineCtx, EngineHandler, EngineMessage, RequestInfo, Session};
 use crate::protocol::engine::Frame;
+use crate::protocol::plain::{self, Close, PlainId};
 use crate::protocol::socket::{self, Complete, PacketKind, Reassembler};
 use crate::protocol::DecodeError;
 use crate::protocol::DisconnectReason;
@@ -55,6 +56,30 @@ pub struct Client {
     connect_timer: Option<SpawnHandle>,
     /// The worker this connection lives on (for sharded rooms).
     shard: Shard,
+    /// On a plain WebSocket (`GET /ws`): its state; the connection has one socket, of `/`.
+    plain: Option<Box<PlainState>>,
+}
+
+/// The namespace a plain WebSocket's socket belongs to.
+const PLAIN_NSP: &str = "/";
+
+/// Client ids of a plain connection's events waiting for their answer at most; beyond, the
+/// oldest is forgotten (its answer is not sent).
+const PLAIN_IDS: usize = 256;
+
+/// Frames a plain client may send while its authentication is checked (they are handled
+/// once it is connected); more closes the connection (4429).
+const PLAIN_EARLY: usize = 32;
+
+/// What the plain protocol keeps for one connection (docs/events.md, "Plain WebSocket").
+#[derive(Default)]
+struct PlainState {
+    /// The client's ids of events waiting for their answer, by the number the socket layer
+    /// gave them.
+    ids: std::collections::BTreeMap<u64, PlainId>,
+    next: u64,
+    /// Frames that came while the connect ran.
+    early: Vec<String>,
 }
 
 /// One namespace socket of the connection.
@@ -93,6 +118,7 @@ impl Client {
             ),
             connect_timer: None,
             shard: Shard::current(),
+            plain: None,
         })
     }
 
@@ -125,13 +151,31 @@ impl EngineHandler for Client {
         let h = ctx.run_later(timeout, |client, ctx| {
             if client.sockets.is_empty() {
                 log::debug!("no namespace joined in time sid={}", ctx.sid());
-                ctx.close(DisconnectReason::ForcedClose);
+                ctx.close_with(Close::AUTH_REQUIRED, DisconnectReason::ForcedClose);
             }
         });
         self.connect_timer = Some(h);
+        if ctx.is_plain() {
+            self.plain = Some(Box::default());
+            // a token in the upgrade's `Authorization` header connects at once
+            let bearer = self.request.headers.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("authorization")
+                    && v.get(..7)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+            });
+            if bearer {
+                self.start_connect(PLAIN_NSP.to_owned(), None, ctx);
+            }
+        }
     }
 
     fn on_message(&mut self, msg: EngineMessage, ctx: &mut Ctx<'_>) {
+        if self.plain.is_some() {
+            if let EngineMessage::Text(t) = msg {
+                self.on_plain(t, ctx);
+            }
+            return;
+        }
         let res = match msg {
             EngineMessage::Text(t) => self.reasm.push_text(&t),
             EngineMessage::Binary(b) => self.reasm.push_binary(b),
@@ -211,6 +255,90 @@ impl Client {
         handler(&mut SocketCtx::new(self, ctx.reborrow(), key), ack, why);
     }
 
+    /// A frame of a plain WebSocket (docs/events.md, "Plain WebSocket"): `auth` connects the
+    /// socket, `ack` answers one of the server's events, `ping` is answered `pong`, anything
+    /// else is an event of `/`, dispatched exactly as a Socket.IO client's.
+    fn on_plain(&mut self, text: String, ctx: &mut Ctx<'_>) {
+        let env = match plain::decode(&text, self.io.max_json_depth) {
+            Ok(env) => env,
+            Err(e) => {
+                log::debug!("plain frame refused sid={} err={e}", ctx.sid());
+                crate::metrics::get().error("parse");
+                return ctx.close_with(Close::INVALID_PAYLOAD, DisconnectReason::ParseError);
+            }
+        };
+        if env.kind == "ping" {
+            return ctx.send_frame(&Frame::Text(plain::encode("pong", None)));
+        }
+        let Some(i) = self.sockets.iter().position(|s| *s.nsp == *PLAIN_NSP) else {
+            return self.plain_before_connect(text, env, ctx);
+        };
+        if env.kind == "ack" {
+            let id = match &env.id {
+                Some(PlainId::Number(n)) => Some(*n),
+                Some(PlainId::Text(t)) => t.parse::<u64>().ok(),
+                None => None,
+            };
+            let Some(id) = id else { return };
+            crate::metrics::get().acks_received.inc();
+            if let Some((cb, timer)) = self.sockets[i].acks.remove(&id) {
+                ctx.cancel(timer);
+                cb(Ok(AckReply {
+                    args: env.payload.into_iter().collect(),
+                    binary: Vec::new(),
+                }));
+            }
+            return;
+        }
+        // the client's id is kept (bounded) until the handler answers
+        let ack = env.id.and_then(|client_id| {
+            let p = self.plain.as_mut()?;
+            let n = p.next;
+            p.next += 1;
+            if p.ids.len() >= PLAIN_IDS {
+                p.ids.pop_first();
+            }
+            p.ids.insert(n, client_id);
+            Some(n)
+        });
+        if env.too_deep {
+            crate::metrics::get().refused("json_depth");
+            let key = self.sockets[i].key;
+            let why = Refused::TooDeep(self.io.max_json_depth);
+            return self.refuse(key, ack, why, ctx);
+        }
+        let mut args = vec![Value::String(env.kind)];
+        args.extend(env.payload);
+        self.dispatch_event(i, ack, Some(Value::Array(args)), Vec::new(), ctx);
+    }
+
+    /// A plain frame before the socket is connected: the first must be `auth` with a token
+    /// (unless the upgrade carried one); frames during the check wait for its end.
+    fn plain_before_connect(&mut self, text: String, env: plain::Envelope, ctx: &mut Ctx<'_>) {
+        let connecting = self.connecting.iter().any(|n| n == PLAIN_NSP);
+        let Some(p) = self.plain.as_mut() else { return };
+        if connecting {
+            if p.early.len() >= PLAIN_EARLY {
+                crate::metrics::get().refused("events");
+                return ctx.close_with(Close::RATE_LIMITED, DisconnectReason::ForcedClose);
+            }
+            return p.early.push(text);
+        }
+        let token = match (&*env.kind, &env.payload) {
+            ("auth", Some(Value::Object(o))) => o
+                .get("token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty()),
+            _ => None,
+        };
+        let Some(token) = token else {
+            return ctx.close_with(Close::AUTH_REQUIRED, DisconnectReason::ForcedClose);
+        };
+        let mut auth = Map::new();
+        auth.insert("token".into(), Value::from(token));
+        self.start_connect(PLAIN_NSP.to_owned(), Some(Value::Object(auth)), ctx);
+    }
+
     fn on_packet(&mut self, c: Complete, ctx: &mut Ctx<'_>) {
         let Complete {
             packet,
@@ -262,6 +390,10 @@ impl Client {
 
     fn start_connect(&mut self, nsp: String, auth: Option<Value>, ctx: &mut Ctx<'_>) {
         let Some(ns) = self.io.namespaces.get(&nsp).cloned() else {
+            if self.plain.is_some() {
+                log::error!("plain WebSocket: no namespace {nsp} to connect to");
+                return ctx.close_with(Close::INTERNAL, DisconnectReason::ForcedClose);
+            }
             let err = serde_json::json!({"message": "Invalid namespace"});
             let frame = socket::encode_control(PacketKind::ConnectError, &nsp, Some(&err));
             ctx.send_frame(&frame);
@@ -352,6 +484,10 @@ impl Client {
                         sid:% = ctx.sid(), nsp = &*nsp, ip = client.ip().as_str(), code = code;
                         "connect refused: {}", e.message
                     );
+                    if client.plain.is_some() {
+                        let close = Close::for_code(code);
+                        return ctx.close_with(close, DisconnectReason::ForcedClose);
+                    }
                     let frame =
                         socket::encode_control(PacketKind::ConnectError, &nsp, Some(&e.to_json()));
                     ctx.send_frame(&frame);
@@ -377,7 +513,8 @@ impl Client {
             Some(r) => (r.id, Some(r.pid), r.rooms, r.data, r.missed, true),
             None => (
                 SocketId::from(random_id()),
-                self.io.recovery.then(random_id),
+                // a plain client cannot recover a session: none is kept for it
+                (self.io.recovery && self.plain.is_none()).then(random_id),
                 Vec::new(),
                 data,
                 Vec::new(),
@@ -408,7 +545,13 @@ impl Client {
             ctx.cancel(h);
         }
         ctx.established();
-        let local = LocalSocket::register(key, id.clone(), rooms.clone(), ctx.outbox().clone());
+        let local = LocalSocket::register(
+            key,
+            id.clone(),
+            rooms.clone(),
+            ctx.outbox().clone(),
+            self.plain.is_some(),
+        );
         self.sockets.push(SockState {
             ns: ns.clone(),
             nsp: nsp.clone(),
@@ -428,7 +571,15 @@ impl Client {
                 .event_rate
                 .map(|(quota, after)| EventLimiter::new(quota, after)),
         });
-        let frame = socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)));
+        let frame = if self.plain.is_some() {
+            let welcome = match (&ns.welcome, self.sockets.last()) {
+                (Some(f), Some(s)) => f(&s.data),
+                _ => Value::Object(Map::new()),
+            };
+            Frame::Text(plain::encode("auth:ok", Some(&welcome)))
+        } else {
+            socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)))
+        };
         ctx.send_frame(&frame);
         log::info!(
             target: ACCESS,
@@ -444,6 +595,18 @@ impl Client {
         );
         if let Some(h) = ns.on_connect.clone() {
             h(&mut SocketCtx::new(self, ctx.reborrow(), key));
+        }
+        // what a plain client sent while it was being authenticated
+        let early = self
+            .plain
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.early))
+            .unwrap_or_default();
+        for text in early {
+            if ctx.is_closed() {
+                break;
+            }
+            self.on_plain(text, ctx);
         }
     }
 
@@ -479,6 +642,12 @@ impl Client {
                     sid:% = ctx.sid(), nsp = &*s.nsp, id = &*s.id, ip = ip.as_str();
                     "disconnecting socket over its event rate"
                 );
+                if self.plain.is_some() {
+                    ctx.close_with(
+                        Close::RATE_LIMITED,
+                        DisconnectReason::ServerNamespaceDisconnect,
+                    );
+                }
                 return self.remove_socket(
                     i,
                     DisconnectReason::ServerNamespaceDisconnect,
@@ -561,7 +730,11 @@ impl Client {
             rooms: std::mem::take(&mut s.rooms),
             persist,
         });
-        if send_disconnect {
+        if send_disconnect && self.plain.is_some() {
+            // a plain connection is its one socket: the server's disconnect closes it (the
+            // code chosen before, e.g. TOKEN_EXPIRED, or 4403)
+            ctx.close_with(Close::FORBIDDEN, why);
+        } else if send_disconnect {
             let frame = socket::encode_control(PacketKind::Disconnect, &s.nsp, None);
             ctx.send_frame(&frame);
         }
@@ -583,6 +756,7 @@ impl Client {
         ack: Option<(Duration, AckCallback)>,
         ctx: &mut Ctx<'_>,
     ) {
+        let plain = self.plain.is_some();
         let Some(s) = self.socket_mut(key) else {
             if let Some((_, cb)) = ack {
                 cb(Err(AckError::Disconnected));
@@ -608,6 +782,13 @@ impl Client {
         if let Some(c) = &s.ns.counters {
             c.events_out.inc();
         }
+        if plain {
+            // the plain protocol carries JSON only: a binary event does not reach it
+            if binary.is_empty() {
+                ctx.send_frame(&Frame::Text(plain::encode_event(event, args, id)));
+            }
+            return;
+        }
         let text = socket::encode_event(&s.nsp, event, args, id, binary.len(), None);
         ctx.send_frame(&Frame::Text(text));
         for b in binary {
@@ -627,10 +808,17 @@ impl Client {
         if let Some(c) = &s.ns.counters {
             c.events_out.inc();
         }
+        let nsp = s.nsp.clone();
         let m = crate::metrics::get();
         m.acks_sent.inc();
         m.ack_latency.observe(ack.at.elapsed().as_secs_f64());
-        let text = socket::encode_ack(&s.nsp, ack.id, args, binary.len());
+        if let Some(p) = self.plain.as_mut() {
+            if let Some(id) = p.ids.remove(&ack.id) {
+                ctx.send_frame(&Frame::Text(plain::encode_ack(&id, args)));
+            }
+            return;
+        }
+        let text = socket::encode_ack(&nsp, ack.id, args, binary.len());
         ctx.send_frame(&Frame::Text(text));
         for b in binary {
             ctx.send_frame(&Frame::Binary(b));
@@ -681,6 +869,18 @@ impl Client {
             worker,
             rooms: gone,
         });
+    }
+
+    /// Disconnects socket `key` server side; on a plain WebSocket the connection closes
+    /// with the close of the application code `code` (e.g. `TOKEN_EXPIRED` → 4401).
+    pub(crate) fn disconnect_for(&mut self, key: u64, code: &str, ctx: &mut Ctx<'_>) {
+        if self.plain.is_some() && self.index(key).is_some() {
+            ctx.close_with(
+                Close::for_code(code),
+                DisconnectReason::ServerNamespaceDisconnect,
+            );
+        }
+        self.disconnect(key, ctx);
     }
 
     pub(crate) fn disconnect(&mut self, key: u64, ctx: &mut Ctx<'_>) {

@@ -162,6 +162,13 @@ impl<'a> SocketCtx<'a> {
         self.client.disconnect(self.key, &mut self.ctx);
     }
 
+    /// Disconnects the socket like [`SocketCtx::disconnect`], saying why with an application
+    /// error code: a plain WebSocket closes with that code's close (docs/events.md, e.g.
+    /// `TOKEN_EXPIRED` → 4401); a Socket.IO client sees `io server disconnect` as always.
+    pub fn disconnect_for(&mut self, code: &str) {
+        self.client.disconnect_for(self.key, code, &mut self.ctx);
+    }
+
     /// To a room, except this socket (like `socket.to(room)` in Node).
     pub fn to(&self, room: &str) -> BroadcastOp {
         self.io().to(room).except(self.id())

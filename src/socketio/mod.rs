@@ -110,6 +110,9 @@ pub type Middleware = Arc<
         + Send
         + Sync,
 >;
+/// What a plain WebSocket client is told once connected (the payload of `auth:ok`), from
+/// the socket's data.
+pub type WelcomeHandler = Arc<dyn Fn(&SocketData) -> Value + Send + Sync>;
 /// Runs when a socket has connected.
 pub type ConnectHandler = Arc<dyn Fn(&mut SocketCtx<'_>) + Send + Sync>;
 /// Handles one event.
@@ -220,6 +223,8 @@ pub struct Namespace {
     pub(crate) fallback: Option<EventHandler>,
     pub(crate) on_refused: Option<RefusedHandler>,
     pub(crate) commands: HashMap<String, CommandHandler>,
+    /// The payload of a plain WebSocket client's `auth:ok` (`{}` without it).
+    pub(crate) welcome: Option<WelcomeHandler>,
     /// Its metrics, resolved when it is mounted under its name.
     pub(crate) counters: Option<crate::metrics::NsCounters>,
 }
@@ -299,6 +304,13 @@ impl Namespace {
         f: F,
     ) -> Self {
         self.commands.insert(name.to_owned(), Arc::new(f));
+        self
+    }
+
+    /// What a plain WebSocket client (`GET /ws`, docs/events.md) is told once connected: the
+    /// payload of its `auth:ok` frame, from the socket's data (`{}` without this).
+    pub fn welcome<F: Fn(&SocketData) -> Value + Send + Sync + 'static>(mut self, f: F) -> Self {
+        self.welcome = Some(Arc::new(f));
         self
     }
 

@@ -1,5 +1,5 @@
 // Two server nodes sharing a real PostgreSQL and a real redis-server: chat, member counts,
-// DMs, notifications, admin:stats and disconnect-user across nodes, each delivery exactly
+// DMs, notifications (to /ws, socket.io and SSE alike), admin:stats and disconnect-user across nodes, each delivery exactly
 // once; Redis stopped mid-test (local delivery goes on, readiness degraded) and restarted
 // (the bridge reconnects by itself and cross-node delivery resumes).
 import { test, before, after } from "node:test";
@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { io } from "socket.io-client";
 import { startProduct, startPostgres, startRedis, signedCall, signature, hsToken, once, collect, until, delay } from "./common.mjs";
+import { Plain } from "./plain.mjs";
+import { openEvents } from "./sse.mjs";
 
 const SECRET = "cluster-jwt-secret-padded-to-at-least-32-bytes";
 const CLUSTER_SECRET = "cluster-bridge-secret-padded-to-at-least-32-bytes";
@@ -111,6 +113,39 @@ test("notifications across nodes: a webhook on node a reaches a watcher and an a
   await delay(300);
   assert.equal(got[0].length + got[1].length + alerts.length, 3, "exactly once each");
   for (const s of [carol, carolN, root]) s.disconnect();
+});
+
+test("three protocols, two nodes: /ws, socket.io and SSE of one user get the same user events; rooms shared", async () => {
+  const plain = await Plain.connect(b.url, hsToken(SECRET, "carol"));
+  const sio = await connect(a, "carol");
+  const res = await fetch(`${a.url}/api/sse-ticket`, { method: "POST", headers: { authorization: `Bearer ${hsToken(SECRET, "carol")}` } });
+  const sse = await openEvents(a.url, { query: `?ticket=${(await res.json()).ticket}` });
+  try {
+    const viaSio = collect(sio, "job:progress");
+    const p = await signedCall(a.url, HOOK, "POST", "/notify/progress", { userId: "carol", jobId: "j3", progress: 30, status: "processing" });
+    assert.equal((await p.json()).success, true);
+    const frame = await plain.next("job:progress");
+    await until(() => viaSio.length === 1 && sse.events.some((e) => e.event === "job:progress"), 3000, "socket.io and SSE");
+    assert.deepEqual(frame.payload, viaSio[0][0]);
+    assert.deepEqual(sse.events.find((e) => e.event === "job:progress").data, viaSio[0][0]);
+    // a DM from node a reaches the /ws socket on node b
+    const alice = await connect(a, "alice");
+    assert.equal((await ask(alice, "user:direct-message", { targetId: "carol", message: "to all tabs" })).success, true);
+    assert.equal((await plain.next("chat:direct")).payload.message, "to all tabs");
+    // one room, both nodes, both protocols
+    assert.equal((await plain.call("room:join", "lobby")).success, true);
+    assert.equal((await ask(alice, "room:join", "lobby")).success, true);
+    const sent = await ask(alice, "chat:send", { roomId: "lobby", text: "node a to /ws on node b" });
+    assert.equal((await plain.next((f) => f.type === "chat:message" && f.payload.id === sent.messageId)).payload.text, "node a to /ws on node b");
+    const got = once(alice, "chat:message");
+    const back = await plain.call("chat:send", { roomId: "lobby", text: "back from /ws" });
+    assert.equal((await got)[0].id, back.messageId);
+    alice.disconnect();
+  } finally {
+    sse.close();
+    sio.disconnect();
+    plain.close();
+  }
 });
 
 test("admin:stats lists every node; disconnect-user reaches the other node", async () => {

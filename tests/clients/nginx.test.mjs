@@ -1,6 +1,6 @@
 // nginx/realtime.conf for real: nginx with a self-signed certificate in front of two server
 // nodes; the stock socket.io-client connects over wss:// (WebSocket only, and polling with
-// upgrade) and chats; /internal/ is refused on the public side and served on the private one;
+// upgrade) and chats, and a plain WebSocket client (`/ws`) shares its room; /internal/ is refused on the public side and served on the private one;
 // port 80 redirects; the client's real address reaches the nodes' logs; too many requests from
 // one address get 429.
 import { test, before, after } from "node:test";
@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { io } from "socket.io-client";
+import WebSocket from "ws";
 import { startProduct, startNginx, signedCall, hsToken, once, until } from "./common.mjs";
 
 const SECRET = "nginx-jwt-secret-padded-to-at-least-32-bytes";
@@ -73,6 +74,22 @@ test("https:// long-polling, then the upgrade to WebSocket through nginx", async
   const again = await s.timeout(3000).emitWithAck("chat:send", { roomId: "lobby", text: "after upgrade" });
   assert.equal(again.success, true);
   s.disconnect();
+});
+
+test("wss:///ws, the plain WebSocket, through nginx: auth, join, and the room shared with socket.io", async () => {
+  const ws = new WebSocket(`wss://127.0.0.1:${httpsPort}/ws`, { headers: { Authorization: `Bearer ${hsToken(SECRET, "bob")}` }, rejectUnauthorized: false });
+  const frames = [];
+  ws.on("message", (d) => frames.push(JSON.parse(d.toString())));
+  await once(ws, "open", 5000);
+  await until(() => frames.some((f) => f.type === "auth:ok" && f.payload.userId === "bob"), 5000, "auth:ok");
+  ws.send(JSON.stringify({ type: "room:join", payload: "lobby", id: 1 }));
+  await until(() => frames.some((f) => f.type === "ack" && f.id === 1 && f.payload.success), 3000, "the join's ack");
+  const s = await chatOver(["websocket"], "alice");
+  await until(() => frames.some((f) => f.type === "chat:message" && f.payload.text === "hello over websocket"), 3000, "alice's message at the plain client");
+  s.disconnect();
+  const closed = once(ws, "close", 3000);
+  ws.close(1000);
+  assert.equal((await closed)[0], 1000);
 });
 
 test("polling without upgrade keeps working across many requests (sticky upstream)", async () => {

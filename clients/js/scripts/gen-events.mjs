@@ -55,6 +55,8 @@ export async function generate() {
   for (const op of Object.values(doc.operations)) {
     const channelKey = last(op.channel.$ref);
     const channel = doc.channels[channelKey];
+    // `/ws` is not a namespace: its envelope is typed by hand (src/plain.ts)
+    if (channelKey === "plain") continue;
     const prefix = pascal(channelKey);
     const space = (spaces[prefix] ??= { address: channel.address, toClient: [], toServer: [] });
     for (const ref of op.messages) {

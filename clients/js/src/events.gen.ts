@@ -121,6 +121,12 @@ export type AdminAdminStatsAck =
       namespaces: {
         [k: string]: number | undefined;
       };
+      transports: {
+        websocket: number;
+        polling: number;
+        ws: number;
+        sse: number;
+      };
       eventsIn: number;
       eventsOut: number;
     }

@@ -14,3 +14,13 @@ export {
   type RoomSnapshot,
   type Status,
 } from "./client.js";
+export {
+  PlainClient,
+  type PlainAck,
+  type PlainClose,
+  type PlainEvent,
+  type PlainOptions,
+  type PlainPayload,
+  type WebSocketCtor,
+  type WebSocketLike,
+} from "./plain.js";

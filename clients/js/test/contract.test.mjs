@@ -2,7 +2,8 @@
 // scripted session drives every event of every namespace on the real server, records every
 // payload and ack it sends, and validates each against its AsyncAPI schema (ajv). Every
 // message and every ack the file describes must be seen at least once, so a payload the
-// server changes, or an event it adds or drops, fails here, and the types cannot drift.
+// server changes, or an event it adds or drops, fails here, and the types cannot drift. A
+// plain WebSocket (`/ws`) session is checked against the envelope schemas and the same ones.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import Ajv from "ajv";
 import { io } from "socket.io-client";
+import WebSocket from "ws";
 import { startServer, token, until } from "./fixture.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -73,6 +75,39 @@ async function ask(s, nsp, event, payload, { invalid = false } = {}) {
   return answer;
 }
 
+/** A plain WebSocket session (`/ws`): every frame each way is checked against the envelope
+ * schemas, and what it carries against the schemas of `/` (event payloads; acks by the
+ * event their id asked for). */
+async function plainSession(user) {
+  const ws = new WebSocket(`${srv.url.replace(/^http/, "ws")}/ws`, { headers: { authorization: `Bearer ${token(user)}` } });
+  const asked = new Map();
+  const got = [];
+  const envelope = (key, f) => {
+    const validate = ajv.getSchema(`asyncapi#/components/messages/${key}/payload`);
+    if (!validate(f)) failures.push(`/ws ${key}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(f).slice(0, 300)}`);
+    seen.add(`${key} payload`);
+  };
+  ws.on("message", (d) => {
+    const f = JSON.parse(d.toString());
+    got.push(f);
+    envelope("plain_server_frame", f);
+    if (f.type === "ack") check("/", "send", asked.get(f.id), "ack", f.payload);
+    else if (f.type !== "auth:ok" && f.type !== "pong") check("/", "receive", f.type, "payload", f.payload);
+  });
+  await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+  const send = (f) => {
+    envelope("plain_client_frame", f);
+    if (f.id !== undefined) asked.set(f.id, f.type);
+    ws.send(JSON.stringify(f));
+  };
+  await until(() => got.some((f) => f.type === "auth:ok"), 3000, "auth:ok");
+  send({ type: "room:join", payload: "lobby", id: 1 });
+  send({ type: "chat:send", payload: { roomId: "lobby", text: "over /ws" }, id: "two" });
+  send({ type: "ping" });
+  await until(() => got.some((f) => f.id === 1) && got.some((f) => f.id === "two") && got.some((f) => f.type === "pong"), 3000, "the plain answers");
+  ws.close(1000);
+}
+
 before(async () => {
   srv = await startServer();
   for (const u of ["alice", "bob", "carol"]) await srv.user(u);
@@ -114,6 +149,8 @@ test("every payload and ack of a session over all three namespaces matches docs/
   await connect("carol");
   await until(() => seen.has("chat_user_status payload"), 3000, "user:status");
   await ask(alice, "/", "presence:unsubscribe", { userIds: ["carol"] });
+  // the same events over the plain WebSocket
+  await plainSession("carol");
 
   // notifications (the watch above) and the /notifications namespace
   await srv.internal("POST", "/notify/stock", { productId: "sku-1", stock: 3 });

@@ -83,19 +83,23 @@ pub struct LocalSocket {
     filter: RefCell<Filter>,
     /// The socket left: a room actor that has not heard yet delivers nothing more.
     gone: std::cell::Cell<bool>,
+    /// It speaks the plain WebSocket protocol: it gets a broadcast's plain frame.
+    plain: bool,
 }
 
 impl LocalSocket {
-    /// A socket writing into `outbox`, registered for this thread's room actors under `key`.
+    /// A socket writing into `outbox` (plain WebSocket frames when `plain`), registered for this thread's room actors under `key`.
     pub(crate) fn register(
         key: u64,
         id: SocketId,
         rooms: Vec<Room>,
         outbox: SharedOutbox,
+        plain: bool,
     ) -> Rc<Self> {
         let me = Rc::new(LocalSocket {
             key,
             outbox,
+            plain,
             gone: std::cell::Cell::new(false),
             filter: RefCell::new(Filter {
                 id,
@@ -139,6 +143,9 @@ impl LocalSocket {
         let mut ob = self.outbox.try_borrow_mut().ok()?;
         if self.gone.get() || !self.filter.borrow_mut().accepts(p) {
             return Some(Queued::No);
+        }
+        if self.plain {
+            return Some(p.plain_frame().map_or(Queued::No, |f| ob.push(f)));
         }
         Some(ob.push_all(&p.frames))
     }

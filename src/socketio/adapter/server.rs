@@ -129,6 +129,9 @@ pub struct Stats {
     /// acks not counted).
     #[serde(default)]
     pub events_out: u64,
+    /// Connections by transport and open SSE streams: `{polling, websocket, ws, sse}`.
+    #[serde(default)]
+    pub transports: Value,
 }
 
 /// This node's Socket.IO registry and router.
@@ -308,6 +311,7 @@ impl ServerActor {
             sockets: Value::Object(sockets),
             events_in,
             events_out,
+            transports: crate::metrics::transport_counts(),
         }
     }
 }
