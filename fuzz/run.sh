@@ -16,7 +16,7 @@ flags=(-O -s none -a)
 cargo fuzz build "${flags[@]}"
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-for t in engine_packet engine_payload socket_packet reassembler; do
+for t in engine_packet engine_payload socket_packet reassembler plain_frame; do
   echo "== fuzzing $t for ${secs}s"
   mkdir -p "$corpus/$t"
   log="$corpus/$t.log"
