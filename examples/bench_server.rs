@@ -1,7 +1,8 @@
 //! The bench contract on the public API (the same server code a product would write):
 //! on `/`, `join` (room, ack?) joins and acks the room name; `bcast` (payload) emits `msg`
 //! with the payload to the sender's room, sender included; `bcast` (room, payload) to that
-//! room; `echo` (payload, ack) acks with the payload.
+//! room; `echo` (payload, ack) acks with the payload. The same namespace is served to plain
+//! WebSocket clients at `/ws` (JSON frames `{type, payload?, id?}`).
 //!
 //! `cargo run --release --example bench_server -- --addr 127.0.0.1:PORT`
 
@@ -37,6 +38,7 @@ struct Args {
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let a = Args::parse();
+    realtime_server::purge_freed_memory_at_once();
     let mut config = Config::default();
     config.server.workers = a.workers;
     config.server.flush_duty = a.flush_duty;
@@ -76,6 +78,7 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         Server::new(config)
             .socket_io("/socket.io/", io)
+            .plain_websocket("/ws")
             .run(listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -223,6 +223,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Connections in the pool.
     pub pool_size: u32,
+    /// SQLite's page cache per pooled connection, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -230,6 +232,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://data/realtime.db".into(),
             pool_size: 8,
+            sqlite_cache_kib: 2000,
         }
     }
 }

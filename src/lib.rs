@@ -39,6 +39,26 @@ pub use engine::{EngineCtx, EngineHandler, EngineMessage};
 pub use server::Server;
 pub use socketio::SocketIo;
 
+/// Has mimalloc (the binaries' allocator) give freed memory back to the OS at once rather
+/// than after its default delay of a second. Under connection churn the pages freed by
+/// closing sessions are otherwise always a second from being returned, and RSS stays above
+/// what is live (docs/benchmarks.md, "Memory under churn": 8 MB less, and back to its
+/// minute-2 level once idle). An operator's `MIMALLOC_PURGE_DELAY` wins. Call first in
+/// `main`, before threads start.
+pub fn purge_freed_memory_at_once() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    extern "C" {
+        // mimalloc's own API (mimalloc.h), linked in by the `mimalloc` crate
+        fn mi_option_set(option: std::os::raw::c_int, value: std::os::raw::c_long);
+    }
+    // `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v2 and v3 alike)
+    const MI_OPTION_PURGE_DELAY: std::os::raw::c_int = 15;
+    // SAFETY: sets one integer option; mimalloc reads options at any time, thread-safely.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 /// Raises the open-files soft limit to the hard limit (each connection is a file); returns
 /// the limit now in force.
 pub fn raise_fd_limit() -> u64 {

@@ -150,6 +150,8 @@ enum RoleArg {
 
 fn main() -> std::io::Result<()> {
     no_huge_pages();
+    #[cfg(not(feature = "heap-profile"))]
+    realtime_server::purge_freed_memory_at_once();
     let cli = Cli::parse();
     if let Some(Command::Config {
         command: ConfigCommand::Check,
@@ -265,8 +267,12 @@ fn warn_unknown_user(config: &Config, user: &str) {
 
 /// Opens the database and applies pending migrations.
 fn open_db(config: &Config) -> Result<Db, String> {
-    let db = Db::connect(&config.database.url, config.database.pool_size)
-        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let db = Db::connect_with(
+        &config.database.url,
+        config.database.pool_size,
+        config.database.sqlite_cache_kib,
+    )
+    .map_err(|e| format!("cannot open the database: {e}"))?;
     let applied = db
         .migrate()
         .map_err(|e| format!("cannot migrate the database: {e}"))?;

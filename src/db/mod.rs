@@ -155,19 +155,28 @@ fn private_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// SQLite settings for every pooled connection: WAL, a busy timeout, foreign keys.
+/// SQLite's page cache per connection by default, in KiB (SQLite's own default; the
+/// server's comes from `database.sqlite_cache_kib`).
+pub const SQLITE_CACHE_KIB: u32 = 2000;
+
+/// SQLite settings for every pooled connection: WAL, a busy timeout, foreign keys, and the
+/// page cache's size (KiB per connection; docs/configuration.md, `database.sqlite_cache_kib`).
 #[derive(Debug, Clone, Copy)]
-struct Pragmas;
+struct Pragmas {
+    cache_kib: u32,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
     // irrefutable in a SQLite-only build
     #[allow(irrefutable_let_patterns)]
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
+            c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA cache_size = -{};",
+                self.cache_kib.max(64)
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
@@ -189,6 +198,12 @@ pub struct Db {
 impl Db {
     /// Opens a pool (creating the SQLite file's directory). Blocking: call at start-up.
     pub fn connect(url: &str, pool_size: u32) -> Result<Db, DbError> {
+        Self::connect_with(url, pool_size, SQLITE_CACHE_KIB)
+    }
+
+    /// [`Db::connect`] with SQLite's page cache set to `sqlite_cache_kib` per connection
+    /// (ignored on PostgreSQL).
+    pub fn connect_with(url: &str, pool_size: u32, sqlite_cache_kib: u32) -> Result<Db, DbError> {
         let (backend, target) = parse_url(url)?;
         if backend == Backend::Sqlite {
             private_file(Path::new(&target))?;
@@ -200,7 +215,9 @@ impl Db {
             // load (a climbing count is a leak, never the pool filling up)
             .min_idle(Some(size))
             .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(Pragmas))
+            .connection_customizer(Box::new(Pragmas {
+                cache_kib: sqlite_cache_kib,
+            }))
             .build(ConnectionManager::<DbConnection>::new(target))?;
         Ok(Db {
             pool,

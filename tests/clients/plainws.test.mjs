@@ -88,6 +88,9 @@ test("first frame auth: ok; string ids echoed; failures as ack or error frames; 
   p.send({ type: "ping" });
   assert.deepEqual(await p.next("pong"), { type: "pong" });
   assert.equal((await p.call("room:join", "quiet")).success, true);
+  // auth:refresh works as for Socket.IO
+  assert.deepEqual(await p.call("auth:refresh", { token: token("cat") }), { success: true });
+  assert.equal((await p.call("auth:refresh", { token: token("ann") })).code, "FORBIDDEN");
   p.close();
 });
 
@@ -234,28 +237,6 @@ test("upgrade checks: a foreign origin gets 403; a plain GET gets 426 with a JSO
   ok.close();
 });
 
-test("/ws sockets count in /metrics and admin:stats; a drain closes them 1001", async () => {
-  const p = await Plain.connect(srv.url, token("eve"));
-  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
-  assert.match(metrics, /rt_state_entries\{map="plain_sessions"\} [1-9]/);
-  const adminNs = io(srv.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("root", { role: "admin" }) } });
-  await once(adminNs, "connect");
-  const other = await sio("fay");
-  const stats = await ask(adminNs, "admin:stats");
-  assert.ok(stats.namespaces["/"] >= 1, JSON.stringify(stats.namespaces));
-  // this test's connection (earlier tests' closed ones may still be on their way out)
-  assert.ok(stats.transports.ws >= 1, JSON.stringify(stats.transports));
-  assert.ok(stats.transports.websocket >= 2, "the two socket.io clients of this test");
-  assert.equal(typeof stats.transports.polling, "number");
-  assert.equal(typeof stats.transports.sse, "number");
-  assert.match(metrics, /rt_transport_connections\{transport="ws"\} [1-9]/);
-  adminNs.disconnect();
-  other.disconnect();
-  // last: the server drains
-  srv.proc.kill("SIGTERM");
-  assert.deepEqual(await p.closeInfo(8000), { code: 1001, reason: "GOING_AWAY" });
-});
-
 test("a /ws client that stops reading is closed 4000 SLOW_CONSUMER at the byte budget", async () => {
   const small = await startProduct({
     JWT_SECRET: SECRET,
@@ -285,4 +266,85 @@ test("a /ws client that stops reading is closed 4000 SLOW_CONSUMER at the byte b
   } finally {
     await small.stop();
   }
+});
+
+test("raw socket: an unmasked client frame closes 1002; 13 frames before auth:ok close 4429", async () => {
+  const net = await import("node:net");
+  // a WebSocket upgrade by hand, then bytes no WebSocket library would send
+  const raw = (extra = "") => new Promise((resolve, reject) => {
+    const sock = net.connect(srv.port, "127.0.0.1");
+    let buf = Buffer.alloc(0);
+    const got = { sock, frames: [], closed: null };
+    sock.on("error", reject);
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!got.upgraded) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        got.upgraded = buf.subarray(0, end).toString().startsWith("HTTP/1.1 101");
+        buf = buf.subarray(end + 4);
+        resolve(got);
+      }
+      // server frames are unmasked, short ones only here
+      while (buf.length >= 2) {
+        let len = buf[1] & 0x7f;
+        let at = 2;
+        if (len === 126) { len = buf.readUInt16BE(2); at = 4; }
+        if (buf.length < at + len) break;
+        const op = buf[0] & 0x0f;
+        const body = buf.subarray(at, at + len);
+        if (op === 8) got.closed = { code: body.readUInt16BE(0), reason: body.subarray(2).toString() };
+        else if (op === 1) got.frames.push(JSON.parse(body.toString()));
+        buf = buf.subarray(at + len);
+      }
+    });
+    sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${srv.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+  });
+  /** A masked client text frame (mask 0: the bytes as they are). */
+  const masked = (text) => {
+    const body = Buffer.from(text);
+    const head = body.length < 126
+      ? Buffer.from([0x81, 0x80 | body.length])
+      : Buffer.from([0x81, 0x80 | 126, body.length >> 8, body.length & 0xff]);
+    return Buffer.concat([head, Buffer.from([0, 0, 0, 0]), body]);
+  };
+  const a = await raw(`Authorization: Bearer ${token("gus")}\r\n`);
+  assert.ok(a.upgraded);
+  await until(() => a.frames.some((f) => f.type === "auth:ok"), 3000, "auth:ok");
+  a.sock.write(Buffer.from([0x81, 0x05, ...Buffer.from("hello")])); // not masked
+  await until(() => a.closed, 3000, "the close frame");
+  assert.deepEqual(a.closed, { code: 1002, reason: "PROTOCOL_ERROR" });
+  a.sock.destroy();
+
+  // frames sent while the auth is checked are kept, up to 12 (a raw client can send them all before the check ends)
+  const b = await raw();
+  const frames = [masked(JSON.stringify({ type: "auth", payload: { token: token("gus") } }))];
+  for (let i = 0; i < 40; i++) frames.push(masked(JSON.stringify({ type: "room:join", payload: "quiet" })));
+  b.sock.write(Buffer.concat(frames));
+  await until(() => b.closed, 3000, "the close frame");
+  assert.deepEqual(b.closed, { code: 4429, reason: "RATE_LIMITED" });
+  b.sock.destroy();
+});
+
+test("/ws sockets count in /metrics and admin:stats; a drain closes them 1001", async () => {
+  const p = await Plain.connect(srv.url, token("eve"));
+  const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+  assert.match(metrics, /rt_state_entries\{map="plain_sessions"\} [1-9]/);
+  const adminNs = io(srv.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("root", { role: "admin" }) } });
+  await once(adminNs, "connect");
+  const other = await sio("fay");
+  const stats = await ask(adminNs, "admin:stats");
+  assert.ok(stats.namespaces["/"] >= 1, JSON.stringify(stats.namespaces));
+  // this test's connection (earlier tests' closed ones may still be on their way out)
+  assert.ok(stats.transports.ws >= 1, JSON.stringify(stats.transports));
+  assert.ok(stats.transports.websocket >= 2, "the two socket.io clients of this test");
+  assert.equal(typeof stats.transports.polling, "number");
+  assert.equal(typeof stats.transports.sse, "number");
+  assert.match(metrics, /rt_transport_connections\{transport="ws"\} [1-9]/);
+  adminNs.disconnect();
+  other.disconnect();
+  // last test of the file: the server drains
+  srv.proc.kill("SIGTERM");
+  assert.deepEqual(await p.closeInfo(8000), { code: 1001, reason: "GOING_AWAY" });
 });

@@ -64,6 +64,40 @@ impl Conn {
         }
     }
 
+    /// Connects to the plain WebSocket endpoint (`/ws`), authenticates with a first `auth`
+    /// frame (any token on a server without auth middleware) and waits for `auth:ok`.
+    pub async fn open_plain(url: &str, local: Option<IpAddr>) -> Result<Conn, Error> {
+        let addr = host_port(url)?;
+        let stream = connect_tcp(addr, local).await?;
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await?;
+        let mut c = Conn { ws };
+        c.ws.send(Message::Text(
+            r#"{"type":"auth","payload":{"token":"bench"}}"#.into(),
+        ))
+        .await?;
+        let ok = c.next_text().await?;
+        if !ok.starts_with(r#"{"type":"auth:ok""#) {
+            return Err(format!("expected auth:ok, got {ok:?}").into());
+        }
+        Ok(c)
+    }
+
+    /// Joins `room` over the plain protocol (`join` with an id) and waits for the ack.
+    pub async fn join_plain(&mut self, room: &str) -> Result<(), Error> {
+        let room_json = serde_json::to_string(room)?;
+        self.ws
+            .send(Message::Text(format!(
+                r#"{{"type":"join","payload":{room_json},"id":1}}"#
+            )))
+            .await?;
+        loop {
+            let t = self.next_text().await?;
+            if t.starts_with(r#"{"type":"ack""#) {
+                return Ok(());
+            }
+        }
+    }
+
     /// The next text message, answering pings on the way.
     async fn next_text(&mut self) -> Result<String, Error> {
         loop {
@@ -190,6 +224,8 @@ pub fn field_u64(text: &str, key: &str) -> Option<u64> {
 pub enum Transport {
     Websocket,
     Polling,
+    /// The plain WebSocket protocol (`/ws`, JSON envelopes).
+    Plain,
 }
 
 /// The sending end of a connection on either transport.
@@ -224,6 +260,22 @@ pub async fn open_pair(
             let (tx, rx) = crate::polling::open(host_port(url)?, local, room).await?;
             Ok((Tx::Poll(tx), Rx::Poll(rx)))
         }
+        Transport::Plain => {
+            let mut c = Conn::open_plain(url, local).await?;
+            if let Some(room) = room {
+                c.join_plain(room).await?;
+            }
+            let (tx, rx) = c.split();
+            Ok((Tx::Ws(tx), Rx::Ws(rx)))
+        }
+    }
+}
+
+/// A `bcast` event carrying the send time `t` (µs) on `transport`'s framing.
+pub fn bcast_packet(transport: Transport, t: u64) -> String {
+    match transport {
+        Transport::Plain => format!(r#"{{"type":"bcast","payload":{{"t":{t}}}}}"#),
+        _ => format!("42[\"bcast\",{{\"t\":{t}}}]"),
     }
 }
 

@@ -56,6 +56,9 @@ enum Cmd {
         /// Seconds to hold them once all are open (memory is read at the end).
         #[arg(long, default_value_t = 3)]
         hold: u64,
+        /// Socket.IO over WebSocket, or the plain protocol (`/ws`); polling is not offered.
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: Transport,
     },
     /// N members of one room; S of them emit at a total rate; every member receives.
     Broadcast {
@@ -177,9 +180,12 @@ fn main() {
     let local = LocalSet::new();
     let result = local.block_on(&rt, async move {
         match cli.cmd {
-            Cmd::Connections { n, rate, hold } => {
-                connections(&cli.url, cli.pid, n, rate, hold).await
-            }
+            Cmd::Connections {
+                n,
+                rate,
+                hold,
+                transport,
+            } => connections(&cli.url, cli.pid, n, rate, hold, transport).await,
             Cmd::Broadcast {
                 n,
                 senders,
@@ -201,6 +207,13 @@ fn main() {
                     transport,
                 };
                 broadcast(&urls, cli.pid, b).await
+            }
+            Cmd::Echo {
+                transport: Transport::Plain,
+                ..
+            } => {
+                eprintln!("echo speaks Socket.IO packets: use websocket or polling");
+                std::process::exit(2)
             }
             Cmd::Echo {
                 n,
@@ -323,6 +336,7 @@ async fn connections(
     n: usize,
     rate: u64,
     hold: u64,
+    transport: Transport,
 ) -> serde_json::Value {
     let rss_before = pid.and_then(proc_stats::rss_bytes);
     let stop = Rc::new(tokio::sync::Notify::new());
@@ -336,7 +350,11 @@ async fn connections(
         next += gap;
         let (url, stop, ok, failed) = (url.to_owned(), stop.clone(), ok.clone(), failed.clone());
         tokio::task::spawn_local(async move {
-            match Conn::open(&url, Some(source_ip(i))).await {
+            let opened = match transport {
+                Transport::Plain => Conn::open_plain(&url, Some(source_ip(i))).await,
+                _ => Conn::open(&url, Some(source_ip(i))).await,
+            };
+            match opened {
                 Ok(mut c) => {
                     *ok.borrow_mut() += 1;
                     tokio::select! {
@@ -369,6 +387,7 @@ async fn connections(
     };
     json!({
         "scenario": "connections",
+        "transport": format!("{transport:?}").to_lowercase(),
         "n": n,
         "connected": ok,
         "failed": failed,
@@ -443,7 +462,7 @@ async fn broadcast(urls: &[&str], pid: Option<u32>, b: Bcast<'_>) -> serde_json:
                 tokio::time::sleep_until(next).await;
                 next += per_sender_gap;
                 let t = t0.elapsed().as_micros() as u64;
-                let msg = format!("42[\"bcast\",{{\"t\":{t}}}]");
+                let msg = client::bcast_packet(transport, t);
                 if !sink.send(msg).await {
                     break;
                 }
