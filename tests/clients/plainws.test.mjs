@@ -201,7 +201,7 @@ test("heartbeat: pings answered by the WebSocket stack keep it open; no pong clo
   assert.deepEqual(await mute.closeInfo(4000), { code: 4408, reason: "PING_TIMEOUT" });
 });
 
-test("server-side ends: admin disconnect 4403, token expiry 4401 TOKEN_EXPIRED, event flood 4429", async () => {
+test("server-side ends: admin disconnect and disabled user 4403, token expiry 4401 TOKEN_EXPIRED, event flood 4429", async () => {
   const admin = await sio("root");
   const adminNs = io(srv.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("root", { role: "admin" }) } });
   await once(adminNs, "connect");
@@ -210,6 +210,11 @@ test("server-side ends: admin disconnect 4403, token expiry 4401 TOKEN_EXPIRED, 
   assert.deepEqual(await p.closeInfo(), { code: 4403, reason: "FORBIDDEN" });
   adminNs.disconnect();
   admin.disconnect();
+
+  // disabled by the directory: the same
+  const ivy = await Plain.connect(srv.url, token("ivy"));
+  assert.equal((await internal("PUT", "/users/ivy", { name: "IVY", email: "ivy@example.com", role: "user", isActive: false })).status, 200);
+  assert.deepEqual(await ivy.closeInfo(), { code: 4403, reason: "FORBIDDEN" });
 
   const short = await Plain.connect(srv.url, token("cat", { ttl: 2 }));
   assert.deepEqual(await short.closeInfo(5000), { code: 4401, reason: "TOKEN_EXPIRED" });
