@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, signedCall, hsToken, once, until, delay } from "./common.mjs";
 import { Plain } from "./plain.mjs";
+import { openEvents } from "./sse.mjs";
 
 const SECRET = "plainws-jwt-secret-padded-to-at-least-32-bytes";
 const HOOK = "plainws-hook-secret-padded-to-at-least-32-bytes";
@@ -72,6 +73,41 @@ test("Bearer header: auth:ok with the user, then events with acks, same room tra
   s.disconnect();
   p.close();
   assert.equal((await p.closeInfo()).code, 1000);
+});
+
+test("user events, presence and announcements reach /ws like socket.io and SSE of the same user (one node)", async () => {
+  const p = await Plain.connect(srv.url, token("eve"));
+  const s = await sio("eve");
+  const ticket = await fetch(`${srv.url}/api/sse-ticket`, { method: "POST", headers: { authorization: `Bearer ${token("eve")}` } });
+  const sse = await openEvents(srv.url, { query: `?ticket=${(await ticket.json()).ticket}` });
+  try {
+    const viaSio = [];
+    s.on("job:progress", (j) => viaSio.push(j));
+    const res = await internal("POST", "/notify/progress", { userId: "eve", jobId: "j1", progress: 40, status: "processing" });
+    assert.equal((await res.json()).success, true);
+    const frame = await p.next("job:progress");
+    await until(() => viaSio.length === 1 && sse.events.some((e) => e.event === "job:progress"), 3000, "socket.io and SSE");
+    assert.deepEqual(frame.payload, viaSio[0]);
+    assert.deepEqual(sse.events.find((e) => e.event === "job:progress").data, viaSio[0]);
+    // presence: following a user who comes online
+    const followed = await p.call("presence:subscribe", { userIds: ["gus"] });
+    assert.equal(followed.success, true);
+    const gus = await sio("gus");
+    assert.deepEqual((await p.next((f) => f.type === "user:status" && f.payload.userId === "gus")).payload.status, "online");
+    gus.disconnect();
+    // an admin's announcement to every socket of /
+    const admin = io(srv.url + "/admin", { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: token("root", { role: "admin" }) } });
+    await once(admin, "connect");
+    const heard = once(s, "system:announcement");
+    assert.equal((await ask(admin, "admin:announce", { message: "to every protocol" })).success, true);
+    assert.equal((await p.next("system:announcement")).payload.message, "to every protocol");
+    assert.equal((await heard)[0].message, "to every protocol");
+    admin.disconnect();
+  } finally {
+    sse.close();
+    s.disconnect();
+    p.close();
+  }
 });
 
 test("first frame auth: ok; string ids echoed; failures as ack or error frames; ping → pong", async () => {
