@@ -54,7 +54,9 @@ export function startBinary(bin, args, { env = {}, cwd } = {}) {
     });
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${bin} did not start in 10 s:\n${out}`)), 10000);
-    proc.on("exit", (code) => reject(new Error(`${bin} exited early with ${code}:\n${out}`)));
+    // "close", not "exit": it comes after stdout and stderr are read to the end, so the
+    // message carries what the binary said before it stopped.
+    proc.on("close", (code) => reject(new Error(`${bin} exited early with ${code}:\n${out}`)));
     const onData = (d) => {
       out += d;
       const m = out.match(/listening on (?:http:\/\/)?([\d.]+):(\d+)/);
@@ -246,7 +248,7 @@ export async function startRedis() {
       out += d;
       if (/Ready to accept connections/.test(out)) { clearTimeout(timer); resolve(); }
     });
-    proc.on("exit", (code) => { clearTimeout(timer); reject(new Error(`redis-server exited with ${code}:\n${out}`)); });
+    proc.on("close", (code) => { clearTimeout(timer); reject(new Error(`redis-server exited with ${code}:\n${out}`)); });
   });
   const down = async () => {
     if (proc && proc.exitCode === null && proc.signalCode === null) {

@@ -26,7 +26,8 @@ async function product(drainMs) {
 }
 
 const client = (srv, user) => io(srv.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, user) } });
-const exited = (proc) => new Promise((r) => proc.once("exit", (code, signal) => r({ code, signal, at: Date.now() })));
+// "close": after the exit and after stdout/stderr are read to the end (the tests read them).
+const exited = (proc) => new Promise((r) => proc.once("close", (code, signal) => r({ code, signal, at: Date.now() })));
 
 test("SIGTERM with chat:sends in flight: not ready at once, accepted ones stored and acked, closes spread, exit 0", async () => {
   const { srv, db } = await product(2000);

@@ -60,7 +60,7 @@ function serve(line, cwd, env) {
     };
     p.stdout.on("data", take);
     p.stderr.on("data", take);
-    p.on("exit", (code) => reject(new Error(`${line} exited with ${code}\n${out}`)));
+    p.on("close", (code) => reject(new Error(`${line} exited with ${code}\n${out}`)));
   });
 }
 async function stop(p) {
