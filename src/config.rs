@@ -29,6 +29,36 @@ pub struct Config {
     pub log: LogConfig,
     pub presence: PresenceConfig,
     pub webhooks: WebhooksConfig,
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]`: client events the server does not define, passed to the backend
+/// (docs/extending.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where calls are POSTed; none: no event is passed on.
+    pub url: Option<String>,
+    /// Their signing secret (at least 32 bytes; required with `url`).
+    pub secret: Option<String>,
+    /// Events whose names start with one of these are passed on.
+    pub prefixes: Vec<String>,
+    /// A call without an answer this long acks `UNAVAILABLE` (milliseconds).
+    pub timeout_ms: u64,
+    /// Calls in flight per node; beyond, a call is refused with `RATE_LIMITED` at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            url: None,
+            secret: None,
+            prefixes: vec!["rpc:".into()],
+            timeout_ms: 5000,
+            max_in_flight: 1000,
+        }
+    }
 }
 
 /// `[presence]` (docs/events.md).
@@ -450,20 +480,7 @@ impl Config {
             .as_deref()
             .filter(|u| !u.is_empty())
         {
-            let u = url::Url::parse(url)
-                .map_err(|e| format!("webhooks.outbound_url: {url:?} is not a URL ({e})"))?;
-            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-                return Err(format!(
-                    "webhooks.outbound_url: {url:?} is not an http or https URL"
-                ));
-            }
-            if u.scheme() == "https" && !cfg!(feature = "tls") {
-                return Err(
-                    "webhooks.outbound_url: this build has no TLS; build with the `tls` \
-                     feature (on by default) for https targets"
-                        .into(),
-                );
-            }
+            check_target("webhooks.outbound_url", url)?;
             let secret = self.webhooks.outbound_secret.as_deref().unwrap_or_default();
             if secret.len() < 32 {
                 return Err(
@@ -471,6 +488,20 @@ impl Config {
                      webhooks.outbound_url is set"
                         .into(),
                 );
+            }
+        }
+        if let Some(url) = self.proxy.url.as_deref().filter(|u| !u.is_empty()) {
+            check_target("proxy.url", url)?;
+            if self.proxy.secret.as_deref().unwrap_or_default().len() < 32 {
+                return Err(
+                    "proxy.secret (at least 32 bytes) is required when proxy.url is set".into(),
+                );
+            }
+            if self.proxy.prefixes.iter().any(|p| p.is_empty()) {
+                return Err("proxy.prefixes: an empty prefix would pass on every event".into());
+            }
+            if self.proxy.timeout_ms == 0 || self.proxy.max_in_flight == 0 {
+                return Err("proxy.timeout_ms and proxy.max_in_flight must be above 0".into());
             }
         }
         if let Some(u) = self.server.public_url.as_mut() {
@@ -534,6 +565,22 @@ pub fn masked_url(text: &str) -> String {
         }
         Err(_) => text.to_owned(),
     }
+}
+
+/// An outbound target (`key` names the setting): an http URL with a host, or https when
+/// the build has TLS.
+fn check_target(key: &str, url: &str) -> Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("{key}: {url:?} is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(format!("{key}: {url:?} is not an http or https URL"));
+    }
+    if u.scheme() == "https" && !cfg!(feature = "tls") {
+        return Err(format!(
+            "{key}: this build has no TLS; build with the `tls` feature (on by default) for \
+             https targets"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -358,16 +358,24 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         grace: std::time::Duration::from_millis(config.presence.grace_ms),
         outbound: outbound_on.then(|| outbound_wake.clone()),
     });
-    let (io, drain, api) =
-        realtime_server::app::socket_io(&config, verifier, db.clone(), presence.clone());
+    let (proxy_link, proxy_calls) = realtime_server::http::proxy::link(&config.proxy).unzip();
+    let (io, drain, api) = realtime_server::app::socket_io(
+        &config,
+        verifier,
+        db.clone(),
+        presence.clone(),
+        proxy_link,
+    );
     // accepted chat:sends get this long to be stored and acked before connections close
     let drain_max = std::time::Duration::from_millis(config.server.drain_ms.max(5000));
     let path = config.engine.path.clone();
     let low_stock = config.notifications.low_stock_threshold;
     let webhooks = config.webhooks.clone();
+    let proxy = config.proxy.clone();
     actix_web::rt::System::new().block_on(async move {
         // on a thread of its own, so a slow receiver never slows the realtime path
         let _sender = realtime_server::http::outbound::start(db.clone(), &webhooks, outbound_wake);
+        let _proxy = proxy_calls.and_then(|rx| realtime_server::http::proxy::start(&proxy, rx));
         let server = match internal {
             Some(l) => Server::new(config).internal_listener(l),
             None => Server::new(config),
@@ -376,7 +384,10 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
             .socket_io(&path, io)
             .plain_websocket("/ws")
             .routes(pages)
-            .routes_with_io(move |io| realtime_server::http::rest::configure(api, io))
+            .routes_with_io({
+                let api = api.clone();
+                move |io| realtime_server::http::rest::configure(api, io)
+            })
             .routes_with_io(move |io| {
                 let notifier =
                     NotificationActor::new(db.clone(), io.clone(), presence, low_stock).start();
@@ -385,6 +396,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
                     webhook_secret,
                     notifier,
                     io,
+                    api,
                 })
             })
             .on_drain(move || drain.run(drain_max))

@@ -67,6 +67,13 @@ pub struct Metrics {
     pub webhook_pending: IntGauge,
     /// Outbound webhook attempts, from request to answer.
     pub webhook_seconds: Histogram,
+    /// Event proxy calls by outcome: `ok`, `error` (the backend's), `unavailable`,
+    /// `refused` (over `proxy.max_in_flight`).
+    pub proxy_calls: IntCounterVec,
+    /// Event proxy calls, from the event to the ack.
+    pub proxy_seconds: Histogram,
+    /// Authenticated server API calls (`/internal/emit`, ...), by route name.
+    pub server_api: IntCounterVec,
     /// `rt_state_entries{map}`: entries of each map that grows with sockets, users or rooms,
     /// read from their owners at every scrape ([`track_size`]).
     state_entries: IntGaugeVec,
@@ -183,7 +190,39 @@ impl Metrics {
         for outcome in ["sent", "failed", "dropped_gone", "dropped_expired"] {
             webhook_events.with_label_values(&[outcome]);
         }
+        let server_api = counter_vec(
+            &r,
+            "rt_server_api_total",
+            "Authenticated server API calls, by route: emit, room_message, disconnect, presence, online, stats",
+            &["route"],
+        );
+        for route in [
+            "emit",
+            "room_message",
+            "disconnect",
+            "presence",
+            "online",
+            "stats",
+        ] {
+            server_api.with_label_values(&[route]);
+        }
+        let proxy_calls = counter_vec(
+            &r,
+            "rt_proxy_calls_total",
+            "Event proxy calls by outcome: ok, error, unavailable, refused",
+            &["outcome"],
+        );
+        for outcome in ["ok", "error", "unavailable", "refused"] {
+            proxy_calls.with_label_values(&[outcome]);
+        }
         Metrics {
+            proxy_calls,
+            proxy_seconds: histogram(
+                &r,
+                "rt_proxy_seconds",
+                "Event proxy calls, from the client's event to its ack",
+            ),
+            server_api,
             acks_sent: acks.with_label_values(&["sent"]),
             acks_received: acks.with_label_values(&["received"]),
             connections,

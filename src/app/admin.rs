@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::AppError;
 use super::events;
-use super::names::{self, user_room};
+use super::names;
 use super::payload;
 use super::presence::Presence;
 use super::reply;
@@ -39,50 +39,53 @@ fn stats(s: &mut SocketCtx<'_>, ev: Event) {
     };
     let (h, io) = (s.handle(), s.io_handle());
     actix_rt::spawn(async move {
-        let all = io.cluster_stats().await;
-        let mut namespaces = serde_json::Map::new();
-        for n in names::ALL {
-            let count: u64 = all
-                .iter()
-                .map(|st| st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0))
-                .sum();
-            namespaces.insert(n.into(), json!(count));
-        }
-        let nodes: Vec<Value> = all
-            .iter()
-            .map(|st| {
-                json!({
-                    "id": st.node_id,
-                    "connections": st.sessions,
-                    "rooms": st.rooms,
-                    "uptimeS": st.uptime_s,
-                })
-            })
-            .collect();
-        let connections: usize = all.iter().map(|st| st.sessions).sum();
-        let mut transports = serde_json::Map::new();
-        for t in ["websocket", "polling", "ws", "sse"] {
-            let n: u64 = all
-                .iter()
-                .map(|st| st.transports.get(t).and_then(Value::as_u64).unwrap_or(0))
-                .sum();
-            transports.insert(t.into(), json!(n));
-        }
-        let events_in: u64 = all.iter().map(|st| st.events_in).sum();
-        let events_out: u64 = all.iter().map(|st| st.events_out).sum();
-        h.ack(
-            ack,
-            vec![json!({
-                "success": true,
-                "nodes": nodes,
-                "connections": connections,
-                "namespaces": namespaces,
-                "transports": transports,
-                "eventsIn": events_in,
-                "eventsOut": events_out,
-            })],
-        );
+        h.ack(ack, vec![figures(&io).await]);
     });
+}
+
+/// The `admin:stats` answer (also `GET /internal/stats`): every node's figures and their
+/// sums, `success:true` first.
+pub(super) async fn figures(io: &crate::socketio::IoHandle) -> Value {
+    let all = io.cluster_stats().await;
+    let mut namespaces = serde_json::Map::new();
+    for n in names::ALL {
+        let count: u64 = all
+            .iter()
+            .map(|st| st.sockets.get(n).and_then(Value::as_u64).unwrap_or(0))
+            .sum();
+        namespaces.insert(n.into(), json!(count));
+    }
+    let nodes: Vec<Value> = all
+        .iter()
+        .map(|st| {
+            json!({
+                "id": st.node_id,
+                "connections": st.sessions,
+                "rooms": st.rooms,
+                "uptimeS": st.uptime_s,
+            })
+        })
+        .collect();
+    let connections: usize = all.iter().map(|st| st.sessions).sum();
+    let mut transports = serde_json::Map::new();
+    for t in ["websocket", "polling", "ws", "sse"] {
+        let n: u64 = all
+            .iter()
+            .map(|st| st.transports.get(t).and_then(Value::as_u64).unwrap_or(0))
+            .sum();
+        transports.insert(t.into(), json!(n));
+    }
+    let events_in: u64 = all.iter().map(|st| st.events_in).sum();
+    let events_out: u64 = all.iter().map(|st| st.events_out).sum();
+    json!({
+        "success": true,
+        "nodes": nodes,
+        "connections": connections,
+        "namespaces": namespaces,
+        "transports": transports,
+        "eventsIn": events_in,
+        "eventsOut": events_out,
+    })
 }
 
 /// Rooms `admin:rooms` lists by default, and at most.
@@ -154,10 +157,7 @@ fn disconnect_user(s: &mut SocketCtx<'_>, ev: Event) {
         Ok(u) => u.to_owned(),
         Err(e) => return reply::fail(s, ev.ack, &e),
     };
-    let io = s.io_handle();
-    for n in names::ALL {
-        io.of(n).to(&user_room(&user)).disconnect_sockets();
-    }
+    super::live::end_user(&s.io_handle(), &user);
     log::info!("admin disconnected user={user} by={}", s.id());
     reply::ok(s, ev.ack, Value::Null);
 }

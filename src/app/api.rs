@@ -70,6 +70,11 @@ impl Api {
         }
     }
 
+    /// The chat application behind it (the server API shares it).
+    pub(super) fn chat(&self) -> &Chat {
+        &self.chat
+    }
+
     /// `POST /api/sse-ticket`: a single-use ticket for `GET /events?ticket=`, valid 60 s.
     pub async fn sse_ticket(&self, user: &Identity) -> Result<Value, AppError> {
         let ticket = {
@@ -290,7 +295,7 @@ impl Api {
 }
 
 /// The message of a POST body, checked like `chat:send`: shape, then text.
-fn new_message(
+pub(super) fn new_message(
     o: &Map<String, Value>,
     room: &str,
     user: &str,

@@ -26,6 +26,8 @@ pub enum Code {
     AccountDisabled,
     Unauthorized,
     Conflict,
+    UnknownEvent,
+    Unavailable,
 }
 
 impl Code {
@@ -44,6 +46,8 @@ impl Code {
             Code::AuthRequired => "AUTH_REQUIRED",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Conflict => "CONFLICT",
+            Code::UnknownEvent => "UNKNOWN_EVENT",
+            Code::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -61,6 +65,8 @@ impl Code {
             | Code::AuthRequired
             | Code::AccountDisabled => StatusCode::UNAUTHORIZED,
             Code::Conflict => StatusCode::CONFLICT,
+            Code::UnknownEvent => StatusCode::NOT_FOUND,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -16,14 +16,23 @@ pub const ROOM_ACCESS: &str = "room-access";
 /// who is not (or no longer) an admin loses its `/admin` sockets. Server-side disconnects:
 /// clients do not reconnect by themselves.
 pub fn user_changed(io: &IoHandle, user: &str, active: bool, admin: bool) {
-    let room = user_room(user);
     if !active {
-        for n in names::ALL {
-            io.of(n).to(&room).disconnect_sockets();
-        }
+        end_user(io, user);
         log::info!("user={user} disabled: its sockets are disconnected on every node");
     } else if !admin {
-        io.of(names::ADMIN).to(&room).disconnect_sockets();
+        io.of(names::ADMIN)
+            .to(&user_room(user))
+            .disconnect_sockets();
+    }
+}
+
+/// Every socket of `user` in every namespace, and every event stream of it, ends on every
+/// node: server-side disconnects (`io server disconnect`, `/ws` closes 4403), after which
+/// clients do not reconnect by themselves.
+pub fn end_user(io: &IoHandle, user: &str) {
+    let room = user_room(user);
+    for n in names::ALL {
+        io.of(n).to(&room).disconnect_sockets();
     }
 }
 

@@ -14,7 +14,9 @@ mod notifications;
 pub mod notify;
 mod payload;
 pub mod presence;
+pub mod proxy;
 pub mod reply;
+pub mod server_api;
 mod session_auth;
 pub mod sse;
 mod status;
@@ -44,12 +46,14 @@ impl Drain {
 }
 
 /// The product's Socket.IO application, what it finishes on a drain, and its HTTP API; its presence
-/// counts are shared with `presence` (the webhooks' `notified` asks them).
+/// counts are shared with `presence` (the webhooks' `notified` asks them). Events of `/` the
+/// server does not define go to the backend through `proxy` when their prefix says so.
 pub fn socket_io(
     config: &Config,
     verifier: Arc<Verifier>,
     db: Db,
     presence: Presence,
+    proxy: Option<proxy::ProxyLink>,
 ) -> (SocketIo, Drain, api::Api) {
     let allow_query = config.auth.allow_query_token;
     let auth = |access| {
@@ -92,6 +96,15 @@ pub fn socket_io(
     );
     let chat = direct::handlers(chat, shared.clone());
     let chat = status::handlers(chat, shared.db.clone(), shared.presence.clone());
+    let proxy = proxy::Proxy::new(&config.proxy, proxy);
+    let chat = chat.on_any(move |s, ev| {
+        let user = session_auth::user_id(s);
+        proxy.handle(s, ev, user)
+    });
+    let (notifications, admin) = (
+        notifications.on_any(proxy::unknown),
+        admin.on_any(proxy::unknown),
+    );
     // The chat application turns connection state recovery on; a recovered socket is
     // authenticated again with the token it presents (docs/events.md).
     let l = &config.limits;

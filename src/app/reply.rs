@@ -48,6 +48,13 @@ pub fn ok(to: &mut impl Answer, ack: Option<AckId>, fields: Value) {
     to.ack_with(ack, Value::Object(m));
 }
 
+/// Acks with `payload` as it is (another server's answer); nothing without an ack.
+pub fn raw(to: &mut impl Answer, ack: Option<AckId>, payload: Value) {
+    if let Some(ack) = ack {
+        to.ack_with(ack, payload);
+    }
+}
+
 /// Reports a failure (counted by code): in the ack when there is one, else as an `error`
 /// event.
 pub fn fail(to: &mut impl Answer, ack: Option<AckId>, err: &AppError) {

@@ -1,5 +1,6 @@
 //! Server-Sent Events (docs/http.md): `GET /events` streams a user's notifications,
-//! `job:progress` and `chat:direct` as `text/event-stream`, from every node.
+//! `job:progress`, `chat:direct` and the backend's own events for the user (`POST
+//! /internal/emit`) as `text/event-stream`, from every node.
 //!
 //! A stream follows the user's room `user:{id}` of `/` as a [`Watcher`] (it gets what that
 //! room's sockets get, relayed from every node), counts in the room's presence (so a DM to
@@ -30,6 +31,7 @@ use super::error::{AppError, Code};
 use super::events;
 use super::names::{user_room, CHAT};
 use super::presence::Presence;
+use super::server_api::SSE_EMIT;
 use crate::socketio::{IoHandle, Watched, Watcher, Watching};
 
 /// Stored notifications one `Last-Event-ID` replays at most.
@@ -112,7 +114,7 @@ impl Watcher for SseWatcher {
     fn watched(&self, what: Watched) -> bool {
         let n = match &what {
             Watched::Packet(p) => p.byte_len(),
-            Watched::Command { name, args } if &**name == NEW_DM => {
+            Watched::Command { name, args } if &**name == NEW_DM || &**name == SSE_EMIT => {
                 serde_json::to_vec(&**args).map_or(0, |v| v.len())
             }
             // nothing else of a command goes down the stream
@@ -247,6 +249,13 @@ impl EventStream {
                         Ok(Some(frame(&name, id, data)))
                     }
                     events::JOB_PROGRESS => Ok(Some(frame(&name, None, data))),
+                    _ => Ok(None),
+                }
+            }
+            Watched::Command { name, args } if &*name == SSE_EMIT => {
+                // a backend's own event (`POST /internal/emit` to the user)
+                match (args.get("event").and_then(Value::as_str), args.get("data")) {
+                    (Some(event), Some(data)) => Ok(Some(frame(event, None, data))),
                     _ => Ok(None),
                 }
             }

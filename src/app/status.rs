@@ -3,7 +3,7 @@
 //! presence room, so `user:status` reaches it from every node and the subscriptions end
 //! with the socket.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -13,7 +13,7 @@ use super::names::{is_presence_room, presence_room};
 use super::presence::Presence;
 use super::{events, payload, reply};
 use crate::db::{users, Db};
-use crate::socketio::{Event, Namespace, SocketCtx};
+use crate::socketio::{Event, IoHandle, Namespace, SocketCtx};
 
 /// Most ids in one call.
 pub const MAX_IDS: usize = 500;
@@ -35,10 +35,17 @@ fn user_ids(ev: &Event) -> Result<Vec<String>, AppError> {
     let Some(Value::Array(list)) = o.get("userIds") else {
         return Err(AppError::invalid("userIds (array of strings) is required"));
     };
+    distinct_ids(list.iter().map(|v| v.as_str()))
+}
+
+/// 1..=500 distinct user ids (`None`: not a string), in the given order.
+pub(super) fn distinct_ids<'a>(
+    list: impl Iterator<Item = Option<&'a str>>,
+) -> Result<Vec<String>, AppError> {
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
     for v in list {
-        let Value::String(id) = v else {
+        let Some(id) = v else {
             return Err(AppError::invalid("userIds must hold strings"));
         };
         if id.is_empty() || id.len() > payload::MAX_ID {
@@ -47,8 +54,8 @@ fn user_ids(ev: &Event) -> Result<Vec<String>, AppError> {
                 payload::MAX_ID
             )));
         }
-        if seen.insert(id.as_str()) {
-            ids.push(id.clone());
+        if seen.insert(id) {
+            ids.push(id.to_owned());
         }
         if ids.len() > MAX_IDS {
             break;
@@ -95,16 +102,10 @@ fn subscribe(s: &mut SocketCtx<'_>, ev: Event, db: &Db, presence: &Presence) {
     let (db, presence, ack) = (db.clone(), presence.clone(), ev.ack);
     let mut h = s.handle();
     actix_rt::spawn(async move {
-        let wanted = ids.clone();
-        let stored = match db.run(move |c| users::last_seen(c, &wanted)).await {
-            Ok(rows) => rows,
-            Err(e) => return reply::answer(&mut h, ack, "presence:subscribe", Err(e.into())),
+        let known = match known_users(&db, &ids).await {
+            Ok(k) => k,
+            Err(e) => return reply::answer(&mut h, ack, "presence:subscribe", Err(e)),
         };
-        let known: std::collections::HashMap<String, Option<i64>> = stored.into_iter().collect();
-        if let Some(unknown) = ids.iter().find(|id| !known.contains_key(*id)) {
-            let e = AppError::not_found(format!("unknown user {unknown}"));
-            return reply::fail(&mut h, ack, &e);
-        }
         // Followed first, then read: a change in between reaches the socket as an event.
         h.run(move |s| {
             if let Some(e) = over_cap(s, &ids) {
@@ -114,42 +115,67 @@ fn subscribe(s: &mut SocketCtx<'_>, ev: Event, db: &Db, presence: &Presence) {
             s.join_all(rooms.iter().map(String::as_str));
             let (io, mut h) = (s.io_handle(), s.handle());
             actix_rt::spawn(async move {
-                let up = presence.statuses(&io, &ids).await;
-                // last seen of those offline, read after the state (it is stored first)
-                let down: Vec<String> = ids
-                    .iter()
-                    .zip(&up)
-                    .filter(|(_, up)| !**up)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                let seen: std::collections::HashMap<String, Option<i64>> = if down.is_empty() {
-                    Default::default()
-                } else {
-                    match db.run(move |c| users::last_seen(c, &down)).await {
-                        Ok(rows) => rows.into_iter().collect(),
-                        Err(_) => known,
-                    }
-                };
-                let statuses: Vec<Value> = ids
-                    .iter()
-                    .zip(up)
-                    .map(|(id, up)| {
-                        let last = if up {
-                            None
-                        } else {
-                            seen.get(id).copied().flatten()
-                        };
-                        json!({
-                            "userId": id,
-                            "status": if up { "online" } else { "offline" },
-                            "lastSeen": last,
-                        })
-                    })
-                    .collect();
+                let statuses = status_list(&db, &presence, &io, &ids, known).await;
                 reply::ok(&mut h, ack, json!({ "statuses": statuses }));
             });
         });
     });
+}
+
+/// The stored last-seen time of each of `ids`; `NOT_FOUND` naming the first unknown one.
+pub(super) async fn known_users(
+    db: &Db,
+    ids: &[String],
+) -> Result<HashMap<String, Option<i64>>, AppError> {
+    let wanted = ids.to_vec();
+    let stored = db.run(move |c| users::last_seen(c, &wanted)).await?;
+    let known: HashMap<String, Option<i64>> = stored.into_iter().collect();
+    match ids.iter().find(|id| !known.contains_key(*id)) {
+        Some(unknown) => Err(AppError::not_found(format!("unknown user {unknown}"))),
+        None => Ok(known),
+    }
+}
+
+/// `{userId, status, lastSeen}` of each of `ids` (all known), in their order: online on any
+/// node, else offline since its stored last-seen time (read after the state, which is
+/// stored first; `known` stands in when the read fails).
+pub(super) async fn status_list(
+    db: &Db,
+    presence: &Presence,
+    io: &IoHandle,
+    ids: &[String],
+    known: HashMap<String, Option<i64>>,
+) -> Vec<Value> {
+    let up = presence.statuses(io, ids).await;
+    let down: Vec<String> = ids
+        .iter()
+        .zip(&up)
+        .filter(|(_, up)| !**up)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let seen: HashMap<String, Option<i64>> = if down.is_empty() {
+        Default::default()
+    } else {
+        match db.run(move |c| users::last_seen(c, &down)).await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(_) => known,
+        }
+    };
+    ids.iter()
+        .zip(up)
+        .map(|(id, up)| {
+            let last = if up {
+                None
+            } else {
+                seen.get(id).copied().flatten()
+            };
+            json!({
+                "userId": id,
+                "status": if up { "online" } else { "offline" },
+                "lastSeen": last,
+            })
+        })
+        .collect()
 }
 
 fn unsubscribe(s: &mut SocketCtx<'_>, ev: Event) {

@@ -126,9 +126,10 @@ impl BusMessage {
                 let mut text = String::new();
                 let mut binary = Vec::new();
                 for f in &packet.frames {
-                    match f {
-                        Frame::Text(t) => text = String::from_utf8_lossy(t).into_owned(),
-                        Frame::Binary(b) => binary.push(b.clone()),
+                    if f.is_binary() {
+                        binary.push(Bytes::copy_from_slice(f.payload()));
+                    } else {
+                        text = String::from_utf8_lossy(f.payload()).into_owned();
                     }
                 }
                 BusMessage::Broadcast {
@@ -197,8 +198,8 @@ impl BusMessage {
             } => {
                 let rooms = to_rooms(r);
                 let mut frames = Vec::with_capacity(1 + binary.len());
-                frames.push(Frame::Text(Bytes::from(text.into_bytes())));
-                frames.extend(binary.into_iter().map(Frame::Binary));
+                frames.push(Frame::text_raw(text.as_bytes()));
+                frames.extend(binary.iter().map(|b| Frame::binary(b)));
                 let packet = Arc::new(Outgoing {
                     id: next_broadcast_id(),
                     nsp: Nsp::from(nsp),
@@ -346,10 +347,8 @@ mod tests {
                 id: 7,
                 nsp: Nsp::from("/chat"),
                 frames: vec![
-                    Frame::Text(Bytes::from_static(
-                        b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]",
-                    )),
-                    Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
+                    Frame::text_raw(b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"),
+                    Frame::binary(&[0, 1, 2, 255]),
                 ],
                 except_rooms: vec![Room::from("sock1")],
                 multi: true,
@@ -382,10 +381,8 @@ mod tests {
         assert_eq!(
             packet.frames,
             vec![
-                Frame::Text(Bytes::from_static(
-                    b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"
-                )),
-                Frame::Binary(Bytes::from_static(&[0, 1, 2, 255])),
+                Frame::text_raw(b"451-/chat,[\"ev\",{\"_placeholder\":true,\"num\":0}]"),
+                Frame::binary(&[0, 1, 2, 255]),
             ]
         );
     }

@@ -83,11 +83,9 @@ impl<'a, H: EngineHandler> EngineCtx<'a, H> {
     /// binary as a binary message).
     pub fn send(&mut self, msg: EngineMessage) {
         let frame = match msg {
-            EngineMessage::Text(t) if self.engine.plain => {
-                Frame::Text(bytes::Bytes::from(t.into_bytes()))
-            }
+            EngineMessage::Text(t) if self.engine.plain => Frame::text_raw(t.as_bytes()),
             EngineMessage::Text(t) => Frame::text(kind::MESSAGE, t.as_bytes()),
-            EngineMessage::Binary(b) => Frame::Binary(b),
+            EngineMessage::Binary(b) => Frame::binary(&b),
         };
         self.send_frame(&frame);
     }

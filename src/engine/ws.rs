@@ -217,11 +217,12 @@ impl WsWriter {
         if self.closing || self.broken {
             return;
         }
-        let (op, b) = match f {
-            Frame::Text(b) => (OpCode::Text, b),
-            Frame::Binary(b) => (OpCode::Binary, b),
+        let op = if f.is_binary() {
+            OpCode::Binary
+        } else {
+            OpCode::Text
         };
-        Parser::write_message(&mut self.buf, b, op, true, false);
+        Parser::write_message(&mut self.buf, f.payload(), op, true, false);
     }
 
     /// Encodes a pong answering a client's ping.

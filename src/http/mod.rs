@@ -7,7 +7,9 @@ pub mod health;
 pub mod notify;
 pub mod outbound;
 pub mod pages;
+pub mod proxy;
 pub mod rest;
+pub mod server_api;
 pub mod signature;
 
 use actix_web::{web, HttpResponse};
@@ -26,8 +28,11 @@ pub struct InternalState {
     pub webhook_secret: Option<Vec<u8>>,
     /// Where webhooks go.
     pub notifier: actix::Addr<NotificationActor>,
-    /// The server's broadcast handle (readiness asks it about Redis).
+    /// The server's broadcast handle (readiness asks it about Redis; the server API
+    /// delivers through it).
     pub io: crate::socketio::IoHandle,
+    /// The application the server API works on (chat messages, presence).
+    pub api: crate::app::api::Api,
 }
 
 /// `server.trusted_proxies`, parsed once, for the apps' handlers (`app_data`).
@@ -195,6 +200,36 @@ pub fn configure(state: InternalState) -> impl Fn(&mut web::ServiceConfig) + Clo
                     web::resource("/carts/{user}/items/{product}")
                         .route(web::put().to(directory::cart_item))
                         .route(web::delete().to(directory::cart_item))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/emit")
+                        .route(web::post().to(server_api::emit))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/rooms/{id}/messages")
+                        .route(web::post().to(server_api::room_message))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/rooms/{id}/online")
+                        .route(web::get().to(server_api::online))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/users/{id}/disconnect")
+                        .route(web::post().to(server_api::disconnect))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/presence")
+                        .route(web::get().to(server_api::presence))
+                        .default_service(nf()),
+                )
+                .service(
+                    web::resource("/stats")
+                        .route(web::get().to(server_api::stats))
                         .default_service(nf()),
                 )
                 .service(

@@ -57,10 +57,7 @@ struct Sender {
 pub fn start(db: Db, cfg: &WebhooksConfig, wake: Arc<Notify>) -> Option<actix_rt::Arbiter> {
     let url = cfg.outbound_url.clone().filter(|u| !u.is_empty())?;
     let parsed = url::Url::parse(&url).ok()?;
-    let target = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_owned(),
-    };
+    let target = super::signature::sign_target(&parsed);
     let secret = cfg.outbound_secret.clone().unwrap_or_default().into_bytes();
     let lease_ms = match cfg.outbound_lease_ms {
         0 => DEFAULT_LEASE_MS,

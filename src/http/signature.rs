@@ -118,7 +118,16 @@ pub fn verify(
     Err(Refusal::Wrong)
 }
 
-/// The header value for a request at `t` (tests and tools).
+/// What a request this server sends to `url` signs as its target: the path, and `?` and
+/// the query when there is one.
+pub fn sign_target(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// The `X-Signature-256` value of a request this server sends (`t` in seconds).
 pub fn sign(secret: &[u8], t: i64, method: &str, target: &str, body: &[u8]) -> String {
     let m = mac(secret, t, method, target, body);
     format!("t={t},v1={}", hex::encode(m.finalize().into_bytes()))

@@ -7,6 +7,8 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::DecodeError;
@@ -47,40 +49,83 @@ pub enum Packet {
     Noop,
 }
 
-/// An encoded frame ready to send: a text frame already carries its type digit; a binary
-/// frame is the raw message. Cloning shares the bytes, so a broadcast is encoded once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A text frame, type digit first.
-    Text(Bytes),
-    /// A binary message.
-    Binary(Bytes),
+/// An encoded frame ready to send: a text frame already carries its type digit (or is a
+/// plain WebSocket envelope); a binary frame is the raw message. Cloning shares the bytes,
+/// so a broadcast is encoded once, and a copy is 16 bytes: what a polling queue or the
+/// recovery store pays per frame it holds (docs/architecture.md, "Memory").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// One tag byte ([`TEXT`] or [`BINARY`]), then the payload.
+    buf: Arc<[u8]>,
 }
 
+const TEXT: u8 = 0;
+const BINARY: u8 = 1;
+
 impl Frame {
+    /// A frame of `tag` and the payload `parts` joined: one allocation, one copy.
+    fn assemble(tag: u8, parts: &[&[u8]]) -> Frame {
+        let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut buf: Arc<[u8]> = std::iter::repeat_n(tag, len).collect();
+        if let Some(b) = Arc::get_mut(&mut buf) {
+            let mut at = 1;
+            for p in parts {
+                b[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+        }
+        Frame { buf }
+    }
+
     /// A text frame of the given packet type with `data` after the type digit.
     pub fn text(kind: u8, data: &[u8]) -> Frame {
-        let mut buf = BytesMut::with_capacity(1 + data.len());
-        buf.put_u8(kind);
-        buf.put_slice(data);
-        Frame::Text(buf.freeze())
+        Frame::assemble(TEXT, &[&[kind], data])
+    }
+
+    /// A text frame sent as it is (its type digit already in it, or a plain WebSocket's
+    /// envelope).
+    pub fn text_raw(data: &[u8]) -> Frame {
+        Frame::assemble(TEXT, &[data])
     }
 
     /// A frame that is only a type digit (`1`, `2`, `3`, `5`, `6`).
     pub fn bare(kind: u8) -> Frame {
-        Frame::Text(Bytes::copy_from_slice(&[kind]))
+        Frame::assemble(TEXT, &[&[kind]])
+    }
+
+    /// A binary message.
+    pub fn binary(data: &[u8]) -> Frame {
+        Frame::assemble(BINARY, &[data])
+    }
+
+    /// True for a binary message.
+    pub fn is_binary(&self) -> bool {
+        self.buf.first() == Some(&BINARY)
+    }
+
+    /// What goes on the wire: a text frame's text (type digit first), a binary message.
+    pub fn payload(&self) -> &[u8] {
+        self.buf.get(1..).unwrap_or_default()
     }
 
     /// Length on the wire of a WebSocket frame payload (used for queue accounting).
     pub fn len(&self) -> usize {
-        match self {
-            Frame::Text(b) | Frame::Binary(b) => b.len(),
-        }
+        self.payload().len()
     }
 
     /// True for an empty frame.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_binary() {
+            write!(f, "Binary({} bytes)", self.len())
+        } else {
+            write!(f, "Text({:?})", String::from_utf8_lossy(self.payload()))
+        }
     }
 }
 
@@ -131,12 +176,11 @@ pub fn encode_payload<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> Bytes 
         if i > 0 {
             out.put_u8(SEPARATOR);
         }
-        match f {
-            Frame::Text(b) => out.put_slice(b),
-            Frame::Binary(b) => {
-                out.put_u8(b'b');
-                out.put_slice(B64.encode(b).as_bytes());
-            }
+        if f.is_binary() {
+            out.put_u8(b'b');
+            out.put_slice(B64.encode(f.payload()).as_bytes());
+        } else {
+            out.put_slice(f.payload());
         }
     }
     out.freeze()
@@ -211,11 +255,26 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_is_two_words_and_keeps_its_kind() {
+        assert_eq!(std::mem::size_of::<Frame>(), 16);
+        let t = Frame::text(kind::MESSAGE, b"2[\"x\"]");
+        assert!(!t.is_binary());
+        assert_eq!(t.payload(), b"42[\"x\"]");
+        assert_eq!(t.len(), 7);
+        let b = Frame::binary(&[0, 1, 255]);
+        assert!(b.is_binary());
+        assert_eq!(b.payload(), &[0, 1, 255]);
+        assert!(Frame::binary(&[]).is_empty());
+        assert_eq!(Frame::bare(kind::PING), Frame::text_raw(b"2"));
+        assert_ne!(Frame::text_raw(&[0, 1]), Frame::binary(&[0, 1]));
+    }
+
+    #[test]
     fn encodes_spec_payload() {
         let frames = [
             Frame::text(kind::MESSAGE, b"hello"),
             Frame::bare(kind::PING),
-            Frame::Binary(Bytes::from_static(&[1, 2, 3, 4])),
+            Frame::binary(&[1, 2, 3, 4]),
         ];
         assert_eq!(
             &encode_payload(frames.iter())[..],

@@ -434,7 +434,7 @@ pub fn encode_control(kind: PacketKind, nsp: &str, data: Option<&Value>) -> Fram
     if let Some(d) = data {
         json_into(&mut out, d);
     }
-    Frame::Text(out.freeze())
+    Frame::text_raw(&out)
 }
 
 #[cfg(test)]
@@ -579,11 +579,11 @@ mod tests {
         assert_eq!(&encode_ack("/", 3, &[json!("ok")], 0)[..], b"433[\"ok\"]");
         assert_eq!(
             encode_control(PacketKind::Connect, "/", Some(&json!({"sid":"abc"}))),
-            Frame::Text(Bytes::from_static(b"40{\"sid\":\"abc\"}"))
+            Frame::text_raw(b"40{\"sid\":\"abc\"}")
         );
         assert_eq!(
             encode_control(PacketKind::Disconnect, "/admin", None),
-            Frame::Text(Bytes::from_static(b"41/admin,"))
+            Frame::text_raw(b"41/admin,")
         );
     }
 

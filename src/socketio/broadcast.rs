@@ -44,9 +44,7 @@ impl Outgoing {
     /// followers that are not sockets); `None` for a binary event. A recovery offset, when
     /// there is one, is the last argument.
     pub fn event(&self) -> Option<(String, Vec<Value>)> {
-        let Some(Frame::Text(t)) = self.frames.first() else {
-            return None;
-        };
+        let t = self.frames.first().filter(|f| !f.is_binary())?.payload();
         if self.frames.len() > 1 {
             return None;
         }
@@ -68,7 +66,7 @@ impl Outgoing {
             .0
             .get_or_init(|| {
                 let (name, args) = self.event()?;
-                Some(Frame::Text(crate::protocol::plain::encode_event(
+                Some(Frame::text_raw(&crate::protocol::plain::encode_event(
                     &name, &args, None,
                 )))
             })
@@ -177,8 +175,8 @@ impl BroadcastOp {
             offset.as_deref(),
         );
         let mut frames = Vec::with_capacity(1 + binary.len());
-        frames.push(Frame::Text(text));
-        frames.extend(binary.into_iter().map(Frame::Binary));
+        frames.push(Frame::text_raw(&text));
+        frames.extend(binary.iter().map(|b| Frame::binary(b)));
         let packet = Arc::new(Outgoing {
             id,
             nsp: self.nsp,

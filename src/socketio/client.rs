@@ -270,7 +270,7 @@ impl Client {
             }
         };
         if env.kind == "ping" {
-            return ctx.send_frame(&Frame::Text(plain::encode("pong", None)));
+            return ctx.send_frame(&Frame::text_raw(&plain::encode("pong", None)));
         }
         let Some(i) = self.sockets.iter().position(|s| *s.nsp == *PLAIN_NSP) else {
             return self.plain_before_connect(text, env, ctx);
@@ -578,7 +578,7 @@ impl Client {
                 (Some(f), Some(s)) => f(&s.data),
                 _ => Value::Object(Map::new()),
             };
-            Frame::Text(plain::encode("auth:ok", Some(&welcome)))
+            Frame::text_raw(&plain::encode("auth:ok", Some(&welcome)))
         } else {
             socket::encode_control(PacketKind::Connect, &nsp, Some(&Value::Object(answer)))
         };
@@ -787,14 +787,14 @@ impl Client {
         if plain {
             // the plain protocol carries JSON only: a binary event does not reach it
             if binary.is_empty() {
-                ctx.send_frame(&Frame::Text(plain::encode_event(event, args, id)));
+                ctx.send_frame(&Frame::text_raw(&plain::encode_event(event, args, id)));
             }
             return;
         }
         let text = socket::encode_event(&s.nsp, event, args, id, binary.len(), None);
-        ctx.send_frame(&Frame::Text(text));
+        ctx.send_frame(&Frame::text_raw(&text));
         for b in binary {
-            ctx.send_frame(&Frame::Binary(b));
+            ctx.send_frame(&Frame::binary(&b));
         }
     }
 
@@ -816,14 +816,14 @@ impl Client {
         m.ack_latency.observe(ack.at.elapsed().as_secs_f64());
         if let Some(p) = self.plain.as_mut() {
             if let Some(id) = p.ids.remove(&ack.id) {
-                ctx.send_frame(&Frame::Text(plain::encode_ack(&id, args)));
+                ctx.send_frame(&Frame::text_raw(&plain::encode_ack(&id, args)));
             }
             return;
         }
         let text = socket::encode_ack(&nsp, ack.id, args, binary.len());
-        ctx.send_frame(&Frame::Text(text));
+        ctx.send_frame(&Frame::text_raw(&text));
         for b in binary {
-            ctx.send_frame(&Frame::Binary(b));
+            ctx.send_frame(&Frame::binary(&b));
         }
     }
 

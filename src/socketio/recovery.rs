@@ -174,7 +174,6 @@ impl RecoveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn store(max_packets: usize) -> RecoveryStore {
         RecoveryStore::new(&RecoveryConfig {
@@ -185,7 +184,7 @@ mod tests {
     }
 
     fn frames(t: &'static str) -> Vec<Frame> {
-        vec![Frame::Text(Bytes::from_static(t.as_bytes()))]
+        vec![Frame::text_raw(t.as_bytes())]
     }
 
     fn r(s: &str) -> Room {
