@@ -262,7 +262,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://data/realtime.db".into(),
             pool_size: 8,
-            sqlite_cache_kib: 2000,
+            sqlite_cache_kib: 512, // as `db::SQLITE_CACHE_KIB`
         }
     }
 }

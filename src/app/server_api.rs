@@ -35,6 +35,9 @@ pub struct Emit {
     namespace: &'static str,
     users: Vec<String>,
     rooms: Vec<String>,
+    /// `to` named users or rooms (possibly none): only they are reached. Otherwise the whole
+    /// namespace is.
+    listed: bool,
 }
 
 /// Whether `name` may be emitted by a backend: `^[a-z][a-z0-9_.:-]{0,63}$` and not a name
@@ -126,15 +129,20 @@ impl Emit {
             },
             Some(_) => return Err(AppError::invalid("namespace must be a string")),
         };
-        let (users, rooms) = match o.get("to") {
-            None | Some(Value::Null) => (Vec::new(), Vec::new()),
+        let (users, rooms, listed) = match o.get("to") {
+            None | Some(Value::Null) => (Vec::new(), Vec::new(), false),
             Some(Value::Object(to)) => {
                 if let Some(k) = to.keys().find(|k| *k != "users" && *k != "rooms") {
                     return Err(AppError::invalid(format!(
                         "to has users and rooms, not {k}"
                     )));
                 }
-                (ids(to, "users")?, ids(to, "rooms")?)
+                // an empty list reaches nobody (never everyone: a backend's empty
+                // selection must not turn into a broadcast)
+                let listed = ["users", "rooms"]
+                    .iter()
+                    .any(|k| !matches!(to.get(*k), None | Some(Value::Null)));
+                (ids(to, "users")?, ids(to, "rooms")?, listed)
             }
             Some(_) => return Err(AppError::invalid("to must be {users?, rooms?}")),
         };
@@ -143,7 +151,7 @@ impl Emit {
                 "to.users and to.rooms hold at most {MAX_TARGETS} ids in all"
             )));
         }
-        if namespace == names::ADMIN && !(users.is_empty() && rooms.is_empty()) {
+        if namespace == names::ADMIN && listed {
             return Err(AppError::invalid(
                 "an emit to /admin reaches every admin socket: leave to empty",
             ));
@@ -154,6 +162,7 @@ impl Emit {
             namespace,
             users,
             rooms,
+            listed,
         })
     }
 
@@ -166,7 +175,11 @@ impl Emit {
             namespace,
             users,
             rooms,
+            listed,
         } = self;
+        if listed && users.is_empty() && rooms.is_empty() {
+            return;
+        }
         let user_rooms: Vec<String> = users
             .iter()
             .map(|u| {

@@ -155,9 +155,10 @@ fn private_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// SQLite's page cache per connection by default, in KiB (SQLite's own default; the
-/// server's comes from `database.sqlite_cache_kib`).
-pub const SQLITE_CACHE_KIB: u32 = 2000;
+/// SQLite's page cache per connection by default, in KiB (`database.sqlite_cache_kib`'s
+/// default: SQLite's own, 2000, let a node's caches grow with the database to 16 MB;
+/// docs/configuration.md).
+pub const SQLITE_CACHE_KIB: u32 = 512;
 
 /// SQLite settings for every pooled connection: WAL, a busy timeout, foreign keys, and the
 /// page cache's size (KiB per connection; docs/configuration.md, `database.sqlite_cache_kib`).
@@ -214,6 +215,9 @@ impl Db {
             // every connection opened at start and kept: a node's open files stay flat under
             // load (a climbing count is a leak, never the pool filling up)
             .min_idle(Some(size))
+            // and never recycled: r2d2 would close and reopen idle ones every 10 minutes
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(Pragmas {
                 cache_kib: sqlite_cache_kib,

@@ -17,6 +17,7 @@ let pg;
 let redis;
 let a;
 let b;
+let clusterEnv;
 
 function connect(node, user, nsp = "/", role = "user") {
   const s = io(node.url + nsp, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, user, { role }) } });
@@ -28,6 +29,7 @@ before(async () => {
   pg = await startPostgres();
   redis = await startRedis();
   const env = { JWT_SECRET: SECRET, WEBHOOK_SECRET: HOOK, DATABASE_URL: pg.createDb(), REDIS_URL: redis.url, CLUSTER_SECRET };
+  clusterEnv = env;
   a = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-a" });
   b = await startProduct({ ...env, RT__SERVER__NODE_ID: "node-b" });
   for (const [u, role] of [["alice", "user"], ["bob", "user"], ["carol", "user"], ["root", "admin"]]) {
@@ -406,6 +408,73 @@ test("directory changes reach sockets on the other node within 1 s: removal from
   assert.equal((await demoted)[0], "io server disconnect");
   assert.equal(opsChat.connected, true);
   for (const s of [alice, bob, opsChat]) s.disconnect();
+});
+
+test("the server API across nodes: an emit to one node reaches exactly the targeted sockets, /ws and streams on both", async () => {
+  const alice = [await connect(a, "alice"), await connect(b, "alice")];
+  const bob = await connect(b, "bob");
+  const carol = await connect(a, "carol");
+  const plain = await Plain.connect(b.url, hsToken(SECRET, "alice"));
+  const ticket = await (await fetch(`${b.url}/api/sse-ticket`, { method: "POST", headers: { authorization: `Bearer ${hsToken(SECRET, "alice")}` } })).json();
+  const stream = await openEvents(b.url, { query: `?ticket=${ticket.ticket}` });
+  assert.equal((await ask(bob, "room:join", "lobby")).success, true);
+  const got = { a0: collect(alice[0], "invoice:paid"), a1: collect(alice[1], "invoice:paid"), bob: collect(bob, "invoice:paid"), carol: collect(carol, "invoice:paid") };
+  await delay(200);
+  const res = await signedCall(a.url, HOOK, "POST", "/emit", { event: "invoice:paid", data: { n: 1 }, to: { users: ["alice"], rooms: ["lobby"] } });
+  assert.equal(res.status, 200);
+  await until(() => got.a0.length === 1 && got.a1.length === 1 && got.bob.length === 1, 3000, "alice on both nodes and bob's room");
+  assert.deepEqual((await plain.next("invoice:paid")).payload, { n: 1 });
+  await until(() => stream.events.some((e) => e.event === "invoice:paid"), 3000, "alice's stream on node b");
+  await delay(300);
+  assert.deepEqual([got.a0.length, got.a1.length, got.bob.length, got.carol.length], [1, 1, 1, 0], "exactly the targeted sockets, once");
+  assert.equal(stream.events.filter((e) => e.event === "invoice:paid").length, 1);
+  // a disconnect through node b ends alice's sockets on node a too
+  const ends = alice.map((s) => once(s, "disconnect", 2000));
+  assert.equal((await signedCall(b.url, HOOK, "POST", "/users/alice/disconnect")).status, 200);
+  for (const [reason] of await Promise.all(ends)) assert.equal(reason, "io server disconnect");
+  assert.equal((await plain.closeInfo()).code, 4403);
+  // presence and stats read cluster-wide from either node
+  const st = await (await signedCall(a.url, HOOK, "GET", "/stats")).json();
+  assert.deepEqual(st.nodes.map((n) => n.id).sort(), ["node-a", "node-b"]);
+  const p = await (await signedCall(a.url, HOOK, "GET", "/presence?userIds=bob")).json();
+  assert.equal(p.statuses[0].status, "online", "bob is on node b");
+  assert.deepEqual((await (await signedCall(a.url, HOOK, "GET", "/rooms/lobby/online")).json()).online, ["bob"]);
+  stream.close();
+  bob.disconnect();
+  carol.disconnect();
+});
+
+test("the event proxy in a cluster: a call through node c, the backend's emit through node a, back to the caller", async () => {
+  const { spawn } = await import("node:child_process");
+  const net = await import("node:net");
+  const port = await new Promise((resolve) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+  const PROXY_SECRET = "cluster-proxy-secret-padded-to-at-least-32-b";
+  const c = await startProduct({ ...clusterEnv, RT__SERVER__NODE_ID: "node-c", RT__PROXY__URL: `http://127.0.0.1:${port}/rpc`, RT__PROXY__SECRET: PROXY_SECRET });
+  const backend = spawn("node", [new URL("../../examples/backend/server.mjs", import.meta.url).pathname], {
+    env: { ...process.env, PORT: String(port), PROXY_SECRET, WEBHOOK_SECRET: HOOK, RT_URL: a.url, SHIP_AFTER_MS: "100" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    let out = "";
+    backend.stdout.on("data", (d) => { out += d; });
+    await until(() => /backend listening/.test(out), 10000, "the example backend");
+    await until(async () => (await (await fetch(`${c.url}/readyz`)).json()).redis === "ok", 5000, "node c's bridge");
+    const carol = await connect(c, "carol");
+    const shipped = once(carol, "order:shipped", 3000);
+    const placed = await ask(carol, "rpc:order.place", { sku: "sku-1", qty: 1 });
+    assert.deepEqual(placed, { success: true, result: { orderId: "o-1", status: "placed" } });
+    assert.deepEqual((await shipped)[0], { orderId: "o-1", carrier: "DHL" });
+    // node a has no proxy: the same event there is unknown
+    const carolA = await connect(a, "carol");
+    assert.equal((await ask(carolA, "rpc:order.place", { sku: "sku-1", qty: 1 })).code, "UNKNOWN_EVENT");
+    carol.disconnect();
+    carolA.disconnect();
+  } finally {
+    const gone = new Promise((r) => backend.once("close", r));
+    backend.kill("SIGTERM");
+    await gone;
+    await c.stop();
+  }
 });
 
 test("a node with REDIS_URL refuses to start without a cluster secret of at least 32 bytes", async () => {

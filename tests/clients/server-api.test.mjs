@@ -126,6 +126,11 @@ test("emit without targets: the whole namespace; /admin reaches every admin sock
   assert.deepEqual((await plain.next("sale:start")).payload, { pct: 20 });
   assert.equal(got.boss.length, 0);
 
+  // empty lists reach nobody: never the whole namespace
+  const none = collect(amy, "sale:none");
+  assert.equal((await emit({ event: "sale:none", data: 1, to: { users: [], rooms: [] } })).status, 200);
+  assert.equal((await emit({ event: "sale:none", data: 2, to: { users: [] } })).status, 200);
+
   const admins = collect(boss, "ops:page");
   const chatSide = collect(amy, "ops:page");
   assert.equal((await emit({ event: "ops:page", data: { sev: 2 }, to: {}, namespace: "/admin" })).status, 200);
@@ -133,6 +138,7 @@ test("emit without targets: the whole namespace; /admin reaches every admin sock
   assert.deepEqual(admins[0][0], { sev: 2 });
   await delay(150);
   assert.equal(chatSide.length, 0);
+  assert.equal(none.length, 0);
   for (const s of [amy, boss, bossChat]) s.disconnect();
   plain.close();
 });
@@ -166,6 +172,7 @@ test("emit refusals: 400 INVALID_PAYLOAD with a reason, 401 unsigned, nothing de
     { event: "ok:event", namespace: "/chat" },
     { event: "ok:event", namespace: "/admin", to: { users: ["boss"] } },
     { event: "ok:event", namespace: "/admin", to: { rooms: ["red"] } },
+    { event: "ok:event", namespace: "/admin", to: { users: [] } },
     [1, 2],
   ];
   for (const body of bad) {
