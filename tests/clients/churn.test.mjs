@@ -208,6 +208,9 @@ test("a polling client that closes its connection mid-poll ends its session at o
     clients.push([s, agent]);
   }
   assert.equal((await sizes(srv.url)).engine_sessions, 20);
+  // mid-poll: each client's next GET on the wire and waiting (a client dropped between two
+  // polls is found by the ping timeout only, in Node too)
+  await new Promise((r) => setTimeout(r, 500));
   for (const [s, agent] of clients) {
     s.io.engine.transport.doClose = () => {};
     s.io.engine.close();
