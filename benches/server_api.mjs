@@ -5,12 +5,14 @@
 //   and emit-to-delivery latency p99 (every delivery counted, none may be lost);
 // - proxy: `rpc:ping` with an ack from `--sockets` sockets in a closed loop, through a local
 //   backend (node:http in this process) that answers at once: round trips/s, p50/p99.
-// Prints one JSON line. Loopback only, bounded in time.
+// With each, the server's CPU (share of one core, and µs per call) over the phase. Prints one
+// JSON line. Loopback only, bounded in time.
 //
-//   node benches/server_api.mjs --url http://127.0.0.1:PORT --hook SECRET --jwt SECRET
+//   node benches/server_api.mjs --url http://127.0.0.1:PORT --pid PID --hook SECRET --jwt SECRET
 //        --proxy-port PORT --proxy-secret SECRET [--seconds 10] [--callers 16] [--sockets 50]
 import http from "node:http";
 import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const require = createRequire(new URL("../tests/package.json", import.meta.url));
@@ -24,6 +26,12 @@ const seconds = Number(args.seconds || 10);
 const callers = Number(args.callers || 16);
 const socketsN = Number(args.sockets || 50);
 const members = 100;
+/** The server's CPU seconds so far (user + system, from /proc). */
+function cpuSeconds() {
+  const stat = readFileSync(`/proc/${args.pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
 function token(sub) {
@@ -84,6 +92,7 @@ for (const s of sockets) {
 }
 const callMs = [];
 let calls = 0;
+const emitCpu0 = cpuSeconds();
 const emitEnd = Date.now() + seconds * 1000;
 await Promise.all(Array.from({ length: callers }, async () => {
   while (Date.now() < emitEnd) {
@@ -94,6 +103,7 @@ await Promise.all(Array.from({ length: callers }, async () => {
   }
 }));
 const emitSeconds = seconds + (Date.now() - emitEnd) / 1000;
+const emitCpu = cpuSeconds() - emitCpu0;
 const expected = calls * members;
 const settle = Date.now() + 5000;
 while (deliveries < expected && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
@@ -103,6 +113,7 @@ const rpcMs = [];
 let rpcs = 0;
 let failed = 0;
 const callersOfProxy = sockets.slice(0, socketsN);
+const proxyCpu0 = cpuSeconds();
 const proxyEnd = Date.now() + seconds * 1000;
 await Promise.all(callersOfProxy.map(async (s, i) => {
   while (Date.now() < proxyEnd) {
@@ -114,6 +125,7 @@ await Promise.all(callersOfProxy.map(async (s, i) => {
   }
 }));
 const proxySeconds = seconds + (Date.now() - proxyEnd) / 1000;
+const proxyCpu = cpuSeconds() - proxyCpu0;
 
 for (const s of sockets) s.disconnect();
 backend.close();
@@ -127,10 +139,14 @@ console.log(JSON.stringify({
   deliveries_per_s: Math.round(deliveries / emitSeconds),
   deliveries_lost: expected - deliveries,
   delivery_p99_ms: round(pct(deliveryMs, 99)),
+  emit_server_cpu_share: round(emitCpu / emitSeconds),
+  emit_server_cpu_us_per_call: round((emitCpu * 1e6) / Math.max(calls, 1)),
   proxy_sockets: callersOfProxy.length,
   proxy_round_trips_per_s: Math.round(rpcs / proxySeconds),
   proxy_p50_ms: round(pct(rpcMs, 50)),
   proxy_p99_ms: round(pct(rpcMs, 99)),
   proxy_failed: failed,
+  proxy_server_cpu_share: round(proxyCpu / proxySeconds),
+  proxy_server_cpu_us_per_call: round((proxyCpu * 1e6) / Math.max(rpcs + failed, 1)),
 }));
 process.exit(0);

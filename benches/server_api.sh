@@ -25,6 +25,6 @@ RUST_LOG=warn,realtime_server=info,realtime_server::access=warn "$bin" serve --a
 pid=$!
 for _ in $(seq 300); do grep -q "listening on" "$out/server-api-server.log" && break; sleep 0.1; done
 url="http://$(grep -o 'listening on http://[0-9.:]*' "$out/server-api-server.log" | head -1 | sed 's|.*http://||')"
-line=$(node benches/server_api.mjs --url "$url" --hook "$WEBHOOK_SECRET" --jwt "$JWT_SECRET" \
+line=$(node benches/server_api.mjs --url "$url" --pid "$pid" --hook "$WEBHOOK_SECRET" --jwt "$JWT_SECRET" \
   --proxy-port "$proxy_port" --proxy-secret "$RT__PROXY__SECRET" --seconds "$seconds")
 echo "$line" | tee -a "$out/results.jsonl"
