@@ -232,29 +232,7 @@ impl Api {
             },
             Ok(()) => msg,
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let p = Pending {
-            room: chat_room(&room),
-            msg,
-            reply: Reply::Http(tx),
-            io: io.clone(),
-        };
-        match self.chat.writer.submit(p) {
-            Ok(()) => {}
-            Err(Rejected::Busy) => {
-                return Err(AppError::Busy(
-                    "server busy, retry with the same clientMsgId",
-                ))
-            }
-            Err(Rejected::Gone) => return Err(AppError::Internal("message writer stopped")),
-            Err(Rejected::Draining) => {
-                return Err(AppError::Busy(
-                    "server shutting down, retry with the same clientMsgId",
-                ))
-            }
-        }
-        rx.await
-            .unwrap_or(Err(AppError::Internal("message writer stopped")))
+        store(&self.chat, &room, msg, io).await
     }
 
     /// `GET /api/notifications?unread=true`.
@@ -292,6 +270,39 @@ impl Api {
             .await?;
         Ok(json!({"updated": n}))
     }
+}
+
+/// Hands a checked message of room `room` to the group-commit writer, which stores and
+/// broadcasts it; its answer is `chat:send`'s ack (`messageId`).
+pub(super) async fn store(
+    chat: &Chat,
+    room: &str,
+    msg: NewMessage,
+    io: &IoHandle,
+) -> Result<Value, AppError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let p = Pending {
+        room: chat_room(room),
+        msg,
+        reply: Reply::Http(tx),
+        io: io.clone(),
+    };
+    match chat.writer.submit(p) {
+        Ok(()) => {}
+        Err(Rejected::Busy) => {
+            return Err(AppError::Busy(
+                "server busy, retry with the same clientMsgId",
+            ))
+        }
+        Err(Rejected::Gone) => return Err(AppError::Internal("message writer stopped")),
+        Err(Rejected::Draining) => {
+            return Err(AppError::Busy(
+                "server shutting down, retry with the same clientMsgId",
+            ))
+        }
+    }
+    rx.await
+        .unwrap_or(Err(AppError::Internal("message writer stopped")))
 }
 
 /// The message of a POST body, checked like `chat:send`: shape, then text.

@@ -13,7 +13,6 @@ use super::error::{AppError, Code};
 use super::events;
 use super::names::{self, chat_room, notifications_room, user_room};
 use super::payload::MAX_ID;
-use super::writer::{Pending, Rejected, Reply};
 use crate::db::messages::{NewMessage, Refusal};
 use crate::db::{rooms, users};
 use crate::socketio::IoHandle;
@@ -271,29 +270,7 @@ pub async fn post_message(
         }
         Some(_) => {}
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let p = Pending {
-        room: chat_room(&room),
-        msg,
-        reply: Reply::Http(tx),
-        io: io.clone(),
-    };
-    match chat.writer.submit(p) {
-        Ok(()) => {}
-        Err(Rejected::Busy) => {
-            return Err(AppError::Busy(
-                "server busy, retry with the same clientMsgId",
-            ))
-        }
-        Err(Rejected::Gone) => return Err(AppError::Internal("message writer stopped")),
-        Err(Rejected::Draining) => {
-            return Err(AppError::Busy(
-                "server shutting down, retry with the same clientMsgId",
-            ))
-        }
-    }
-    rx.await
-        .unwrap_or(Err(AppError::Internal("message writer stopped")))
+    super::api::store(chat, &room, msg, io).await
 }
 
 /// `POST /internal/users/{id}/disconnect`: every socket of the user in every namespace
