@@ -41,15 +41,9 @@ pub const ADMIN_DISCONNECT_USER: &str = "admin:disconnect-user";
 /// Names a backend may not emit (`POST /internal/emit`, docs/http.md): every event the
 /// server defines, in either direction and in any namespace (those of the chat's edits,
 /// reactions and room list and of the admin dashboard included), the plain WebSocket
-/// protocol's frame types, and the names Socket.IO reserves.
+/// protocol's frame types (Socket.IO's own reserved names are
+/// `protocol::socket::RESERVED_EVENTS`).
 pub const RESERVED: &[&str] = &[
-    // Socket.IO
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
     // plain WebSocket frames
     "auth",
     "auth:ok",

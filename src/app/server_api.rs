@@ -48,7 +48,12 @@ pub fn custom_event_name(name: &str) -> bool {
         && b[1..].iter().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b':' | b'-')
         });
-    shaped && !events::RESERVED.contains(&name)
+    shaped && !reserved(name)
+}
+
+/// A name the server defines or Socket.IO reserves.
+fn reserved(name: &str) -> bool {
+    events::RESERVED.contains(&name) || crate::protocol::socket::RESERVED_EVENTS.contains(&name)
 }
 
 /// A list of ids under `key` of `to` (absent: none), each a non-empty string of at most
@@ -97,7 +102,7 @@ impl Emit {
         };
         let event = match o.get("event") {
             Some(Value::String(e)) if custom_event_name(e) => e.clone(),
-            Some(Value::String(e)) if events::RESERVED.contains(&e.as_str()) => {
+            Some(Value::String(e)) if reserved(e) => {
                 return Err(AppError::invalid(format!(
                     "event {e} is reserved: the server or Socket.IO defines it"
                 )))
