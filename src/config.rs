@@ -75,8 +75,20 @@ impl Default for PresenceConfig {
     }
 }
 
+/// Every type of outbound webhook event (docs/events.md), the default of `webhooks.events`.
+pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
+    "user.online",
+    "user.offline",
+    "room.occupied",
+    "room.vacated",
+    "message.created",
+    "message.updated",
+    "message.deleted",
+    "direct.created",
+];
+
 /// `[webhooks]`: outbound events (docs/events.md).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhooksConfig {
     /// Where events are POSTed; none: no events are stored or sent.
@@ -86,6 +98,19 @@ pub struct WebhooksConfig {
     /// How long a node holds an event it sends before another node may take it over
     /// (milliseconds; 0: 30 s).
     pub outbound_lease_ms: u64,
+    /// The event types sent (default: every one of [`WEBHOOK_EVENT_TYPES`]).
+    pub events: Vec<String>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            outbound_url: None,
+            outbound_secret: None,
+            outbound_lease_ms: 0,
+            events: WEBHOOK_EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
 }
 
 /// How log lines look (`RUST_LOG` says which are written).
@@ -452,6 +477,8 @@ impl Config {
                     .with_list_parse_key("cors.origins")
                     .with_list_parse_key("auth.algorithms")
                     .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("webhooks.events")
+                    .with_list_parse_key("proxy.prefixes")
                     .try_parsing(true),
             )
             .set_override_option("server.host", env("HOST"))?
@@ -489,6 +516,17 @@ impl Config {
                         .into(),
                 );
             }
+        }
+        if let Some(t) = self
+            .webhooks
+            .events
+            .iter()
+            .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+        {
+            return Err(format!(
+                "webhooks.events: unknown event type {t:?} (known: {})",
+                WEBHOOK_EVENT_TYPES.join(", ")
+            ));
         }
         if let Some(url) = self.proxy.url.as_deref().filter(|u| !u.is_empty()) {
             check_target("proxy.url", url)?;

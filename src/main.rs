@@ -353,10 +353,13 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         .outbound_url
         .as_deref()
         .is_some_and(|u| !u.is_empty());
+    let hooks = outbound_on.then(|| {
+        realtime_server::app::outbound::Hooks::new(outbound_wake.clone(), &config.webhooks.events)
+    });
     let presence = Presence::with_status(realtime_server::app::presence::StatusHooks {
         db: db.clone(),
         grace: std::time::Duration::from_millis(config.presence.grace_ms),
-        outbound: outbound_on.then(|| outbound_wake.clone()),
+        outbound: hooks.clone(),
     });
     let (proxy_link, proxy_calls) = realtime_server::http::proxy::link(&config.proxy).unzip();
     let (io, drain, api) = realtime_server::app::socket_io(
@@ -365,6 +368,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
         db.clone(),
         presence.clone(),
         proxy_link,
+        hooks,
     );
     // accepted chat:sends get this long to be stored and acked before connections close
     let drain_max = std::time::Duration::from_millis(config.server.drain_ms.max(5000));

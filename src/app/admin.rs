@@ -1,29 +1,93 @@
 //! Namespace `/admin` (stored role admin only; others get `connect_error` `FORBIDDEN`):
-//! `broadcast:all`, `admin:stats`, `admin:rooms`, `admin:announce`, `admin:disconnect-user`.
+//! `broadcast:all`, `admin:stats`, `admin:rooms`, `admin:announce`, `admin:disconnect-user`,
+//! `admin:messages`, `admin:delete-message`.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::chat::Chat;
 use super::error::AppError;
 use super::events;
 use super::names;
 use super::payload;
 use super::presence::Presence;
 use super::reply;
+use super::session_auth::user_id;
 use crate::config::ChatConfig;
-use crate::db::{now_ms, rooms, Db};
+use crate::db::{edits, now_ms, rooms, Db};
 use crate::socketio::{Event, Namespace, SocketCtx};
 
 /// Adds the admin handlers to `ns` (already authenticated as admin).
-pub fn handlers(ns: Namespace, cfg: Arc<ChatConfig>, db: Db, presence: Presence) -> Namespace {
+pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
+    let (c1, c2, c3, c4) = (chat.clone(), chat.clone(), chat.clone(), chat);
     ns.on(events::BROADCAST_ALL, broadcast_all)
         .on(events::ADMIN_STATS, stats)
         .on(events::ADMIN_ROOMS, move |s, ev| {
-            room_list(s, ev, &db, &presence)
+            room_list(s, ev, &c1.db, &c1.presence)
         })
-        .on(events::ADMIN_ANNOUNCE, move |s, ev| announce(s, ev, &cfg))
+        .on(events::ADMIN_ANNOUNCE, move |s, ev| announce(s, ev, &c2.cfg))
         .on(events::ADMIN_DISCONNECT_USER, disconnect_user)
+        .on(events::ADMIN_MESSAGES, move |s, ev| messages(s, ev, &c3.db))
+        .on(events::ADMIN_DELETE_MESSAGE, move |s, ev| {
+            delete_message(s, ev, &c4)
+        })
+}
+
+/// Messages `admin:messages` lists by default, and at most.
+const MESSAGES_DEFAULT: u64 = 50;
+const MESSAGES_MAX: u64 = 200;
+
+/// `admin:messages {roomId, limit?}` → `{messages}`: the room's newest messages, newest
+/// first, deleted ones included (blanked, with `deletedAt`).
+fn messages(s: &mut SocketCtx<'_>, ev: Event, db: &Db) {
+    let parsed = payload::object(&ev).and_then(|o| {
+        let room = payload::id(o, "roomId")?.to_owned();
+        let limit = match o.get("limit") {
+            None | Some(Value::Null) => MESSAGES_DEFAULT,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MESSAGES_MAX).contains(n))
+                .ok_or_else(|| {
+                    AppError::invalid("limit must be a whole number from 1 to 200")
+                })?,
+        };
+        Ok((room, limit as i64))
+    });
+    let (room, limit) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let db = db.clone();
+    reply::answer_later(s, ev.ack, "admin:messages", async move {
+        let list = db
+            .run(move |c| edits::newest_first(c, &room, limit))
+            .await??;
+        Ok(json!({ "messages": list }))
+    });
+}
+
+/// `admin:delete-message {messageId}`: as `chat:delete` by an admin.
+fn delete_message(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let parsed = payload::object(&ev).and_then(|o| {
+        let id = payload::id(o, "messageId")?.to_owned();
+        let admin = user_id(s).ok_or_else(|| AppError::forbidden("not authenticated"))?;
+        Ok((id, admin))
+    });
+    let (id, admin) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let (db, io, hooks) = (chat.db.clone(), s.io_handle(), chat.hooks.clone());
+    reply::answer_later(s, ev.ack, "admin:delete-message", async move {
+        let changed = super::edits::delete_message(&db, &io, &hooks, id, admin.clone()).await?;
+        log::info!(
+            "admin deleted message id={} room={} by={admin}",
+            changed.message["id"].as_str().unwrap_or_default(),
+            changed.room_id
+        );
+        Ok(Value::Null)
+    });
 }
 
 /// Relays the admin's argument unchanged (even `null`) to every `/admin` socket.

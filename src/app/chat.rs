@@ -43,6 +43,8 @@ pub struct Chat {
     pub max_pending_dms: u64,
     /// The byte budget of a connection (DM pages stay well within it).
     pub max_queued_bytes: usize,
+    /// Outbound webhooks, when they are on.
+    pub hooks: Option<Arc<super::outbound::Hooks>>,
 }
 
 /// The chat rooms this socket is in.

@@ -20,6 +20,7 @@ use super::chat::Chat;
 use super::error::{AppError, Code};
 use super::events;
 use super::names::{user_room, CHAT as NSP};
+use super::outbound::{Hooks, DIRECT_CREATED};
 use super::payload;
 use super::presence::Presence;
 use super::reply;
@@ -88,7 +89,7 @@ fn send(s: &mut SocketCtx<'_>, ev: crate::socketio::Event, chat: &Chat) {
         Err(e) => return reply::fail(s, ev.ack, &e),
     };
     let (io, db) = (s.io_handle(), chat.db.clone());
-    let presence = chat.presence.clone();
+    let (presence, hooks) = (chat.presence.clone(), chat.hooks.clone());
     let max_pending = chat.max_pending_dms;
     reply::answer_later(s, ev.ack, "user:direct-message", async move {
         let t = target.clone();
@@ -129,8 +130,28 @@ fn send(s: &mut SocketCtx<'_>, ev: crate::socketio::Event, chat: &Chat) {
                 .to(&user_room(&target))
                 .command(NEW_DM, dm.payload());
         }
+        if let Some(h) = hooks {
+            direct_created(&db, &h, &dm, online).await;
+        }
         Ok(json!({"id": dm.id, "delivered": online}))
     });
+}
+
+/// Stores `direct.created` for a DM (`delivered:false`: the cue for a push notification),
+/// once the target's presence is known (a failure is logged; the DM stays sent).
+async fn direct_created(db: &Db, hooks: &Arc<Hooks>, dm: &DirectMessage, delivered: bool) {
+    let data = json!({
+        "id": dm.id,
+        "fromUserId": dm.from_user_id,
+        "targetId": dm.to_user_id,
+        "delivered": delivered,
+    });
+    let key = format!("direct:{}", dm.to_user_id);
+    let Some(e) = hooks.event(key, dm.created_at, DIRECT_CREATED, data, dm.created_at) else {
+        return;
+    };
+    let what = format!("direct.created of dm {}", dm.id);
+    hooks.clone().store(db.clone(), e, what).await;
 }
 
 /// Whether `user` has a socket in `/` (on any node).

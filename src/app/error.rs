@@ -147,6 +147,16 @@ impl From<Refusal> for AppError {
             Refusal::UnknownMessage => AppError::not_found("unknown message in this room"),
             Refusal::NotJoined => AppError::forbidden("join the room first"),
             Refusal::NotMember => AppError::forbidden("not a member of this private room"),
+            Refusal::ClientIdUsed => AppError::invalid("clientMsgId already used"),
+            Refusal::NoMessage => AppError::not_found("unknown or deleted message"),
+            Refusal::NotAuthor => AppError::forbidden("not the author of this message"),
+            Refusal::TooManyEmoji => AppError::refused(
+                Code::RateLimited,
+                format!(
+                    "a message carries at most {} distinct emoji",
+                    crate::db::edits::MAX_EMOJI
+                ),
+            ),
         }
     }
 }

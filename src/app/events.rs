@@ -37,6 +37,15 @@ pub const ADMIN_ROOMS: &str = "admin:rooms";
 pub const ADMIN_ANNOUNCE: &str = "admin:announce";
 pub const SYSTEM_ANNOUNCEMENT: &str = "system:announcement";
 pub const ADMIN_DISCONNECT_USER: &str = "admin:disconnect-user";
+pub const CHAT_EDIT: &str = "chat:edit";
+pub const CHAT_DELETE: &str = "chat:delete";
+pub const CHAT_REACT: &str = "chat:react";
+pub const CHAT_MESSAGE_UPDATED: &str = "chat:message-updated";
+pub const CHAT_MESSAGE_DELETED: &str = "chat:message-deleted";
+pub const CHAT_REACTION: &str = "chat:reaction";
+pub const ROOMS_LIST: &str = "rooms:list";
+pub const ADMIN_MESSAGES: &str = "admin:messages";
+pub const ADMIN_DELETE_MESSAGE: &str = "admin:delete-message";
 
 /// Names a backend may not emit (`POST /internal/emit`, docs/http.md): every event the
 /// server defines, in either direction and in any namespace (those of the chat's edits,
@@ -86,16 +95,16 @@ pub const RESERVED: &[&str] = &[
     ADMIN_ANNOUNCE,
     SYSTEM_ANNOUNCEMENT,
     ADMIN_DISCONNECT_USER,
-    // the chat's edits, reactions and room list; the admin dashboard's
-    "chat:edit",
-    "chat:delete",
-    "chat:react",
-    "chat:message-updated",
-    "chat:message-deleted",
-    "chat:reaction",
-    "rooms:list",
-    "admin:messages",
-    "admin:delete-message",
+    CHAT_EDIT,
+    CHAT_DELETE,
+    CHAT_REACT,
+    CHAT_MESSAGE_UPDATED,
+    CHAT_MESSAGE_DELETED,
+    CHAT_REACTION,
+    ROOMS_LIST,
+    ADMIN_MESSAGES,
+    ADMIN_DELETE_MESSAGE,
+    // the admin dashboard's
     "admin:sockets",
     "admin:disconnect-socket",
     "admin:users",

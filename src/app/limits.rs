@@ -114,7 +114,7 @@ impl SyncSlots {
             crate::metrics::get().refused("sync");
             return Err(AppError::refused(
                 Code::RateLimited,
-                "a room:sync is already under way, wait for its answer",
+                "a room:sync or rooms:list is already under way, wait for its answer",
             ));
         }
         *n += 1;

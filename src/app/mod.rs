@@ -5,6 +5,7 @@ mod admin;
 pub mod api;
 mod chat;
 mod direct;
+mod edits;
 pub mod error;
 pub mod events;
 mod limits;
@@ -12,6 +13,7 @@ pub mod live;
 pub mod names;
 mod notifications;
 pub mod notify;
+pub mod outbound;
 mod payload;
 pub mod presence;
 pub mod proxy;
@@ -54,6 +56,7 @@ pub fn socket_io(
     db: Db,
     presence: Presence,
     proxy: Option<proxy::ProxyLink>,
+    hooks: Option<Arc<outbound::Hooks>>,
 ) -> (SocketIo, Drain, api::Api) {
     let allow_query = config.auth.allow_query_token;
     let auth = |access| {
@@ -66,17 +69,13 @@ pub fn socket_io(
         )
     };
     let notifications = notifications::handlers(auth(Access::Users), db.clone(), presence.clone());
-    let admin = admin::handlers(
-        auth(Access::Admins),
-        Arc::new(config.chat.clone()),
-        db.clone(),
-        presence.clone(),
-    );
     let chat = auth(Access::Users);
-    let writer = writer::MessageWriter::start(db.clone(), config.chat.write_queue);
+    let writer =
+        writer::MessageWriter::start(db.clone(), config.chat.write_queue, hooks.clone());
     let drain = Drain {
         writer: writer.clone(),
     };
+    let admin = auth(Access::Admins);
     let shared = Arc::new(chat::Chat {
         writer,
         db,
@@ -86,8 +85,11 @@ pub fn socket_io(
         syncs: limits::SyncSlots::new(&config.limits),
         max_pending_dms: config.limits.max_pending_dms,
         max_queued_bytes: config.limits.max_queued_bytes,
+        hooks,
     });
+    let admin = admin::handlers(admin, shared.clone());
     let chat = chat::handlers(chat, shared.clone());
+    let chat = edits::handlers(chat, shared.clone());
     let api = api::Api::new(
         shared.clone(),
         verifier.clone(),

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{events, names};
-use crate::db::{outbound, users, Db};
+use crate::db::{users, Db};
 use crate::protocol::{Nsp, Room, SocketId, UserId};
 use crate::socketio::bus::{
     Arrival, PresenceChange, PresenceCount, PresenceOp, PresenceUpdate, StateKey, StateTable,
@@ -39,8 +39,8 @@ pub struct StatusHooks {
     pub db: Db,
     /// How long after its last socket a user turns offline (a room is vacated).
     pub grace: Duration,
-    /// Set when outbound webhooks are on: woken when an event was stored.
-    pub outbound: Option<Arc<tokio::sync::Notify>>,
+    /// Set when outbound webhooks are on.
+    pub outbound: Option<Arc<super::outbound::Hooks>>,
 }
 
 /// A room's users, each with the ids of its sockets in the room.
@@ -593,29 +593,13 @@ impl StatusHooks {
     /// Stores an outbound event (when webhooks are on) and wakes the sender; `seq` orders
     /// it within `key`.
     fn store_event(&self, key: String, seq: i64, kind: &str, data: Value, at: i64) {
-        let Some(wake) = self.outbound.clone() else {
+        let Some(hooks) = self.outbound.clone() else {
             return;
         };
-        let id = uuid::Uuid::now_v7().to_string();
-        let body = json!({"id": id, "type": kind, "timestamp": at, "data": data}).to_string();
-        let e = outbound::NewEvent {
-            id,
-            event_key: key,
-            seq,
-            body,
-            created_at: at,
-            next_at: crate::db::now_ms(),
+        let Some(e) = hooks.event(key, seq, kind, data, at) else {
+            return;
         };
-        let db = self.db.clone();
-        actix_rt::spawn(async move {
-            match db.run(move |c| outbound::enqueue(c, &e)).await {
-                Ok(()) => wake.notify_one(),
-                Err(err) => {
-                    crate::metrics::get().error("outbound_store");
-                    log::error!("cannot store an outbound webhook event: {err}");
-                }
-            }
-        });
+        actix_rt::spawn(hooks.store(self.db.clone(), e, kind.to_owned()));
     }
 }
 

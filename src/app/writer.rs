@@ -76,14 +76,19 @@ struct WriterState {
 
 impl MessageWriter {
     /// Starts the writer thread with a queue of `capacity` messages.
-    pub fn start(db: Db, capacity: usize) -> MessageWriter {
+    /// `message.created` goes to outbound webhooks through `hooks` (stored with the message).
+    pub fn start(
+        db: Db,
+        capacity: usize,
+        hooks: Option<Arc<super::outbound::Hooks>>,
+    ) -> MessageWriter {
         // A list channel grows and shrinks with what waits; the count below bounds it.
         let (tx, rx) = mpsc::channel();
         let state = Arc::new(WriterState::default());
         let st = state.clone();
         let spawned = std::thread::Builder::new()
             .name("chat-writer".into())
-            .spawn(move || run(db, rx, &st));
+            .spawn(move || run(db, rx, &st, hooks));
         if let Err(e) = spawned {
             // Without the thread every send answers INTERNAL (the queue's receiver is gone).
             log::error!("cannot start the chat writer thread: {e}");
@@ -135,7 +140,18 @@ impl MessageWriter {
     }
 }
 
-fn run(db: Db, rx: Receiver<Pending>, state: &WriterState) {
+fn run(
+    db: Db,
+    rx: Receiver<Pending>,
+    state: &WriterState,
+    hooks: Option<Arc<super::outbound::Hooks>>,
+) {
+    let created = |m: &serde_json::Value| {
+        let at = m["timestamp"].as_i64().unwrap_or_else(crate::db::now_ms);
+        hooks
+            .as_ref()
+            .and_then(|h| h.message_event(super::outbound::MESSAGE_CREATED, m, at))
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -145,7 +161,7 @@ fn run(db: Db, rx: Receiver<Pending>, state: &WriterState) {
             }
         }
         let rows: Vec<NewMessage> = batch.iter().map(|p| p.msg.clone()).collect();
-        let outcomes = match db.run_blocking(|c| Ok(messages::store_batch(c, &rows))) {
+        let outcomes = match db.run_blocking(|c| Ok(messages::store_batch(c, &rows, &created))) {
             Ok(o) => o,
             Err(e) => {
                 // No connection: nothing was stored, every sender hears so.
@@ -156,6 +172,11 @@ fn run(db: Db, rx: Receiver<Pending>, state: &WriterState) {
             }
         };
         let n = batch.len();
+        if let Some(h) = &hooks {
+            if outcomes.iter().any(|o| matches!(o, Ok(Stored::New(_)))) {
+                h.stored();
+            }
+        }
         for (p, outcome) in batch.into_iter().zip(outcomes) {
             answer(p, outcome);
         }

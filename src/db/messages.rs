@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::schema::{messages, read_markers, rooms, users};
+use super::outbound::NewEvent;
+use super::schema::{message_reactions, messages, read_markers, rooms, users};
 use super::{now_ms, write_transaction, DbConnection, DbError};
 
 /// A stored chat message.
@@ -20,6 +21,8 @@ pub struct Message {
     pub reply_to_id: Option<String>,
     pub client_msg_id: Option<String>,
     pub created_at: i64,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
 }
 
 /// The last `limit` messages of a room, oldest first, and whether older ones exist.
@@ -81,6 +84,12 @@ pub fn shape(conn: &mut DbConnection, rows: &[Message]) -> Result<Vec<Value>, Db
             .map(|(id, text, sender)| (id, (text, sender)))
             .collect()
     };
+    let live: Vec<&str> = rows
+        .iter()
+        .filter(|m| m.deleted_at.is_none())
+        .map(|m| m.id.as_str())
+        .collect();
+    let mut reactions = reactions_of(conn, &live)?;
     Ok(rows
         .iter()
         .map(|m| {
@@ -97,12 +106,69 @@ pub fn shape(conn: &mut DbConnection, rows: &[Message]) -> Result<Vec<Value>, Db
                         .map(|(text, s)| json!({"id": r, "text": text, "senderId": s}))
                 })
                 .unwrap_or(Value::Null);
-            payload(m, &name, avatar.as_deref(), reply_to)
+            let mut p = payload(m, &name, avatar.as_deref(), reply_to);
+            if let Some(r) = reactions.remove(&m.id) {
+                p["reactions"] = Value::Array(r);
+            }
+            p
         })
         .collect())
 }
 
-/// The `chat:message` payload of a stored row (optional fields omitted when absent).
+/// Reactions shown per user list at most (`userIds`; `count` is the full number).
+pub const REACTION_USERS_SHOWN: usize = 20;
+
+/// The `reactions` of messages `ids`: per message `[{emoji, count, userIds}]`, in the order
+/// each emoji was first used, `userIds` oldest first (at most [`REACTION_USERS_SHOWN`]).
+fn reactions_of(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<Value>>, DbError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String, String)> = message_reactions::table
+        .filter(message_reactions::message_id.eq_any(ids))
+        .order((
+            message_reactions::created_at,
+            message_reactions::emoji,
+            message_reactions::user_id,
+        ))
+        .select((
+            message_reactions::message_id,
+            message_reactions::emoji,
+            message_reactions::user_id,
+        ))
+        .load(conn)?;
+    // per message: emoji in first-use order, each with its count and shown users
+    let mut grouped: HashMap<String, Vec<(String, usize, Vec<String>)>> = HashMap::new();
+    for (msg, emoji, user) in rows {
+        let list = grouped.entry(msg).or_default();
+        match list.iter_mut().find(|(e, _, _)| *e == emoji) {
+            Some((_, n, users)) => {
+                *n += 1;
+                if users.len() < REACTION_USERS_SHOWN {
+                    users.push(user);
+                }
+            }
+            None => list.push((emoji, 1, vec![user])),
+        }
+    }
+    Ok(grouped
+        .into_iter()
+        .map(|(msg, list)| {
+            let shown = list
+                .into_iter()
+                .map(|(emoji, count, users)| json!({"emoji": emoji, "count": count, "userIds": users}))
+                .collect();
+            (msg, shown)
+        })
+        .collect())
+}
+
+/// The `chat:message` payload of a stored row (optional fields omitted when absent): a
+/// deleted message keeps its place with `text:""` and `deletedAt`; `reactions` is empty
+/// here ([`shape`] fills it in).
 fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Value {
     let mut sender = Map::new();
     sender.insert("id".into(), json!(m.sender_id));
@@ -121,6 +187,13 @@ fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Va
     if let Some(c) = &m.client_msg_id {
         o.insert("clientMsgId".into(), json!(c));
     }
+    if let Some(t) = m.edited_at {
+        o.insert("editedAt".into(), json!(t));
+    }
+    if let Some(t) = m.deleted_at {
+        o.insert("deletedAt".into(), json!(t));
+    }
+    o.insert("reactions".into(), json!([]));
     Value::Object(o)
 }
 
@@ -154,6 +227,15 @@ pub enum Refusal {
     NotJoined,
     /// A private room the user is not a member of.
     NotMember,
+    /// The sender used this `clientMsgId` for a message in another room.
+    ClientIdUsed,
+    /// No such message, or it was deleted.
+    NoMessage,
+    /// The user may not change this message (not its author; for deletes, not an admin
+    /// either).
+    NotAuthor,
+    /// A new emoji on a message that has the most distinct ones already.
+    TooManyEmoji,
 }
 
 /// What became of one `NewMessage`.
@@ -167,15 +249,24 @@ pub enum Stored {
     Refused(Refusal),
 }
 
-/// Stores a batch of messages in one transaction (group commit) and answers each in order.
+/// For each message stored, the outbound event that goes with it (written in the same
+/// transaction), if any.
+pub type OnStored<'a> = &'a dyn Fn(&Value) -> Option<NewEvent>;
+
+/// Stores a batch of messages in one transaction (group commit) and answers each in order;
+/// `on_stored` adds an outbound event per new message in the same transaction.
 /// If the batch fails as a whole (a constraint hit by a concurrent writer on another node,
 /// say), each message is retried in a transaction of its own so one bad row costs no other.
-pub fn store_batch(conn: &mut DbConnection, batch: &[NewMessage]) -> Vec<Result<Stored, DbError>> {
+pub fn store_batch(
+    conn: &mut DbConnection,
+    batch: &[NewMessage],
+    on_stored: OnStored<'_>,
+) -> Vec<Result<Stored, DbError>> {
     match write_transaction(conn, |c| {
         let mut seen = BatchState::default();
         batch
             .iter()
-            .map(|m| store_one(c, m, &mut seen))
+            .map(|m| store_one(c, m, &mut seen, on_stored))
             .collect::<Result<Vec<_>, _>>()
     }) {
         Ok(all) => all.into_iter().map(Ok).collect(),
@@ -187,11 +278,14 @@ pub fn store_batch(conn: &mut DbConnection, batch: &[NewMessage]) -> Vec<Result<
             batch
                 .iter()
                 .map(|m| {
-                    write_transaction(conn, |c| store_one(c, m, &mut BatchState::default()))
-                        .or_else(|e| match find_duplicate(conn, m) {
-                            Ok(Some(id)) => Ok(Stored::Duplicate(id)),
-                            _ => Err(e),
-                        })
+                    write_transaction(conn, |c| {
+                        store_one(c, m, &mut BatchState::default(), on_stored)
+                    })
+                    .or_else(|e| match find_duplicate(conn, m) {
+                        Ok(Some((id, room))) if room == m.room_id => Ok(Stored::Duplicate(id)),
+                        Ok(Some(_)) => Ok(Stored::Refused(Refusal::ClientIdUsed)),
+                        _ => Err(e),
+                    })
                 })
                 .collect()
         }
@@ -203,14 +297,15 @@ pub fn store_batch(conn: &mut DbConnection, batch: &[NewMessage]) -> Vec<Result<
 struct BatchState {
     rooms: HashMap<String, bool>,
     senders: HashMap<String, (String, Option<String>)>,
-    /// (sender, clientMsgId) → id stored earlier in this batch.
-    client_ids: HashMap<(String, String), String>,
+    /// (sender, clientMsgId) → id and room of the message stored earlier in this batch.
+    client_ids: HashMap<(String, String), (String, String)>,
 }
 
 fn store_one(
     c: &mut DbConnection,
     m: &NewMessage,
     seen: &mut BatchState,
+    on_stored: OnStored<'_>,
 ) -> Result<Stored, DbError> {
     let exists = match seen.rooms.get(&m.room_id) {
         Some(e) => *e,
@@ -242,11 +337,15 @@ fn store_one(
     }
     if let Some(cmid) = &m.client_msg_id {
         let key = (m.sender_id.clone(), cmid.clone());
-        if let Some(id) = seen.client_ids.get(&key) {
-            return Ok(Stored::Duplicate(id.clone()));
-        }
-        if let Some(id) = find_duplicate(c, m)? {
-            return Ok(Stored::Duplicate(id));
+        let earlier = match seen.client_ids.get(&key) {
+            Some(e) => Some(e.clone()),
+            None => find_duplicate(c, m)?,
+        };
+        // scoped to the sender and the room: another room's message is never revealed
+        match earlier {
+            Some((id, room)) if room == m.room_id => return Ok(Stored::Duplicate(id)),
+            Some(_) => return Ok(Stored::Refused(Refusal::ClientIdUsed)),
+            None => {}
         }
     }
     let (name, avatar) = match seen.senders.get(&m.sender_id) {
@@ -270,6 +369,8 @@ fn store_one(
         reply_to_id: m.reply_to_id.clone(),
         client_msg_id: m.client_msg_id.clone(),
         created_at: now_ms(),
+        edited_at: None,
+        deleted_at: None,
     };
     diesel::insert_into(messages::table)
         .values((
@@ -283,26 +384,31 @@ fn store_one(
         ))
         .execute(c)?;
     if let Some(cmid) = &m.client_msg_id {
-        seen.client_ids
-            .insert((m.sender_id.clone(), cmid.clone()), row.id.clone());
+        seen.client_ids.insert(
+            (m.sender_id.clone(), cmid.clone()),
+            (row.id.clone(), row.room_id.clone()),
+        );
     }
-    Ok(Stored::New(payload(
-        &row,
-        &name,
-        avatar.as_deref(),
-        reply_to,
-    )))
+    let p = payload(&row, &name, avatar.as_deref(), reply_to);
+    if let Some(e) = on_stored(&p) {
+        super::outbound::enqueue(c, &e)?;
+    }
+    Ok(Stored::New(p))
 }
 
-fn find_duplicate(c: &mut DbConnection, m: &NewMessage) -> Result<Option<String>, DbError> {
+/// The id and room of the message the sender stored with this `clientMsgId`, if any.
+fn find_duplicate(
+    c: &mut DbConnection,
+    m: &NewMessage,
+) -> Result<Option<(String, String)>, DbError> {
     let Some(cmid) = &m.client_msg_id else {
         return Ok(None);
     };
     Ok(messages::table
         .filter(messages::sender_id.eq(&m.sender_id))
         .filter(messages::client_msg_id.eq(cmid))
-        .select(messages::id)
-        .first::<String>(c)
+        .select((messages::id, messages::room_id))
+        .first::<(String, String)>(c)
         .optional()?)
 }
 

@@ -6,6 +6,7 @@
 //! through [`Db::run`], never on an actor's or a worker's event-loop thread.
 
 pub mod direct;
+pub mod edits;
 pub mod idempotency;
 pub mod messages;
 pub mod notifications;

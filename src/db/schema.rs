@@ -48,6 +48,17 @@ diesel::table! {
         reply_to_id -> Nullable<Text>,
         client_msg_id -> Nullable<Text>,
         created_at -> BigInt,
+        edited_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    message_reactions (message_id, emoji, user_id) {
+        message_id -> Text,
+        emoji -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -134,6 +145,7 @@ diesel::joinable!(room_members -> rooms (room_id));
 diesel::joinable!(room_members -> users (user_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(messages -> users (sender_id));
+diesel::joinable!(message_reactions -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -141,6 +153,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_members,
     read_markers,
     messages,
+    message_reactions,
     direct_messages,
     product_watchers,
     cart_items,

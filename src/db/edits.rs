@@ -1,0 +1,320 @@
+//! Changes to stored chat messages (`chat:edit`, `chat:delete`, `chat:react`, docs/events.md)
+//! and the lists built on them: a user's rooms with unread counts (`rooms:list`) and a
+//! room's messages for admins (`admin:messages`).
+//!
+//! Each change runs in one write transaction that first takes the message's row (an update
+//! of the row: PostgreSQL locks it, SQLite's transaction holds the write lock), so a delete
+//! and a reaction, or two new emoji, never interleave. The outbound event of a change is
+//! written in the same transaction.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::messages::{readable, shape, Message, Refusal};
+use super::outbound::NewEvent;
+use super::schema::{message_reactions, messages, read_markers, room_members, rooms, users};
+use super::{write_transaction, DbConnection, DbError};
+
+/// Distinct emoji one message may carry.
+pub const MAX_EMOJI: i64 = 20;
+/// `unread` counts up to this.
+pub const UNREAD_MAX: i64 = 999;
+
+/// The outbound event of a change (given the message after it), if one is wanted.
+pub type OnChange<'a> = &'a dyn Fn(&Value) -> Option<NewEvent>;
+
+/// A message after an edit or a delete, in the history shape.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// Its room.
+    pub room_id: String,
+    /// The message as history now shows it.
+    pub message: Value,
+}
+
+/// Takes message `id` for a change: its row, unless it is unknown or deleted.
+fn take(c: &mut DbConnection, id: &str) -> Result<Option<Message>, DbError> {
+    let n = diesel::update(
+        messages::table
+            .find(id)
+            .filter(messages::deleted_at.is_null()),
+    )
+    .set(messages::deleted_at.eq(messages::deleted_at))
+    .execute(c)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(messages::table
+        .find(id)
+        .select(Message::as_select())
+        .first(c)
+        .optional()?)
+}
+
+/// The one message `id` in the history shape, with the outbound event of the change.
+fn finish(
+    c: &mut DbConnection,
+    id: &str,
+    on_change: OnChange<'_>,
+) -> Result<Result<Changed, Refusal>, DbError> {
+    let row: Message = messages::table
+        .find(id)
+        .select(Message::as_select())
+        .first(c)?;
+    let room_id = row.room_id.clone();
+    let message = shape(c, &[row])?.pop().unwrap_or(Value::Null);
+    if let Some(e) = on_change(&message) {
+        super::outbound::enqueue(c, &e)?;
+    }
+    Ok(Ok(Changed { room_id, message }))
+}
+
+/// `chat:edit`: the author (still allowed in the room) replaces the text of a message that
+/// is not deleted.
+pub fn edit(
+    conn: &mut DbConnection,
+    id: &str,
+    user: &str,
+    text: &str,
+    at: i64,
+    on_change: OnChange<'_>,
+) -> Result<Result<Changed, Refusal>, DbError> {
+    write_transaction(conn, |c| {
+        let Some(m) = take(c, id)? else {
+            return Ok(Err(Refusal::NoMessage));
+        };
+        if m.sender_id != user {
+            return Ok(Err(Refusal::NotAuthor));
+        }
+        if let Err(r) = readable(c, &m.room_id, user)? {
+            return Ok(Err(r));
+        }
+        diesel::update(messages::table.find(id))
+            .set((messages::text.eq(text), messages::edited_at.eq(Some(at))))
+            .execute(c)?;
+        finish(c, id, on_change)
+    })
+}
+
+/// `chat:delete` / `admin:delete-message`: the author, or a user whose stored role is
+/// `admin`, blanks a message (its row stays, so replies and order hold) and drops its
+/// reactions.
+pub fn delete(
+    conn: &mut DbConnection,
+    id: &str,
+    user: &str,
+    at: i64,
+    on_change: OnChange<'_>,
+) -> Result<Result<Changed, Refusal>, DbError> {
+    write_transaction(conn, |c| {
+        let Some(m) = take(c, id)? else {
+            return Ok(Err(Refusal::NoMessage));
+        };
+        if m.sender_id != user && !is_admin(c, user)? {
+            return Ok(Err(Refusal::NotAuthor));
+        }
+        diesel::update(messages::table.find(id))
+            .set((messages::text.eq(""), messages::deleted_at.eq(Some(at))))
+            .execute(c)?;
+        diesel::delete(message_reactions::table.filter(message_reactions::message_id.eq(id)))
+            .execute(c)?;
+        finish(c, id, on_change)
+    })
+}
+
+/// Whether `user`'s stored role is `admin`.
+pub fn is_admin(c: &mut DbConnection, user: &str) -> Result<bool, DbError> {
+    Ok(users::table
+        .find(user)
+        .select(users::role)
+        .first::<String>(c)
+        .optional()?
+        .is_some_and(|r| r == "admin"))
+}
+
+/// `chat:react`: turns `user`'s `emoji` on message `id` on or off. Answers the message's
+/// room and whether the state changed (a repeated toggle changes nothing).
+pub fn react(
+    conn: &mut DbConnection,
+    id: &str,
+    user: &str,
+    emoji: &str,
+    on: bool,
+    at: i64,
+) -> Result<Result<(String, bool), Refusal>, DbError> {
+    write_transaction(conn, |c| {
+        let Some(m) = take(c, id)? else {
+            return Ok(Err(Refusal::NoMessage));
+        };
+        if let Err(r) = readable(c, &m.room_id, user)? {
+            return Ok(Err(r));
+        }
+        let mine = message_reactions::table
+            .filter(message_reactions::message_id.eq(id))
+            .filter(message_reactions::emoji.eq(emoji));
+        if !on {
+            let n = diesel::delete(mine.filter(message_reactions::user_id.eq(user))).execute(c)?;
+            return Ok(Ok((m.room_id, n > 0)));
+        }
+        let users_of_emoji: Vec<String> = mine.select(message_reactions::user_id).load(c)?;
+        if users_of_emoji.iter().any(|u| u == user) {
+            return Ok(Ok((m.room_id, false)));
+        }
+        if users_of_emoji.is_empty() {
+            let distinct: Vec<String> = message_reactions::table
+                .filter(message_reactions::message_id.eq(id))
+                .select(message_reactions::emoji)
+                .distinct()
+                .load(c)?;
+            if distinct.len() as i64 >= MAX_EMOJI {
+                return Ok(Err(Refusal::TooManyEmoji));
+            }
+        }
+        diesel::insert_into(message_reactions::table)
+            .values((
+                message_reactions::message_id.eq(id),
+                message_reactions::emoji.eq(emoji),
+                message_reactions::user_id.eq(user),
+                message_reactions::created_at.eq(at),
+            ))
+            .execute(c)?;
+        Ok(Ok((m.room_id, true)))
+    })
+}
+
+/// `admin:messages`: the newest `limit` messages of `room`, newest first, deleted ones
+/// included (blanked).
+pub fn newest_first(
+    c: &mut DbConnection,
+    room: &str,
+    limit: i64,
+) -> Result<Result<Vec<Value>, Refusal>, DbError> {
+    if rooms::table.find(room).count().get_result::<i64>(c)? == 0 {
+        return Ok(Err(Refusal::UnknownRoom));
+    }
+    let rows: Vec<Message> = messages::table
+        .filter(messages::room_id.eq(room))
+        .order(messages::id.desc())
+        .limit(limit)
+        .select(Message::as_select())
+        .load(c)?;
+    Ok(Ok(shape(c, &rows)?))
+}
+
+/// One room of `rooms:list` (its online count is the caller's to add).
+#[derive(Debug, Clone)]
+pub struct ListedRoom {
+    /// The room.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is public.
+    pub is_public: bool,
+    /// Messages after the user's read marker, not the user's own, not deleted (at most
+    /// [`UNREAD_MAX`]).
+    pub unread: i64,
+    /// The newest message not deleted, in the history shape.
+    pub last: Option<Value>,
+}
+
+/// `rooms:list`: the rooms `user` is a member of or has a read marker in, newest last
+/// message first (rooms without one last, by name). Each count is bounded: at most
+/// [`UNREAD_MAX`] entries of the `(room_id, id, sender_id, deleted_at)` index are read.
+pub fn rooms_of(c: &mut DbConnection, user: &str) -> Result<Vec<ListedRoom>, DbError> {
+    let mut ids: Vec<String> = room_members::table
+        .filter(room_members::user_id.eq(user))
+        .select(room_members::room_id)
+        .load(c)?;
+    let markers: HashMap<String, String> = read_markers::table
+        .filter(read_markers::user_id.eq(user))
+        .select((read_markers::room_id, read_markers::last_read_message_id))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .collect();
+    ids.extend(markers.keys().cloned());
+    ids.sort();
+    ids.dedup();
+    let mut found = Vec::with_capacity(ids.len());
+    let mut last_rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        for room in super::rooms::find_many(c, chunk)? {
+            let marker = markers.get(&room.id).map(String::as_str);
+            let unread = unread(c, &room.id, user, marker)?;
+            let last: Option<Message> = messages::table
+                .filter(messages::room_id.eq(&room.id))
+                .filter(messages::deleted_at.is_null())
+                .order(messages::id.desc())
+                .select(Message::as_select())
+                .first(c)
+                .optional()?;
+            if let Some(m) = last {
+                last_rows.push(m);
+            }
+            found.push((room, unread));
+        }
+    }
+    // one look-up of senders, replies and reactions for every room's last message
+    let shaped = shape(c, &last_rows)?;
+    let mut lasts: HashMap<String, Value> = last_rows
+        .iter()
+        .zip(shaped)
+        .map(|(m, v)| (m.room_id.clone(), v))
+        .collect();
+    let mut list: Vec<ListedRoom> = found
+        .into_iter()
+        .map(|(room, unread)| ListedRoom {
+            last: lasts.remove(&room.id),
+            id: room.id,
+            name: room.name,
+            is_public: room.is_public,
+            unread,
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        let key = |r: &ListedRoom| {
+            r.last
+                .as_ref()
+                .and_then(|m| m["id"].as_str().map(str::to_owned))
+        };
+        key(b)
+            .cmp(&key(a))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(list)
+}
+
+/// Messages of `room` after `marker` (all without one), not `user`'s own, not deleted, at
+/// most [`UNREAD_MAX`]: first whether the `UNREAD_MAX`th exists (a bounded walk of the
+/// index), and only when it does not, the exact count.
+fn unread(
+    c: &mut DbConnection,
+    room: &str,
+    user: &str,
+    marker: Option<&str>,
+) -> Result<i64, DbError> {
+    let after = || {
+        let mut q = messages::table
+            .filter(messages::room_id.eq(room.to_owned()))
+            .filter(messages::sender_id.ne(user.to_owned()))
+            .filter(messages::deleted_at.is_null())
+            .into_boxed();
+        if let Some(m) = marker {
+            q = q.filter(messages::id.gt(m.to_owned()));
+        }
+        q
+    };
+    let full = after()
+        .order(messages::id.asc())
+        .offset(UNREAD_MAX - 1)
+        .limit(1)
+        .select(messages::id)
+        .first::<String>(c)
+        .optional()?;
+    if full.is_some() {
+        return Ok(UNREAD_MAX);
+    }
+    Ok(after().count().get_result(c)?)
+}
