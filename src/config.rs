@@ -108,7 +108,10 @@ impl Default for WebhooksConfig {
             outbound_url: None,
             outbound_secret: None,
             outbound_lease_ms: 0,
-            events: WEBHOOK_EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+            events: WEBHOOK_EVENT_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
         }
     }
 }

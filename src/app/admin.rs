@@ -26,7 +26,9 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         .on(events::ADMIN_ROOMS, move |s, ev| {
             room_list(s, ev, &c1.db, &c1.presence)
         })
-        .on(events::ADMIN_ANNOUNCE, move |s, ev| announce(s, ev, &c2.cfg))
+        .on(events::ADMIN_ANNOUNCE, move |s, ev| {
+            announce(s, ev, &c2.cfg)
+        })
         .on(events::ADMIN_DISCONNECT_USER, disconnect_user)
         .on(events::ADMIN_MESSAGES, move |s, ev| messages(s, ev, &c3.db))
         .on(events::ADMIN_DELETE_MESSAGE, move |s, ev| {
@@ -48,9 +50,7 @@ fn messages(s: &mut SocketCtx<'_>, ev: Event, db: &Db) {
             Some(v) => v
                 .as_u64()
                 .filter(|n| (1..=MESSAGES_MAX).contains(n))
-                .ok_or_else(|| {
-                    AppError::invalid("limit must be a whole number from 1 to 200")
-                })?,
+                .ok_or_else(|| AppError::invalid("limit must be a whole number from 1 to 200"))?,
         };
         Ok((room, limit as i64))
     });

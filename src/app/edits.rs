@@ -82,8 +82,15 @@ fn edit(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
             .run(move |c| edits::edit(c, &id, &user, &text, at, &hook))
             .await??;
         let m = &changed.message;
-        let body = json!({"id": m["id"], "roomId": changed.room_id, "text": m["text"], "editedAt": at});
-        announce(&io, &hooks, &changed.room_id, events::CHAT_MESSAGE_UPDATED, body);
+        let body =
+            json!({"id": m["id"], "roomId": changed.room_id, "text": m["text"], "editedAt": at});
+        announce(
+            &io,
+            &hooks,
+            &changed.room_id,
+            events::CHAT_MESSAGE_UPDATED,
+            body,
+        );
         Ok(Value::Null)
     });
 }
@@ -120,7 +127,13 @@ pub(super) async fn delete_message(
         .run(move |c| edits::delete(c, &id, &user, at, &hook))
         .await??;
     let body = json!({"id": changed.message["id"], "roomId": changed.room_id, "deletedAt": at});
-    announce(io, hooks, &changed.room_id, events::CHAT_MESSAGE_DELETED, body);
+    announce(
+        io,
+        hooks,
+        &changed.room_id,
+        events::CHAT_MESSAGE_DELETED,
+        body,
+    );
     Ok(changed)
 }
 

@@ -70,8 +70,7 @@ pub fn socket_io(
     };
     let notifications = notifications::handlers(auth(Access::Users), db.clone(), presence.clone());
     let chat = auth(Access::Users);
-    let writer =
-        writer::MessageWriter::start(db.clone(), config.chat.write_queue, hooks.clone());
+    let writer = writer::MessageWriter::start(db.clone(), config.chat.write_queue, hooks.clone());
     let drain = Drain {
         writer: writer.clone(),
     };

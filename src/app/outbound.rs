@@ -31,7 +31,14 @@ impl Hooks {
 
     /// The stored form of an event of type `kind` (`None` when that type is not sent):
     /// ordered by `seq` within `key` (`user:<id>`, `room:<id>`, `direct:<id>`).
-    pub fn event(&self, key: String, seq: i64, kind: &str, data: Value, at: i64) -> Option<NewEvent> {
+    pub fn event(
+        &self,
+        key: String,
+        seq: i64,
+        kind: &str,
+        data: Value,
+        at: i64,
+    ) -> Option<NewEvent> {
         if !self.wants(kind) {
             return None;
         }
@@ -50,10 +57,7 @@ impl Hooks {
     /// Stores `e` on its own (not within another write) and wakes the sender; a failure is
     /// counted and logged (`what` says which event).
     pub async fn store(self: Arc<Self>, db: crate::db::Db, e: NewEvent, what: String) {
-        match db
-            .run(move |c| crate::db::outbound::enqueue(c, &e))
-            .await
-        {
+        match db.run(move |c| crate::db::outbound::enqueue(c, &e)).await {
             Ok(()) => self.stored(),
             Err(err) => {
                 crate::metrics::get().error("outbound_store");

@@ -167,8 +167,8 @@ fn reactions_of(
 }
 
 /// The `chat:message` payload of a stored row (optional fields omitted when absent): a
-/// deleted message keeps its place with `text:""` and `deletedAt`; `reactions` is empty
-/// here ([`shape`] fills it in).
+/// deleted message keeps its place with `text:""` and `deletedAt`. [`shape`] adds
+/// `reactions` to a message that has any.
 fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Value {
     let mut sender = Map::new();
     sender.insert("id".into(), json!(m.sender_id));
@@ -193,7 +193,6 @@ fn payload(m: &Message, name: &str, avatar: Option<&str>, reply_to: Value) -> Va
     if let Some(t) = m.deleted_at {
         o.insert("deletedAt".into(), json!(t));
     }
-    o.insert("reactions".into(), json!([]));
     Value::Object(o)
 }
 
