@@ -93,7 +93,7 @@ fn group_commit(db: &Db) {
         msg("r1", "two", None, None, true),
     ];
     let out: Vec<Stored> = db
-        .run_blocking(|c| Ok(messages::store_batch(c, &batch)))
+        .run_blocking(|c| Ok(messages::store_batch(c, &batch, &|_| None)))
         .expect("batch")
         .into_iter()
         .map(|r| r.expect("stored"))
@@ -125,7 +125,7 @@ fn group_commit(db: &Db) {
         msg("r1", "reply", None, Some(&first_id), true),
     ];
     let out = db
-        .run_blocking(|c| Ok(messages::store_batch(c, &later)))
+        .run_blocking(|c| Ok(messages::store_batch(c, &later, &|_| None)))
         .expect("batch");
     assert_eq!(
         out[0].as_ref().expect("ok"),
@@ -238,18 +238,20 @@ const BEFORE_READ_MARKERS: &str = "
            ('lobby', 'carol', 150, NULL, NULL);
 ";
 
-macro_rules! migrate_before_read_markers {
-    ($conn:expr) => {{
+/// Applies the migrations before `version` on a raw connection, then runs `rows` (data as
+/// that schema held it).
+macro_rules! migrate_before {
+    ($conn:expr, $version:expr, $rows:expr) => {{
         use diesel::connection::SimpleConnection;
         use diesel_migrations::MigrationHarness;
         let conn = $conn;
         for m in conn.pending_migrations(EMBEDDED).expect("migrations") {
-            if m.name().version().to_string().as_str() < READ_MARKERS {
+            if m.name().version().to_string().as_str() < $version {
                 conn.run_migration(&m)
                     .expect("an earlier migration applies");
             }
         }
-        conn.batch_execute(BEFORE_READ_MARKERS)
+        conn.batch_execute($rows)
             .expect("rows of the earlier schema");
     }};
 }
@@ -299,7 +301,7 @@ fn read_markers_migration_on_sqlite() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("old.db");
     let mut conn = diesel::SqliteConnection::establish(&path.display().to_string()).expect("open");
-    migrate_before_read_markers!(&mut conn);
+    migrate_before!(&mut conn, READ_MARKERS, BEFORE_READ_MARKERS);
     drop(conn);
     check_read_markers_migration(&format!("sqlite://{}", path.display()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -310,7 +312,118 @@ fn read_markers_migration_on_postgres() {
     use diesel::Connection;
     let pg = common::Postgres::start();
     let mut conn = diesel::PgConnection::establish(&pg.url()).expect("connect");
-    migrate_before_read_markers!(&mut conn);
+    migrate_before!(&mut conn, READ_MARKERS, BEFORE_READ_MARKERS);
     drop(conn);
     check_read_markers_migration(&pg.url());
+}
+
+const CHAT_EDITS: &str = "20261208000001";
+
+/// A database as the version before edits, deletes and reactions left it: two rooms with
+/// messages (one a reply, one with a clientMsgId), a member and a read marker.
+const BEFORE_CHAT_EDITS: &str = "
+    INSERT INTO users (id, name, email, role, is_active, created_at) VALUES
+        ('alice', 'Alice', 'a@example.com', 'user', true, 1),
+        ('bob', 'Bob', 'b@example.com', 'admin', true, 1);
+    INSERT INTO rooms (id, name, is_public, created_at) VALUES
+        ('lobby', 'Lobby', true, 1), ('team', 'Team', false, 1);
+    INSERT INTO room_members (room_id, user_id, joined_at) VALUES ('team', 'bob', 1);
+    INSERT INTO messages (id, room_id, sender_id, text, reply_to_id, client_msg_id, created_at)
+    VALUES ('m1', 'lobby', 'alice', 'first', NULL, 'c-1', 10),
+           ('m2', 'lobby', 'alice', 'second', 'm1', NULL, 20),
+           ('m3', 'lobby', 'alice', 'third', NULL, NULL, 30),
+           ('m4', 'team', 'bob', 'team talk', NULL, NULL, 40);
+    INSERT INTO read_markers (room_id, user_id, last_read_message_id, last_read_at)
+    VALUES ('lobby', 'bob', 'm1', 50);
+";
+
+/// After the migration: every message kept as it was (not edited, not deleted, no
+/// reactions), unread counted from the kept marker, and the new changes work on old rows.
+fn check_chat_edits_migration(url: &str) {
+    use realtime_server::db::edits;
+    let db = Db::connect(url, 2).expect("connect");
+    let applied = db.migrate().expect("the rest applies");
+    assert!(
+        applied.iter().any(|m| m.starts_with(CHAT_EDITS)),
+        "{applied:?}"
+    );
+    let (hist, more) = db
+        .run_blocking(|c| messages::history(c, "lobby", 50))
+        .expect("history");
+    assert!(!more);
+    let texts: Vec<&str> = hist.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, ["first", "second", "third"]);
+    assert!(hist.iter().all(|m| m.get("editedAt").is_none()
+        && m.get("deletedAt").is_none()
+        && m.get("reactions").is_none()));
+    assert_eq!(hist[1]["replyTo"]["text"], "first");
+    assert_eq!(hist[0]["clientMsgId"], "c-1");
+
+    let listed = db
+        .run_blocking(|c| edits::rooms_of(c, "bob"))
+        .expect("rooms");
+    let summary: Vec<(&str, i64, Option<&str>)> = listed
+        .iter()
+        .map(|r| {
+            let last = r.last.as_ref().and_then(|m| m["id"].as_str());
+            (r.id.as_str(), r.unread, last)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("team", 0, Some("m4")), ("lobby", 2, Some("m3"))],
+        "bob: member of team (his own message), marker at m1 in lobby"
+    );
+
+    let none = &|_: &serde_json::Value| None;
+    let edited = db
+        .run_blocking(|c| edits::edit(c, "m3", "alice", "third, edited", 60, none))
+        .expect("edit")
+        .expect("allowed");
+    assert_eq!(edited.message["editedAt"], 60);
+    let reacted = db
+        .run_blocking(|c| edits::react(c, "m2", "bob", "👍", true, 61))
+        .expect("react");
+    assert_eq!(reacted, Ok(("lobby".to_owned(), true)));
+    // bob's stored role is admin: he may delete alice's message
+    let deleted = db
+        .run_blocking(|c| edits::delete(c, "m1", "bob", 62, none))
+        .expect("delete")
+        .expect("allowed");
+    assert_eq!(deleted.message["text"], "");
+    let (hist, _) = db
+        .run_blocking(|c| messages::history(c, "lobby", 50))
+        .expect("history");
+    assert_eq!(
+        hist[1]["replyTo"]["text"], "",
+        "a reply to a deleted message"
+    );
+    assert_eq!(hist[1]["reactions"][0]["userIds"][0], "bob");
+    let listed = db
+        .run_blocking(|c| edits::rooms_of(c, "bob"))
+        .expect("rooms");
+    assert_eq!(listed[1].unread, 2, "m2 and m3 after bob's marker");
+}
+
+#[test]
+fn chat_edits_migration_on_sqlite() {
+    use diesel::Connection;
+    let dir = std::env::temp_dir().join(format!("rt-migrate-edits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("old.db");
+    let mut conn = diesel::SqliteConnection::establish(&path.display().to_string()).expect("open");
+    migrate_before!(&mut conn, CHAT_EDITS, BEFORE_CHAT_EDITS);
+    drop(conn);
+    check_chat_edits_migration(&format!("sqlite://{}", path.display()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chat_edits_migration_on_postgres() {
+    use diesel::Connection;
+    let pg = common::Postgres::start();
+    let mut conn = diesel::PgConnection::establish(&pg.url()).expect("connect");
+    migrate_before!(&mut conn, CHAT_EDITS, BEFORE_CHAT_EDITS);
+    drop(conn);
+    check_chat_edits_migration(&pg.url());
 }
