@@ -98,6 +98,38 @@ test("chat across nodes: cluster-wide member counts, each message once, typing, 
   alice.disconnect();
 });
 
+test("edits, deletes and reactions across nodes; rooms:list counts on either node", async () => {
+  const alice = await connect(a, "alice");
+  const bob = await connect(b, "bob");
+  await ask(alice, "room:join", "lobby");
+  await ask(bob, "room:join", "lobby");
+  const { messageId } = await ask(alice, "chat:send", { roomId: "lobby", text: "across" });
+  const seen = { upd: collect(bob, "chat:message-updated"), react: collect(bob, "chat:reaction"), del: collect(bob, "chat:message-deleted") };
+  const aliceReacts = collect(alice, "chat:reaction");
+  assert.deepEqual(await ask(alice, "chat:edit", { messageId, text: "across, edited" }), { success: true });
+  assert.deepEqual(await ask(bob, "chat:react", { messageId, emoji: "🌍", on: true }), { success: true });
+  await until(() => seen.upd.length === 1 && seen.react.length === 1 && aliceReacts.length === 1, 3000, "edit and reaction on both nodes");
+  assert.equal(seen.upd[0][0].text, "across, edited");
+  assert.deepEqual(aliceReacts[0][0], { messageId, roomId: "lobby", userId: "bob", emoji: "🌍", on: true });
+  // carol has read nothing in lobby yet: alice's message is unread for her on either node
+  const carolA = await connect(a, "carol");
+  await ask(carolA, "room:join", "lobby");
+  const { messageId: second } = await ask(alice, "chat:send", { roomId: "lobby", text: "second" });
+  await ask(carolA, "chat:read", { roomId: "lobby", lastReadMessageId: messageId });
+  const carolB = await connect(b, "carol");
+  const listed = (await ask(carolB, "rooms:list")).rooms.find((r) => r.id === "lobby");
+  assert.equal(listed.unread, 1);
+  assert.equal(listed.lastMessage.id, second);
+  assert.equal(listed.memberCount, 3, "users in the room counted cluster-wide");
+  assert.deepEqual(await ask(alice, "chat:delete", { messageId }), { success: true });
+  await until(() => seen.del.length === 1, 3000, "the delete on node b");
+  assert.equal(seen.del[0][0].id, messageId);
+  await delay(200);
+  assert.equal(seen.upd.length, 1, "each event once");
+  assert.equal(seen.react.length, 1, "each event once");
+  for (const s of [alice, bob, carolA, carolB]) s.disconnect();
+});
+
 test("notifications across nodes: a webhook on node a reaches a watcher and an admin on node b once", async () => {
   const carol = await connect(b, "carol");
   const carolN = await connect(a, "carol", "/notifications");
