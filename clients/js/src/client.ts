@@ -1,8 +1,9 @@
 // The client every app otherwise writes on top of socket.io-client: a token from a callback,
 // `auth:refresh` before the token expires, the joined rooms joined again and caught up with
 // `room:sync` after a reconnect, sends with a `clientMsgId` retried until they are acked (the
-// server stores a message once per clientMsgId), DMs acknowledged and deduplicated by id, and
-// followed users' online status kept (followed again after a reconnect).
+// server stores a message once per clientMsgId), edits, deletes and reactions applied to the
+// kept messages as they happen, DMs acknowledged and deduplicated by id, and followed users'
+// online status kept (followed again after a reconnect).
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import type {
   ChatClientToServerEvents,
@@ -10,7 +11,9 @@ import type {
   ChatChatMessagePayload,
   ChatChatDirectPayload,
   ChatChatReadReceiptPayload,
+  ChatChatReactionPayload,
   ChatRoomMemberUpdatePayload,
+  ChatRoomsListAck,
   Failure,
   UserStatus,
   NotificationsClientToServerEvents,
@@ -21,6 +24,8 @@ import type {
 export type ChatMessage = ChatChatMessagePayload;
 /** A direct message as the server sends it. */
 export type DirectMessage = ChatChatDirectPayload;
+/** One room of `rooms:list`: unread count and last message. */
+export type RoomSummary = Extract<ChatRoomsListAck, { success: true }>["rooms"][number];
 /** The `/` socket, typed. */
 export type ChatSocket = Socket<ChatServerToClientEvents, ChatClientToServerEvents>;
 /** The `/notifications` socket, typed. */
@@ -132,6 +137,7 @@ export class RealtimeClient {
   private readonly dmTopic = new Topic<DirectMessage>();
   private readonly errorTopic = new Topic<RealtimeError>();
   private readonly presenceTopic = new Topic<UserStatus>();
+  private readonly readTopic = new Topic<string>();
   /** Followed users and their last known status. */
   private followed = new Map<string, UserStatus>();
   status: Status = "connecting";
@@ -166,6 +172,9 @@ export class RealtimeClient {
     this.chat.on("room:history", (h) => this.addMessages(h.roomId, h.messages as ChatMessage[]));
     this.chat.on("room:member-update", (u) => this.onMemberUpdate(u));
     this.chat.on("chat:read-receipt", (r) => this.onReceipt(r));
+    this.chat.on("chat:message-updated", (u) => this.change(u.roomId, u.id, (m) => ({ ...m, text: u.text, editedAt: u.editedAt })));
+    this.chat.on("chat:message-deleted", (d) => this.onDeleted(d.roomId, d.id, d.deletedAt));
+    this.chat.on("chat:reaction", (r) => this.change(r.roomId, r.messageId, (m) => withReaction(m, r)));
     this.chat.on("chat:user-typing", ({ roomId, userId }) => this.setTyping(roomId, userId, true));
     this.chat.on("chat:user-stopped-typing", ({ roomId, userId }) => this.setTyping(roomId, userId, false));
     this.chat.on("user:status", (st) => this.setPresence(st));
@@ -206,6 +215,8 @@ export class RealtimeClient {
   onDirectMessage(l: Listener<DirectMessage>): () => void { return this.dmTopic.on(l); }
   /** Refused connects and failed background work (re-joins, catch-ups). */
   onError(l: Listener<RealtimeError>): () => void { return this.errorTopic.on(l); }
+  /** This user's read marker moved in a room (through `markRead`). */
+  onRead(l: Listener<string>): () => void { return this.readTopic.on(l); }
   /** Every change of a followed user's status (also one missed while disconnected). */
   onPresence(l: Listener<UserStatus>): () => void { return this.presenceTopic.on(l); }
 
@@ -281,9 +292,34 @@ export class RealtimeClient {
     }
   }
 
+  /** Replaces the text of one of this user's messages (the room hears `chat:message-updated`). */
+  async edit(messageId: string, text: string): Promise<void> {
+    await this.request("chat:edit", { messageId, text });
+  }
+
+  /** Deletes a message: this user's own, or any as a user whose stored role is admin. It stays
+   * in place in every room's list, blanked (`text: ""`, `deletedAt`). */
+  async deleteMessage(messageId: string): Promise<void> {
+    await this.request("chat:delete", { messageId });
+  }
+
+  /** Turns this user's reaction with `emoji` on or off (a message carries at most 20
+   * distinct emoji: the 21st rejects with `RATE_LIMITED`). */
+  async react(messageId: string, emoji: string, on: boolean): Promise<void> {
+    await this.request("chat:react", { messageId, emoji, on });
+  }
+
+  /** The rooms this user is a member of or has read in, newest last message first, each with
+   * its `unread` count (at most 999) and `lastMessage`. */
+  async roomsList(): Promise<RoomSummary[]> {
+    const ack = (await this.request("rooms:list", {})) as { rooms: RoomSummary[] };
+    return ack.rooms;
+  }
+
   /** Moves this user's read marker. */
   async markRead(roomId: string, lastReadMessageId: string): Promise<void> {
     await this.request("chat:read", { roomId, lastReadMessageId });
+    this.readTopic.emit(roomId);
   }
 
   /** Says this user is typing (or stopped) in a room. */
@@ -408,7 +444,15 @@ export class RealtimeClient {
     if (!room || list.length === 0) return;
     let changed = false;
     for (const m of list) {
-      if (room.ids.has(m.id)) continue;
+      if (room.ids.has(m.id)) {
+        // history and catch-ups carry the stored state: an edit or delete missed while away
+        const i = room.messages.findIndex((k) => k.id === m.id);
+        if (i >= 0 && newer(m, room.messages[i])) {
+          room.messages[i] = m;
+          changed = true;
+        }
+        continue;
+      }
       room.ids.add(m.id);
       room.messages.push(m);
       changed = true;
@@ -420,6 +464,30 @@ export class RealtimeClient {
       const old = room.messages.shift() as ChatMessage;
       room.ids.delete(old.id);
     }
+    this.publish(roomId);
+  }
+
+  /** Applies `f` to message `id` of a kept room (nothing when it is not kept). */
+  private change(roomId: string, id: string, f: (m: ChatMessage) => ChatMessage): void {
+    const room = this.rooms.get(roomId);
+    const i = room?.messages.findIndex((m) => m.id === id) ?? -1;
+    if (!room || i < 0) return;
+    room.messages[i] = f(room.messages[i]);
+    this.publish(roomId);
+  }
+
+  /** A delete: the message blanked in place, replies to it show an empty quote. */
+  private onDeleted(roomId: string, id: string, deletedAt: number): void {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    room.messages = room.messages.map((m) => {
+      if (m.id === id) {
+        const { reactions: _gone, ...rest } = m;
+        return { ...rest, text: "", deletedAt };
+      }
+      if (m.replyTo?.id === id) return { ...m, replyTo: { ...m.replyTo, text: "" } };
+      return m;
+    });
     this.publish(roomId);
   }
 
@@ -498,6 +566,34 @@ export class RealtimeClient {
       });
     });
   }
+}
+
+/** Whether `incoming` is a later state of the same message than `kept`. */
+function newer(incoming: ChatMessage, kept: ChatMessage): boolean {
+  if (kept.deletedAt !== undefined) return false;
+  if (incoming.deletedAt !== undefined) return true;
+  if ((incoming.editedAt ?? 0) !== (kept.editedAt ?? 0)) return (incoming.editedAt ?? 0) > (kept.editedAt ?? 0);
+  return JSON.stringify(incoming.reactions ?? []) !== JSON.stringify(kept.reactions ?? []);
+}
+
+/** `m` with one user's reaction turned on or off (`chat:reaction`), as the server keeps it:
+ * emoji in first-use order, at most 20 users shown, `count` the full number. */
+function withReaction(m: ChatMessage, r: ChatChatReactionPayload): ChatMessage {
+  const list = (m.reactions ?? []).map((x) => ({ ...x, userIds: [...x.userIds] }));
+  const i = list.findIndex((x) => x.emoji === r.emoji);
+  if (r.on) {
+    if (i < 0) list.push({ emoji: r.emoji, count: 1, userIds: [r.userId] });
+    else if (!list[i].userIds.includes(r.userId)) {
+      list[i].count += 1;
+      if (list[i].userIds.length < 20) list[i].userIds.push(r.userId);
+    }
+  } else if (i >= 0) {
+    list[i].count = Math.max(0, list[i].count - 1);
+    list[i].userIds = list[i].userIds.filter((u) => u !== r.userId);
+    if (list[i].count === 0) list.splice(i, 1);
+  }
+  const { reactions: _old, ...rest } = m;
+  return list.length > 0 ? { ...rest, reactions: list } : rest;
 }
 
 function emptyRoom(): RoomState {

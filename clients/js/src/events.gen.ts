@@ -157,6 +157,45 @@ export type AdminAdminDisconnectUserAck =
       success: true;
     }
   | Failure;
+export type ChatChatEditAck =
+  | {
+      success: true;
+    }
+  | Failure;
+export type ChatChatDeleteAck =
+  | {
+      success: true;
+    }
+  | Failure;
+export type ChatChatReactAck =
+  | {
+      success: true;
+    }
+  | Failure;
+export type ChatRoomsListAck =
+  | {
+      success: true;
+      rooms: {
+        id: string;
+        name: string;
+        isPublic: boolean;
+        memberCount: number;
+        unread: number;
+        lastMessage: null | ChatMessage;
+      }[];
+    }
+  | Failure;
+export type AdminAdminMessagesAck =
+  | {
+      success: true;
+      messages: ChatMessage[];
+    }
+  | Failure;
+export type AdminAdminDeleteMessageAck =
+  | {
+      success: true;
+    }
+  | Failure;
 
 export interface UserStatus {
   userId: string;
@@ -180,6 +219,13 @@ export interface ChatMessage {
   timestamp: number;
   readBy: string[];
   clientMsgId?: string;
+  editedAt?: number;
+  deletedAt?: number;
+  reactions?: {
+    emoji: string;
+    count: number;
+    userIds: string[];
+  }[];
 }
 export interface Notification {
   id?: string;
@@ -351,6 +397,46 @@ export interface AdminAdminAnnouncementPayload {
 export interface AdminAdminDisconnectUserPayload {
   userId: string;
 }
+export interface ChatChatEditPayload {
+  messageId: string;
+  text: string;
+}
+export interface ChatChatDeletePayload {
+  messageId: string;
+}
+export interface ChatChatReactPayload {
+  messageId: string;
+  emoji: string;
+  on: boolean;
+}
+export interface ChatChatMessageUpdatedPayload {
+  id: string;
+  roomId: string;
+  text: string;
+  editedAt: number;
+}
+export interface ChatChatMessageDeletedPayload {
+  id: string;
+  roomId: string;
+  deletedAt: number;
+}
+export interface ChatChatReactionPayload {
+  messageId: string;
+  roomId: string;
+  userId: string;
+  emoji: string;
+  on: boolean;
+}
+export interface ChatRoomsListPayload {
+  [k: string]: unknown | undefined;
+}
+export interface AdminAdminMessagesPayload {
+  roomId: string;
+  limit?: number;
+}
+export interface AdminAdminDeleteMessagePayload {
+  messageId: string;
+}
 
 export type ChatUserStatusPayload = UserStatus;
 export type ChatChatMessagePayload = ChatMessage;
@@ -386,6 +472,12 @@ export interface ChatServerToClientEvents {
   "job:progress": (payload: ChatJobProgressPayload) => void;
   /** A failed event that carried no ack. */
   "error": (payload: ChatErrorPayload) => void;
+  /** A message of a joined room was edited. */
+  "chat:message-updated": (payload: ChatChatMessageUpdatedPayload) => void;
+  /** A message of a joined room was deleted (history keeps it in place, blanked). */
+  "chat:message-deleted": (payload: ChatChatMessageDeletedPayload) => void;
+  /** A reaction in a joined room changed (sent only on a change). */
+  "chat:reaction": (payload: ChatChatReactionPayload) => void;
 }
 
 /** What a client emits on `/` (socket.io-client's `ClientToServerEvents`). */
@@ -416,6 +508,14 @@ export interface ChatClientToServerEvents {
   "product:watch": (payload: ChatProductWatchPayload, ack: (answer: ChatProductWatchAck) => void) => void;
   /** Stop watching a product. */
   "product:unwatch": (payload: ChatProductUnwatchPayload, ack: (answer: ChatProductUnwatchAck) => void) => void;
+  /** Replace the text of one's own message (the rules of chat:send). */
+  "chat:edit": (payload: ChatChatEditPayload, ack: (answer: ChatChatEditAck) => void) => void;
+  /** Delete a message (its author, or a user whose stored role is admin). */
+  "chat:delete": (payload: ChatChatDeletePayload, ack: (answer: ChatChatDeleteAck) => void) => void;
+  /** Turn one's reaction with an emoji on or off (at most 20 distinct emoji per message). */
+  "chat:react": (payload: ChatChatReactPayload, ack: (answer: ChatChatReactAck) => void) => void;
+  /** The user's rooms (member or read in) with unread counts, newest last message first. */
+  "rooms:list": (payload: ChatRoomsListPayload, ack: (answer: ChatRoomsListAck) => void) => void;
 }
 
 /** What the server emits on `/notifications` (socket.io-client's `ServerToClientEvents`). */
@@ -462,6 +562,10 @@ export interface AdminClientToServerEvents {
   "broadcast:all": (payload: AdminBroadcastAllPayload, ack: (answer: AdminBroadcastAllAck) => void) => void;
   /** End a user's sockets in every namespace on every node. */
   "admin:disconnect-user": (payload: AdminAdminDisconnectUserPayload, ack: (answer: AdminAdminDisconnectUserAck) => void) => void;
+  /** A room's newest messages, newest first, deleted ones included. */
+  "admin:messages": (payload: AdminAdminMessagesPayload, ack: (answer: AdminAdminMessagesAck) => void) => void;
+  /** Delete a message as chat:delete by an admin. */
+  "admin:delete-message": (payload: AdminAdminDeleteMessagePayload, ack: (answer: AdminAdminDeleteMessageAck) => void) => void;
 }
 
 /** The namespaces and their addresses. */

@@ -12,6 +12,7 @@ export {
   type NotificationsSocket,
   type RealtimeOptions,
   type RoomSnapshot,
+  type RoomSummary,
   type Status,
 } from "./client.js";
 export {

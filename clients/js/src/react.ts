@@ -1,7 +1,8 @@
 // React hooks over a RealtimeClient: put one client in a <RealtimeProvider>, then
-// useSocket(), useChat(roomId), useNotifications() and usePresence(roomId) anywhere below it.
+// useSocket(), useChat(roomId), useRooms(), useNotifications() and usePresence(roomId)
+// anywhere below it.
 import { createContext, createElement, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
-import { RealtimeClient, RealtimeError, type ChatMessage, type ChatSocket, type RoomSnapshot, type Status } from "./client.js";
+import { RealtimeClient, RealtimeError, type ChatMessage, type ChatSocket, type RoomSnapshot, type RoomSummary, type Status } from "./client.js";
 import type { Notification, NotificationsJobProgressPayload } from "./events.gen.js";
 
 const ClientContext = createContext<RealtimeClient | null>(null);
@@ -83,6 +84,12 @@ export interface UseChat {
   stopTyping: () => void;
   /** Moves this user's read marker. */
   markRead: (lastReadMessageId: string) => Promise<void>;
+  /** Replaces the text of one of this user's messages. */
+  edit: (messageId: string, text: string) => Promise<void>;
+  /** Deletes a message (own; any for an admin): it stays in `messages`, blanked. */
+  remove: (messageId: string) => Promise<void>;
+  /** Turns this user's reaction with `emoji` on or off. */
+  react: (messageId: string, emoji: string, on: boolean) => Promise<void>;
   /** userId → the last message that user read (chat:read-receipt). */
   receipts: Readonly<Record<string, string>>;
   memberCount: number;
@@ -98,6 +105,9 @@ export function useChat(roomId: string): UseChat {
   const startTyping = useCallback(() => client.typing(roomId, true), [client, roomId]);
   const stopTyping = useCallback(() => client.typing(roomId, false), [client, roomId]);
   const markRead = useCallback((id: string) => client.markRead(roomId, id), [client, roomId]);
+  const edit = useCallback((id: string, text: string) => client.edit(id, text), [client]);
+  const remove = useCallback((id: string) => client.deleteMessage(id), [client]);
+  const react = useCallback((id: string, emoji: string, on: boolean) => client.react(id, emoji, on), [client]);
   return {
     messages: room?.messages ?? [],
     send,
@@ -105,11 +115,58 @@ export function useChat(roomId: string): UseChat {
     startTyping,
     stopTyping,
     markRead,
+    edit,
+    remove,
+    react,
     receipts: room?.receipts ?? {},
     memberCount: room?.memberCount ?? 0,
     joined: room !== undefined && room.memberCount > 0,
     error,
   };
+}
+
+export interface UseRooms {
+  /** The user's rooms, newest last message first, each with `unread` and `lastMessage`. */
+  rooms: readonly RoomSummary[];
+  /** Asks again now (it also asks on connect, and shortly after messages and read markers move). */
+  refresh: () => Promise<void>;
+  error: RealtimeError | undefined;
+}
+
+/** The user's room list with unread counts (`rooms:list`), kept fresh: asked again on every
+ * (re)connect and at most every `settleMs` (default 500) while messages arrive, edits and
+ * deletes happen or this user's markers move. */
+export function useRooms(settleMs = 500): UseRooms {
+  const client = useClient();
+  const [rooms, setRooms] = useState<readonly RoomSummary[]>([]);
+  const [error, setError] = useState<RealtimeError | undefined>();
+  const refresh = useCallback(async () => {
+    try {
+      setRooms(await client.roomsList());
+      setError(undefined);
+    } catch (e) {
+      setError(e instanceof RealtimeError ? e : new RealtimeError(String(e), "INTERNAL"));
+    }
+  }, [client]);
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const soon = () => {
+      if (timer === undefined) timer = setTimeout(() => { timer = undefined; void refresh(); }, settleMs);
+    };
+    const s = client.chat;
+    const moved = ["chat:message", "chat:message-deleted", "room:removed"] as const;
+    for (const e of moved) s.on(e, soon);
+    const offRead = client.onRead(soon);
+    const offStatus = client.onStatus((st) => { if (st === "connected") void refresh(); });
+    if (client.status === "connected") void refresh();
+    return () => {
+      clearTimeout(timer);
+      for (const e of moved) s.off(e, soon);
+      offRead();
+      offStatus();
+    };
+  }, [client, refresh, settleMs]);
+  return { rooms, refresh, error };
 }
 
 /** Who is in a room: the member count (users, cluster-wide), the users seen present (the

@@ -2,7 +2,8 @@
 // auth:refresh (the same socket stays), rooms joined again and caught up with room:sync
 // after the server restarts, a send whose ack was lost retried with the same clientMsgId
 // (stored once), DMs acknowledged and delivered to the app once, followed users' status kept
-// across a reconnect.
+// across a reconnect, edits, deletes and reactions applied to the kept messages (also those
+// missed while the server was down), and the room list with unread counts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { RealtimeClient, tokenExpiry } from "../dist/index.js";
@@ -30,7 +31,7 @@ before(async () => {
   // chat:send and DMs not limited in the way of the catch-up test's 120 posts
   srv = await startServer({ RT__LIMITS__USER_SENDS_PER_S: "1000", RT__LIMITS__USER_SENDS_BURST: "1000", RT__PRESENCE__GRACE_MS: "300" });
   for (const u of ["alice", "bob", "carol", "dave", "erin"]) await srv.user(u);
-  for (const r of ["lobby", "refresh", "retry"]) await srv.room(r);
+  for (const r of ["lobby", "refresh", "retry", "edits"]) await srv.room(r);
 });
 after(async () => {
   for (const c of clients) c.close();
@@ -166,4 +167,56 @@ test("followed users' status: answered now, changes told, followed again after a
   assert.equal(typeof c.presence("erin").lastSeen, "number");
   await c.unfollow(["erin"]);
   assert.equal(c.presence("erin"), undefined);
+});
+
+test("edits, deletes and reactions change the kept messages live, and after a restart from the history", async () => {
+  const a = client("alice");
+  const b = client("bob");
+  await a.join("edits");
+  await b.join("edits");
+  const first = await a.send("edits", "frist");
+  const second = await b.send("edits", "a reply", { replyToId: first.messageId });
+  const kept = (c, id) => c.room("edits").messages.find((m) => m.id === id);
+  await until(() => kept(b, first.messageId) && kept(a, second.messageId), 3000, "both messages on both");
+  await a.edit(first.messageId, "first");
+  await b.react(first.messageId, "👍", true);
+  await a.react(first.messageId, "👍", true);
+  await a.react(first.messageId, "🎉", true);
+  await a.react(first.messageId, "🎉", false);
+  await until(() => kept(b, first.messageId).text === "first" && kept(b, first.messageId).reactions?.length === 1 && kept(b, first.messageId).reactions[0].count === 2, 3000, "edit and reactions on bob's side");
+  assert.deepEqual(kept(b, first.messageId).reactions, [{ emoji: "👍", count: 2, userIds: ["bob", "alice"] }]);
+  assert.ok(kept(b, first.messageId).editedAt > 0);
+  // bob's view equals what the server stores
+  const stored = (await b.request("room:sync", { roomId: "edits" })).messages.find((m) => m.id === first.messageId);
+  assert.deepEqual(kept(b, first.messageId), stored);
+  // refused: not bob's message
+  await assert.rejects(b.edit(first.messageId, "mine now"), (e) => e.code === "FORBIDDEN");
+  await a.deleteMessage(first.messageId);
+  await until(() => kept(b, first.messageId).deletedAt > 0, 3000, "the delete on bob's side");
+  assert.equal(kept(b, first.messageId).text, "");
+  assert.equal(kept(b, first.messageId).reactions, undefined);
+  assert.equal(kept(b, second.messageId).replyTo.text, "", "the quote of a deleted message is blank");
+  // while bob is away the server restarts and alice edits: the history after the reconnect
+  // carries the stored state
+  await srv.down();
+  await until(() => b.status === "disconnected", 5000, "bob sees the close");
+  await srv.up();
+  await until(() => a.status === "connected", 10000, "alice back");
+  await a.react(second.messageId, "👀", true);
+  await until(() => b.status === "connected", 10000, "bob back");
+  await until(() => kept(b, second.messageId).reactions?.length === 1, 5000, "the reaction made while bob was away");
+  assert.deepEqual(kept(b, second.messageId).reactions, [{ emoji: "👀", count: 1, userIds: ["alice"] }]);
+});
+
+test("roomsList: unread counts and last messages", async () => {
+  const c = client("dave");
+  await c.join("lobby");
+  const mine = await c.send("lobby", "dave reads from here");
+  await c.markRead("lobby", mine.messageId);
+  const other = await srv.post("erin", "lobby", "unread for dave");
+  const lobby = (await c.roomsList()).find((r) => r.id === "lobby");
+  assert.equal(lobby.unread, 1);
+  assert.equal(lobby.lastMessage.id, other);
+  await c.markRead("lobby", other);
+  assert.equal((await c.roomsList()).find((r) => r.id === "lobby").unread, 0);
 });

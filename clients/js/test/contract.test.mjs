@@ -131,8 +131,16 @@ test("every payload and ack of a session over all three namespaces matches docs/
   await ask(bob, "/", "room:join", { roomId: "lobby" });
   await ask(bob, "/", "room:join", "no-such-room");
   const sent = await ask(alice, "/", "chat:send", { roomId: "lobby", text: "hello", clientMsgId: "c-1" });
-  await ask(bob, "/", "chat:send", { roomId: "lobby", text: "re", replyToId: sent.messageId });
+  const re = await ask(bob, "/", "chat:send", { roomId: "lobby", text: "re", replyToId: sent.messageId });
+  // the chat completed: edit, react, delete, the room list
+  await ask(alice, "/", "chat:edit", { messageId: sent.messageId, text: "hello, edited" });
+  await ask(bob, "/", "chat:react", { messageId: sent.messageId, emoji: "👍", on: true });
+  const oops = await ask(bob, "/", "chat:send", { roomId: "lobby", text: "oops" });
+  await ask(bob, "/", "chat:delete", { messageId: oops.messageId });
+  await ask(bob, "/", "chat:edit", { messageId: sent.messageId, text: "not mine" });
+  await ask(alice, "/", "room:sync", { roomId: "lobby" });
   await ask(bob, "/", "chat:read", { roomId: "lobby", lastReadMessageId: sent.messageId });
+  await ask(bob, "/", "rooms:list", {});
   await ask(bob, "/", "chat:typing-start", { roomId: "lobby" });
   await ask(bob, "/", "chat:typing-stop", { roomId: "lobby" });
   await ask(alice, "/", "room:sync", { roomId: "lobby", afterMessageId: sent.messageId });
@@ -171,6 +179,8 @@ test("every payload and ack of a session over all three namespaces matches docs/
   await ask(root, "/admin", "admin:rooms", { limit: 10 });
   await ask(root, "/admin", "admin:rooms", { limit: 0 }, { invalid: true });
   await ask(root, "/admin", "admin:announce", { message: "maintenance at noon" });
+  await ask(root, "/admin", "admin:messages", { roomId: "lobby", limit: 5 });
+  await ask(root, "/admin", "admin:delete-message", { messageId: re.messageId });
   await ask(root, "/admin", "broadcast:all", "hello admins");
   await ask(root, "/admin", "auth:refresh", { token: token("root") });
   root.emit("admin:announce", {});

@@ -1,7 +1,8 @@
 // The React hooks in a DOM (jsdom + @testing-library/react), against the real server binary:
 // useChat receives and sends, survives a server restart and catches up with room:sync;
 // useNotifications gets the backlog, live notifications and job progress and marks read;
-// usePresence follows the member count; useSocket follows the connection.
+// usePresence follows the member count; useSocket follows the connection; useChat's edit,
+// remove and react change its messages; useRooms keeps unread counts fresh.
 import { JSDOM } from "jsdom";
 
 const dom = new JSDOM("<!doctype html><html><body></body></html>", { url: "http://localhost/" });
@@ -16,7 +17,7 @@ const assert = (await import("node:assert/strict")).default;
 const React = await import("react");
 const { render, act, cleanup } = await import("@testing-library/react");
 const { RealtimeClient } = await import("../dist/index.js");
-const { RealtimeProvider, useChat, useNotifications, usePresence, useSocket } = await import("../dist/react.js");
+const { RealtimeProvider, useChat, useNotifications, usePresence, useRooms, useSocket } = await import("../dist/react.js");
 const { startServer, token, until } = await import("./fixture.mjs");
 
 const h = React.createElement;
@@ -52,6 +53,7 @@ before(async () => {
   srv = await startServer();
   for (const u of ["alice", "bob", "carol"]) await srv.user(u);
   await srv.room("lobby");
+  await srv.room("hooked");
 });
 after(async () => {
   cleanup();
@@ -129,4 +131,29 @@ test("two components on one room share the join; unmounting one keeps the other"
   const msg = await srv.post("carol", "lobby", "for the one left");
   await eventually(() => b.state.current.messages.some((m) => m.id === msg), 3000, "the remaining one still gets messages");
   b.view.unmount();
+});
+
+test("useChat edits, removes and reacts; useRooms counts unread and follows reads", async () => {
+  const carol = newClient("carol");
+  const { state } = renderHook(carol, () => ({ chat: useChat("hooked"), rooms: useRooms(100) }));
+  await eventually(() => state.current.chat.joined, 5000, "joined");
+  let sent;
+  await act(async () => { sent = await state.current.chat.send("tpyo"); });
+  await act(async () => { await state.current.chat.edit(sent.messageId, "typo"); });
+  await act(async () => { await state.current.chat.react(sent.messageId, "✅", true); });
+  await eventually(() => {
+    const m = state.current.chat.messages.find((x) => x.id === sent.messageId);
+    return m?.text === "typo" && m.reactions?.[0]?.emoji === "✅";
+  }, 3000, "edited and reacted");
+  await act(async () => { await state.current.chat.markRead(sent.messageId); });
+  // others write: unread rises without asking
+  const b1 = await srv.post("bob", "hooked", "one");
+  await srv.post("bob", "hooked", "two");
+  await eventually(() => state.current.rooms.rooms.find((r) => r.id === "hooked")?.unread === 2, 3000, "two unread");
+  await act(async () => { await state.current.chat.markRead(b1); });
+  await eventually(() => state.current.rooms.rooms.find((r) => r.id === "hooked")?.unread === 1, 3000, "one unread after a read");
+  await act(async () => { await state.current.chat.remove(sent.messageId); });
+  await eventually(() => state.current.chat.messages.find((x) => x.id === sent.messageId)?.deletedAt > 0, 3000, "blanked in place");
+  assert.equal(state.current.chat.messages.find((x) => x.id === sent.messageId).text, "");
+  assert.equal(state.current.rooms.error, undefined);
 });
