@@ -413,7 +413,7 @@ fn serve(mut config: Config, addr: Option<String>) -> std::io::Result<()> {
 /// they are); exits when the database refuses or tokens cannot be minted.
 fn demo_setup(db: &Db, verifier: &Arc<Verifier>) -> realtime_server::http::pages::Demo {
     use realtime_server::db::{rooms, users};
-    use realtime_server::http::pages::{DEMO_ROOM, DEMO_USERS};
+    use realtime_server::http::pages::{DEMO_ROOMS, DEMO_USERS};
     log::warn!(
         "DEMO MODE: anyone can get a token for the demo users (POST /demo/token); never run a server that matters with --demo"
     );
@@ -439,8 +439,14 @@ fn demo_setup(db: &Db, verifier: &Arc<Verifier>) -> realtime_server::http::pages
                 users::upsert(c, id, &u)?;
             }
         }
-        if rooms::find(c, DEMO_ROOM)?.is_none() {
-            rooms::upsert(c, DEMO_ROOM, "Lobby", true, None)?;
+        let members: Vec<String> = DEMO_USERS
+            .iter()
+            .map(|(id, _, _)| (*id).to_owned())
+            .collect();
+        for (id, name) in DEMO_ROOMS {
+            if rooms::find(c, id)?.is_none() {
+                rooms::upsert(c, id, name, true, Some(&members))?;
+            }
         }
         Ok(())
     });

@@ -30,8 +30,9 @@ pub const DEMO_USERS: [(&str, &str, Role); 4] = [
     ("carol", "Carol", Role::User),
     ("admin", "Admin", Role::Admin),
 ];
-/// The demo's room.
-pub const DEMO_ROOM: &str = "lobby";
+/// The demo's rooms (id, name): public, with the demo users as members when the demo
+/// creates them, so the room list shows both with unread counts.
+pub const DEMO_ROOMS: [(&str, &str); 2] = [("lobby", "Lobby"), ("random", "Random")];
 /// Lifetime of a demo token.
 const DEMO_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 

@@ -2,7 +2,8 @@
 // playwright-core): the admin dashboard (sign-in good and bad, live connection count
 // following real clients, rooms, announce and disconnect-user reaching real clients, a stock
 // alert from a signed webhook, the events chart) and the demo chat (two users chatting,
-// typing, DMing, history after a reload), with no request leaving the server's origin.
+// typing, DMing, history after a reload; edits, deletes, reactions and unread badges across
+// two rooms), with no request leaving the server's origin.
 // UPDATE_SCREENSHOTS=1 writes docs/dashboard.png and docs/demo.png.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -46,7 +47,7 @@ async function newPage() {
   const page = await context.newPage();
   page.on("request", (r) => seen.push(r.url()));
   page.on("websocket", (w) => seen.push(w.url()));
-  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("pageerror", (e) => errors.push(String(e.stack || e)));
   return page;
 }
 const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
@@ -184,6 +185,60 @@ test("demo: two users chat with typing and read receipts, DM each other, and his
   await a.reload();
   await a.waitForFunction(() => /hello bob[\s\S]*hi alice/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
   if (process.env.UPDATE_SCREENSHOTS) await b.screenshot({ path: path.join(root, "docs", "demo.png"), fullPage: true });
+  await a.context().close();
+  await b.context().close();
+});
+
+test("demo: edit and delete one's own message, react, and unread badges follow the other room", async () => {
+  const [a, b] = [await newPage(), await newPage()];
+  for (const [page, name] of [[a, "alice"], [b, "carol"]]) {
+    await page.goto(`${srv.url}/demo/`);
+    await byTest(page, "demo-user").selectOption(name);
+    await byTest(page, "demo-signin").click();
+    await byTest(page, "room-random").waitFor({ state: "visible", timeout: 5000 });
+  }
+  // both in #random
+  for (const page of [a, b]) await byTest(page, "room-random").click();
+  await a.waitForFunction(() => document.querySelector("#room-name").textContent === "#Random");
+  await byTest(a, "message-input").fill("teh plan");
+  await byTest(a, "message-send").click();
+  const inB = (text) => b.locator('[data-testid="message-list"] li', { hasText: text });
+  await inB("teh plan").waitFor({ timeout: 5000 });
+  // alice fixes her typo: carol sees the new text, marked edited
+  await a.locator('[data-testid="message-list"] li', { hasText: "teh plan" }).locator('[data-testid="message-edit"]').click();
+  assert.equal(await byTest(a, "message-input").inputValue(), "teh plan");
+  await byTest(a, "message-input").fill("the plan");
+  await byTest(a, "message-send").click();
+  await inB("the plan").filter({ hasText: "(edited)" }).waitFor({ timeout: 5000 });
+  // carol has no edit or delete on alice's message
+  assert.equal(await inB("the plan").locator('[data-testid="message-edit"]').count(), 0);
+  // carol reacts: alice sees the count, pressed for carol only
+  await inB("the plan").locator('[data-testid="reaction"][data-emoji="👍"]').click();
+  const aliceChip = a.locator('[data-testid="message-list"] li', { hasText: "the plan" }).locator('[data-testid="reaction"][data-emoji="👍"]');
+  await a.waitForFunction(() => /👍 1/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+  assert.equal(await aliceChip.getAttribute("aria-pressed"), "false");
+  await b.waitForFunction(() => document.querySelector('[data-testid="reaction"][data-emoji="👍"][aria-pressed="true"]'), null, { timeout: 5000 });
+
+  // unread badges: carol moves to #lobby; alice writes twice in #random
+  await byTest(b, "room-lobby").click();
+  for (const t of ["one for the badge", "two for the badge"]) {
+    await byTest(a, "message-input").fill(t);
+    await byTest(a, "message-send").click();
+    await a.locator('[data-testid="message-list"] li', { hasText: t }).waitFor({ timeout: 5000 });
+  }
+  await b.waitForFunction(() => document.querySelector('[data-testid="unread-random"]').textContent === "2", null, { timeout: 5000 });
+  // a reload asks the server (rooms:list): still 2 unread in #random
+  await b.reload();
+  await b.waitForFunction(() => document.querySelector('[data-testid="unread-random"]')?.textContent === "2", null, { timeout: 5000 });
+  await byTest(b, "room-random").click();
+  await b.waitForFunction(() => document.querySelector('[data-testid="unread-random"]').textContent === "", null, { timeout: 5000 });
+
+  // alice deletes her message: blanked in place for carol, the reaction gone
+  await a.locator('[data-testid="message-list"] li', { hasText: "the plan" }).locator('[data-testid="message-delete"]').click();
+  await b.waitForFunction(() => !/the plan/.test(document.querySelector('[data-testid="message-list"]').textContent), null, { timeout: 5000 });
+  await inB("message deleted").waitFor({ timeout: 5000 });
+  assert.equal(await inB("message deleted").locator('[data-testid="reaction"]').count(), 0);
+  assert.deepEqual(errors, []);
   await a.context().close();
   await b.context().close();
 });
