@@ -295,18 +295,14 @@ fn unread(
     user: &str,
     marker: Option<&str>,
 ) -> Result<i64, DbError> {
-    let after = || {
-        let mut q = messages::table
-            .filter(messages::room_id.eq(room.to_owned()))
-            .filter(messages::sender_id.ne(user.to_owned()))
-            .filter(messages::deleted_at.is_null())
-            .into_boxed();
-        if let Some(m) = marker {
-            q = q.filter(messages::id.gt(m.to_owned()));
-        }
-        q
-    };
-    let full = after()
+    // one statement shape with or without a marker ("" sorts before every id), so diesel's
+    // prepared-statement cache serves every room
+    let after = messages::table
+        .filter(messages::room_id.eq(room))
+        .filter(messages::id.gt(marker.unwrap_or("")))
+        .filter(messages::sender_id.ne(user))
+        .filter(messages::deleted_at.is_null());
+    let full = after
         .order(messages::id.asc())
         .offset(UNREAD_MAX - 1)
         .limit(1)
@@ -316,5 +312,5 @@ fn unread(
     if full.is_some() {
         return Ok(UNREAD_MAX);
     }
-    Ok(after().count().get_result(c)?)
+    Ok(after.count().get_result(c)?)
 }

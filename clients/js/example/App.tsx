@@ -11,7 +11,7 @@ import {
   type AdminClientToServerEvents,
   type AdminServerToClientEvents,
 } from "@realtime-server/client";
-import { RealtimeProvider, useChat, useNotifications, usePresence, useSocket } from "@realtime-server/client/react";
+import { RealtimeProvider, useChat, useNotifications, usePresence, useRooms, useSocket } from "@realtime-server/client/react";
 
 const client = new RealtimeClient({
   url: "https://chat.example.com",
@@ -19,7 +19,7 @@ const client = new RealtimeClient({
 });
 
 function Room({ roomId }: { roomId: string }) {
-  const { messages, send, typing, startTyping, stopTyping, markRead, receipts, memberCount, error } = useChat(roomId);
+  const { messages, send, edit, remove, react, typing, startTyping, stopTyping, markRead, receipts, memberCount, error } = useChat(roomId);
   const { present } = usePresence(roomId);
   const [draft, setDraft] = useState("");
   const last: ChatMessage | undefined = messages.at(-1);
@@ -32,8 +32,16 @@ function Room({ roomId }: { roomId: string }) {
       <ul>
         {messages.map((m) => (
           <li key={m.id} onClick={() => void markRead(m.id)}>
-            <b>{m.sender.name}</b> {m.text} {m.replyTo ? `(re: ${m.replyTo.text})` : ""}
+            <b>{m.sender.name}</b> {m.deletedAt ? <i>deleted</i> : m.text} {m.editedAt ? "(edited)" : ""}
+            {m.replyTo ? `(re: ${m.replyTo.text})` : ""}
             {Object.entries(receipts).filter(([, id]) => id === m.id).map(([u]) => ` ✓${u}`)}
+            {(m.reactions ?? []).map((r) => (
+              <button key={r.emoji} onClick={() => void react(m.id, r.emoji, !r.userIds.includes("me"))}>
+                {r.emoji} {r.count}
+              </button>
+            ))}
+            <button onClick={() => void edit(m.id, `${m.text}!`)}>edit</button>
+            <button onClick={() => void remove(m.id)}>delete</button>
           </li>
         ))}
       </ul>
@@ -56,6 +64,21 @@ function Room({ roomId }: { roomId: string }) {
         Send
       </button>
     </section>
+  );
+}
+
+function Rooms({ open }: { open: (id: string) => void }) {
+  const { rooms, refresh, error } = useRooms();
+  return (
+    <nav>
+      {error && <p role="alert">{error.code}</p>}
+      <button onClick={() => void refresh()}>refresh</button>
+      {rooms.map((r) => (
+        <a key={r.id} onClick={() => open(r.id)}>
+          #{r.name} {r.unread > 0 ? `(${r.unread})` : ""} {r.lastMessage ? `${r.lastMessage.sender.name}: ${r.lastMessage.text}` : ""}
+        </a>
+      ))}
+    </nav>
   );
 }
 
@@ -82,9 +105,11 @@ function Status() {
 }
 
 export function App() {
+  const [roomId, setRoomId] = useState("lobby");
   return (
     <RealtimeProvider client={client}>
-      <Room roomId="lobby" />
+      <Rooms open={setRoomId} />
+      <Room roomId={roomId} />
       <Bell />
       <Status />
     </RealtimeProvider>
