@@ -35,14 +35,20 @@ fn room_id(r: usize) -> String {
 /// `j` across all rooms, as if every room were active at once.
 fn message_id(r: usize, j: usize, rooms: usize) -> (String, i64) {
     let at_ms = 1_700_000_000_000_i64 + (j * rooms + r) as i64;
-    (format!("{at_ms:012x}-7000-8000-{:012x}", r * 1_000_000 + j), at_ms)
+    (
+        format!("{at_ms:012x}-7000-8000-{:012x}", r * 1_000_000 + j),
+        at_ms,
+    )
 }
 
 /// Runs `INSERT INTO {table} ({cols}) VALUES` with `rows` (each a parenthesised tuple of
 /// literals this program made: no outside input), in statements of [`CHUNK`] rows.
 fn insert(c: &mut DbConnection, table: &str, cols: &str, rows: &[String]) -> Result<(), DbError> {
     for chunk in rows.chunks(CHUNK) {
-        c.batch_execute(&format!("INSERT INTO {table} ({cols}) VALUES {}", chunk.join(",")))?;
+        c.batch_execute(&format!(
+            "INSERT INTO {table} ({cols}) VALUES {}",
+            chunk.join(",")
+        ))?;
     }
     Ok(())
 }
@@ -54,14 +60,22 @@ fn fill(c: &mut DbConnection, n_rooms: usize, per_room: usize) -> Result<(), DbE
         return Ok(());
     }
     if have != 0 {
-        panic!("the database holds {have} messages, not {}: use an empty one", n_rooms * per_room);
+        panic!(
+            "the database holds {have} messages, not {}: use an empty one",
+            n_rooms * per_room
+        );
     }
     let started = Instant::now();
     let mut people: Vec<String> = (0..SENDERS)
         .map(|i| format!("('sender-{i:02}','Sender {i}','s{i}@example.com','user',true,1)"))
         .collect();
     people.push("('reader','Reader','reader@example.com','user',true,1)".into());
-    insert(c, "users", "id, name, email, role, is_active, created_at", &people)?;
+    insert(
+        c,
+        "users",
+        "id, name, email, role, is_active, created_at",
+        &people,
+    )?;
     let room_rows: Vec<String> = (0..n_rooms)
         .map(|r| format!("('{}','Room {r}',true,1)", room_id(r)))
         .collect();
@@ -82,7 +96,10 @@ fn fill(c: &mut DbConnection, n_rooms: usize, per_room: usize) -> Result<(), DbE
             batch.push(if deleted {
                 format!("('{id}','{}','{sender}','',{at},{})", room_id(r), at + 1)
             } else {
-                format!("('{id}','{}','{sender}','message {j} of room {r}',{at},NULL)", room_id(r))
+                format!(
+                    "('{id}','{}','{sender}','message {j} of room {r}',{at},NULL)",
+                    room_id(r)
+                )
             });
             if batch.len() == CHUNK {
                 insert(c, "messages", cols, &batch)?;
@@ -90,7 +107,10 @@ fn fill(c: &mut DbConnection, n_rooms: usize, per_room: usize) -> Result<(), DbE
                 batch.clear();
                 if written % 200_000 == 0 {
                     c.batch_execute("COMMIT; BEGIN")?;
-                    eprint!("\r{written} messages, {:.0} s", started.elapsed().as_secs_f64());
+                    eprint!(
+                        "\r{written} messages, {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             }
         }
@@ -103,10 +123,17 @@ fn fill(c: &mut DbConnection, n_rooms: usize, per_room: usize) -> Result<(), DbE
 
 /// Makes `reader` a member of rooms `0..n` with a read marker in each, spread so the unread
 /// counts run from 0 to more than 999.
-fn reader_in(c: &mut DbConnection, n: usize, n_rooms: usize, per_room: usize) -> Result<(), DbError> {
+fn reader_in(
+    c: &mut DbConnection,
+    n: usize,
+    n_rooms: usize,
+    per_room: usize,
+) -> Result<(), DbError> {
     diesel::delete(room_members::table.filter(room_members::user_id.eq("reader"))).execute(c)?;
     diesel::delete(read_markers::table.filter(read_markers::user_id.eq("reader"))).execute(c)?;
-    let members: Vec<String> = (0..n).map(|r| format!("('{}','reader',1)", room_id(r))).collect();
+    let members: Vec<String> = (0..n)
+        .map(|r| format!("('{}','reader',1)", room_id(r)))
+        .collect();
     insert(c, "room_members", "room_id, user_id, joined_at", &members)?;
     // markers at message (r * 37) % per_room; every tenth room without one (all unread)
     let markers: Vec<String> = (0..n)
@@ -116,7 +143,12 @@ fn reader_in(c: &mut DbConnection, n: usize, n_rooms: usize, per_room: usize) ->
             format!("('{}','reader','{id}',1)", room_id(r))
         })
         .collect();
-    insert(c, "read_markers", "room_id, user_id, last_read_message_id, last_read_at", &markers)?;
+    insert(
+        c,
+        "read_markers",
+        "room_id, user_id, last_read_message_id, last_read_at",
+        &markers,
+    )?;
     Ok(())
 }
 
@@ -125,8 +157,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn main() -> Result<(), DbError> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://target/bench/rooms_list.db".into());
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "sqlite://target/bench/rooms_list.db".into());
     let n_rooms = env_num("ROOMS", 10_000);
     let per_room = env_num("MESSAGES", 1_000);
     let db = Db::connect(&url, 2)?;
@@ -163,12 +196,17 @@ fn main() -> Result<(), DbError> {
             percentile(&times, 1.0),
             p50 * 1000.0 / member_of as f64
         );
-        eprintln!(
-            "{}",
-            serde_json::json!({"bench": "rooms_list", "backend": backend, "rooms": n_rooms, "perRoom": per_room,
-                "memberOf": member_of, "unreadTotal": unread, "p50Ms": p50, "p90Ms": percentile(&times, 0.9),
-                "maxMs": percentile(&times, 1.0)})
-        );
+        let line = serde_json::json!({"bench": "rooms_list", "backend": backend, "rooms": n_rooms,
+            "perRoom": per_room, "memberOf": member_of, "unreadTotal": unread, "p50Ms": p50,
+            "p90Ms": percentile(&times, 0.9), "maxMs": percentile(&times, 1.0)});
+        if let Ok(path) = std::env::var("BENCH_JSONL") {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(f, "{line}")?;
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::messages::{readable, shape, Message, Refusal};
 use super::outbound::NewEvent;
-use super::schema::{message_reactions, messages, read_markers, room_members, rooms, users};
+use super::schema::{message_reactions, messages, rooms, users};
 use super::{write_transaction, DbConnection, DbError};
 
 /// Distinct emoji one message may carry.
@@ -219,57 +219,83 @@ pub struct ListedRoom {
     pub last: Option<Value>,
 }
 
-/// `rooms:list`: the rooms `user` is a member of or has a read marker in, newest last
-/// message first (rooms without one last, by name). Each count is bounded: at most
-/// [`UNREAD_MAX`] entries of the `(room_id, id, sender_id, deleted_at)` index are read.
-pub fn rooms_of(c: &mut DbConnection, user: &str) -> Result<Vec<ListedRoom>, DbError> {
-    let mut ids: Vec<String> = room_members::table
-        .filter(room_members::user_id.eq(user))
-        .select(room_members::room_id)
-        .load(c)?;
-    let markers: HashMap<String, String> = read_markers::table
-        .filter(read_markers::user_id.eq(user))
-        .select((read_markers::room_id, read_markers::last_read_message_id))
-        .load::<(String, String)>(c)?
-        .into_iter()
-        .collect();
-    ids.extend(markers.keys().cloned());
-    ids.sort();
-    ids.dedup();
-    let mut found = Vec::with_capacity(ids.len());
-    let mut last_rows = Vec::new();
-    for chunk in ids.chunks(500) {
-        for room in super::rooms::find_many(c, chunk)? {
-            let marker = markers.get(&room.id).map(String::as_str);
-            let unread = unread(c, &room.id, user, marker)?;
-            let last: Option<Message> = messages::table
-                .filter(messages::room_id.eq(&room.id))
-                .filter(messages::deleted_at.is_null())
-                .order(messages::id.desc())
-                .select(Message::as_select())
-                .first(c)
-                .optional()?;
-            if let Some(m) = last {
-                last_rows.push(m);
-            }
-            found.push((room, unread));
-        }
+/// `rooms:list` in one statement: the user's rooms (members or read in), each with its
+/// unread count (a walk of at most `UNREAD_MAX` entries of the `(room_id, id, sender_id,
+/// deleted_at)` index after the marker; "" sorts before every id) and the id of its newest
+/// message not deleted (the same index, backwards). `?1` is the user (`$1` on PostgreSQL).
+const ROOMS_OF: &str = "
+SELECT r.id, r.name, r.is_public,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM messages m
+        WHERE m.room_id = r.id AND m.id > coalesce(k.last_read_message_id, '')
+          AND m.sender_id <> ?1 AND m.deleted_at IS NULL
+        LIMIT 999) AS u) AS unread,
+    (SELECT m.id FROM messages m
+        WHERE m.room_id = r.id AND m.deleted_at IS NULL
+        ORDER BY m.id DESC LIMIT 1) AS last_id
+FROM rooms r
+LEFT JOIN read_markers k ON k.room_id = r.id AND k.user_id = ?1
+WHERE r.id IN (SELECT room_id FROM room_members WHERE user_id = ?1
+               UNION SELECT room_id FROM read_markers WHERE user_id = ?1)";
+
+/// A row of [`ROOMS_OF`].
+#[derive(QueryableByName)]
+struct ListRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_public: bool,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    unread: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    last_id: Option<String>,
+}
+
+// irrefutable in a SQLite-only build
+#[allow(irrefutable_let_patterns)]
+fn list_rows(c: &mut DbConnection, user: &str) -> Result<Vec<ListRow>, DbError> {
+    use diesel::sql_types::Text;
+    debug_assert!(ROOMS_OF.contains(&format!("LIMIT {UNREAD_MAX})")));
+    match c {
+        DbConnection::Sqlite(c) => Ok(diesel::sql_query(ROOMS_OF).bind::<Text, _>(user).load(c)?),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgresql(c) => Ok(diesel::sql_query(ROOMS_OF.replace("?1", "$1"))
+            .bind::<Text, _>(user)
+            .load(c)?),
     }
-    // one look-up of senders, replies and reactions for every room's last message
+}
+
+/// `rooms:list`: the rooms `user` is a member of or has a read marker in, newest last
+/// message first (rooms without one last, by name): one statement for the rooms and their
+/// counts, one for the last messages (then their senders, replies and reactions in bulk).
+pub fn rooms_of(c: &mut DbConnection, user: &str) -> Result<Vec<ListedRoom>, DbError> {
+    let rows = list_rows(c, user)?;
+    let last_ids: Vec<&str> = rows.iter().filter_map(|r| r.last_id.as_deref()).collect();
+    let mut last_rows: Vec<Message> = Vec::with_capacity(last_ids.len());
+    for chunk in last_ids.chunks(500) {
+        last_rows.extend(
+            messages::table
+                .filter(messages::id.eq_any(chunk))
+                .select(Message::as_select())
+                .load::<Message>(c)?,
+        );
+    }
     let shaped = shape(c, &last_rows)?;
     let mut lasts: HashMap<String, Value> = last_rows
         .iter()
         .zip(shaped)
         .map(|(m, v)| (m.room_id.clone(), v))
         .collect();
-    let mut list: Vec<ListedRoom> = found
+    let mut list: Vec<ListedRoom> = rows
         .into_iter()
-        .map(|(room, unread)| ListedRoom {
-            last: lasts.remove(&room.id),
-            id: room.id,
-            name: room.name,
-            is_public: room.is_public,
-            unread,
+        .map(|r| ListedRoom {
+            last: lasts.remove(&r.id),
+            id: r.id,
+            name: r.name,
+            is_public: r.is_public,
+            unread: r.unread,
         })
         .collect();
     list.sort_by(|a, b| {
@@ -284,33 +310,4 @@ pub fn rooms_of(c: &mut DbConnection, user: &str) -> Result<Vec<ListedRoom>, DbE
             .then_with(|| a.id.cmp(&b.id))
     });
     Ok(list)
-}
-
-/// Messages of `room` after `marker` (all without one), not `user`'s own, not deleted, at
-/// most [`UNREAD_MAX`]: first whether the `UNREAD_MAX`th exists (a bounded walk of the
-/// index), and only when it does not, the exact count.
-fn unread(
-    c: &mut DbConnection,
-    room: &str,
-    user: &str,
-    marker: Option<&str>,
-) -> Result<i64, DbError> {
-    // one statement shape with or without a marker ("" sorts before every id), so diesel's
-    // prepared-statement cache serves every room
-    let after = messages::table
-        .filter(messages::room_id.eq(room))
-        .filter(messages::id.gt(marker.unwrap_or("")))
-        .filter(messages::sender_id.ne(user))
-        .filter(messages::deleted_at.is_null());
-    let full = after
-        .order(messages::id.asc())
-        .offset(UNREAD_MAX - 1)
-        .limit(1)
-        .select(messages::id)
-        .first::<String>(c)
-        .optional()?;
-    if full.is_some() {
-        return Ok(UNREAD_MAX);
-    }
-    Ok(after.count().get_result(c)?)
 }
