@@ -105,7 +105,7 @@ fn fill(c: &mut DbConnection, n_rooms: usize, per_room: usize) -> Result<(), DbE
                 insert(c, "messages", cols, &batch)?;
                 written += batch.len();
                 batch.clear();
-                if written % 200_000 == 0 {
+                if written.is_multiple_of(200_000) {
                     c.batch_execute("COMMIT; BEGIN")?;
                     eprint!(
                         "\r{written} messages, {:.0} s",
