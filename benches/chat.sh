@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server >&2
 LG=target/release/loadgen
-BIN=target/release/realtime-server
+BIN=${BIN:-target/release/realtime-server}  # BIN=… compares another build (docs/benchmarks.md)
 
 work=$(mktemp -d)
 export JWT_SECRET=bench-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=bench-hook-secret-padded-to-32-bytes DATABASE_URL="sqlite://$work/chat.db"

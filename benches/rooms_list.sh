@@ -5,6 +5,7 @@
 # needs about 5 GB of disk for the two databases and 10-20 minutes.
 #
 #   benches/rooms_list.sh [--quick]     (--quick: 1,000 rooms × 200 messages)
+#   BACKENDS=postgres benches/rooms_list.sh   (one backend only)
 source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release --bench rooms_list >&2
 BIN=$(ls -t target/release/deps/rooms_list-* | grep -v '\.\(d\|txt\)$' | head -1)
@@ -19,9 +20,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== SQLite" >&2
 export BENCH_JSONL="$out/results.jsonl"
-DATABASE_URL="sqlite://$work/rooms_list.db" "$BIN" | tee "$out/rooms_list.md"
+backends=${BACKENDS:-sqlite postgres}
+if [[ " $backends " == *" sqlite "* ]]; then
+  echo "== SQLite" >&2
+  DATABASE_URL="sqlite://$work/rooms_list.db" "$BIN" | tee "$out/rooms_list.md"
+fi
+[[ " $backends " == *" postgres "* ]] || exit 0
 
 echo "== PostgreSQL" >&2
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)

@@ -8,6 +8,7 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, testDatabase, signedCall, hsToken, once, collect, until, delay, startHookReceiver } from "./common.mjs";
+import { Plain } from "./plain.mjs";
 
 const SECRET = "edits-jwt-secret-padded-to-at-least-32-bytes";
 const HOOK = "edits-hook-secret-padded-to-at-least-32-bytes";
@@ -227,6 +228,32 @@ for (const backend of ["sqlite", "postgres"]) describe(`chat edits on ${backend}
     assert.equal((await ask(alice, "chat:edit", { messageId: id, text: "x" })).code, "FORBIDDEN");
     assert.equal((await ask(alice, "chat:delete", { messageId: id })).success, true);
     for (const s of [alice, bob]) s.disconnect();
+  });
+
+  test("a plain WebSocket (/ws) client edits, reacts, deletes and lists rooms like a Socket.IO one", async () => {
+    const carol = await Plain.connect(srv.url, hsToken(SECRET, "carol"));
+    const alice = await client("alice");
+    assert.equal((await carol.call("room:join", "quiet")).success, true);
+    await ask(alice, "room:join", "quiet");
+    const sent = await carol.call("chat:send", { roomId: "quiet", text: "over ws" });
+    assert.equal(sent.success, true);
+    const seen = collect(alice, "chat:message-updated");
+    assert.deepEqual(await carol.call("chat:edit", { messageId: sent.messageId, text: "over ws, edited" }), { success: true });
+    await until(() => seen.length === 1, 3000, "the Socket.IO client hears the /ws edit");
+    assert.deepEqual(await ask(alice, "chat:react", { messageId: sent.messageId, emoji: "🔌", on: true }), { success: true });
+    const reaction = await carol.next("chat:reaction");
+    assert.deepEqual(reaction.payload, { messageId: sent.messageId, roomId: "quiet", userId: "alice", emoji: "🔌", on: true });
+    assert.deepEqual(await carol.call("chat:react", { messageId: sent.messageId, emoji: "a b", on: true }), { success: false, error: "emoji may not contain whitespace", code: "INVALID_PAYLOAD" });
+    // a public room is listed once read in
+    assert.deepEqual(await carol.call("chat:read", { roomId: "quiet", lastReadMessageId: sent.messageId }), { success: true });
+    const listed = await carol.call("rooms:list");
+    assert.equal(listed.success, true);
+    assert.ok(listed.rooms.some((r) => r.id === "quiet"));
+    assert.deepEqual(await carol.call("chat:delete", { messageId: sent.messageId }), { success: true });
+    const deleted = await carol.next("chat:message-deleted");
+    assert.equal(deleted.payload.id, sent.messageId);
+    carol.close();
+    alice.disconnect();
   });
 
   test("clientMsgId is scoped to the sender and room", async () => {
