@@ -1,6 +1,7 @@
 //! Namespace `/admin` (stored role admin only; others get `connect_error` `FORBIDDEN`):
 //! `broadcast:all`, `admin:stats`, `admin:rooms`, `admin:announce`, `admin:disconnect-user`,
-//! `admin:messages`, `admin:delete-message`.
+//! `admin:messages`, `admin:delete-message`, `admin:users`, `admin:user-update`,
+//! `admin:room-members`.
 
 use std::sync::Arc;
 
@@ -20,7 +21,8 @@ use crate::socketio::{Event, Namespace, SocketCtx};
 
 /// Adds the admin handlers to `ns` (already authenticated as admin).
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
-    let (c1, c2, c3, c4) = (chat.clone(), chat.clone(), chat.clone(), chat);
+    let (c1, c2, c3, c4) = (chat.clone(), chat.clone(), chat.clone(), chat.clone());
+    let (c5, c6, c7) = (chat.clone(), chat.clone(), chat);
     ns.on(events::BROADCAST_ALL, broadcast_all)
         .on(events::ADMIN_STATS, stats)
         .on(events::ADMIN_ROOMS, move |s, ev| {
@@ -34,6 +36,172 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         .on(events::ADMIN_DELETE_MESSAGE, move |s, ev| {
             delete_message(s, ev, &c4)
         })
+        .on(events::ADMIN_USERS, move |s, ev| users(s, ev, &c5))
+        .on(events::ADMIN_USER_UPDATE, move |s, ev| {
+            user_update(s, ev, &c6)
+        })
+        .on(events::ADMIN_ROOM_MEMBERS, move |s, ev| {
+            room_members(s, ev, &c7)
+        })
+}
+
+/// An optional `limit`: `default` when absent, at most `max` (more is clamped), refused
+/// below 1 or when not a whole number.
+fn limit(o: &serde_json::Map<String, Value>, default: u64, max: u64) -> Result<i64, AppError> {
+    match o.get("limit") {
+        None | Some(Value::Null) => Ok(default as i64),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(max) as i64)
+            .ok_or_else(|| {
+                AppError::invalid(format!("limit must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// Users `admin:users` lists by default, and at most.
+const USERS_DEFAULT: u64 = 50;
+const USERS_MAX: u64 = 200;
+
+/// The `admin:users` shape of a stored user.
+fn user_json(u: &crate::db::users::User, online: bool, last_seen: Option<i64>) -> Value {
+    json!({
+        "id": u.id,
+        "name": u.name,
+        "email": u.email,
+        "role": u.role,
+        "isActive": u.is_active,
+        "online": online,
+        "lastSeen": if online { None } else { last_seen },
+    })
+}
+
+/// `admin:users {query?, limit?}` → `{users: [{id, name, email, role, isActive, online,
+/// lastSeen}]}`: users whose id or name contains `query` (any case), by id.
+fn users(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let parsed = match ev.args.first() {
+        None | Some(Value::Null) => Ok((None, USERS_DEFAULT as i64)),
+        Some(Value::Object(o)) => (|| {
+            let query = match o.get("query") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(q)) if q.len() <= payload::MAX_ID => Some(q.trim().to_owned()),
+                Some(_) => {
+                    return Err(AppError::invalid(format!(
+                        "query must be a string of at most {} bytes",
+                        payload::MAX_ID
+                    )))
+                }
+            };
+            Ok((query, limit(o, USERS_DEFAULT, USERS_MAX)?))
+        })(),
+        Some(_) => Err(AppError::invalid("expected {query?, limit?}")),
+    };
+    let (query, limit) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let (db, io, presence) = (chat.db.clone(), s.io_handle(), chat.presence.clone());
+    reply::answer_later(s, ev.ack, "admin:users", async move {
+        let found = db
+            .run(move |c| crate::db::users::search(c, query.as_deref(), limit))
+            .await?;
+        let ids: Vec<String> = found.iter().map(|l| l.user.id.clone()).collect();
+        let up = presence.statuses(&io, &ids).await;
+        let list: Vec<Value> = found
+            .iter()
+            .zip(up)
+            .map(|(l, online)| user_json(&l.user, online, l.last_seen))
+            .collect();
+        Ok(json!({ "users": list }))
+    });
+}
+
+/// `admin:user-update {userId, isActive?, role?}`: as `PUT /internal/users/{id}` for those
+/// fields, applied to open sockets at once (a disabled user's end, a demoted admin's
+/// `/admin` ones end) → `{user}` after the change.
+fn user_update(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let parsed = payload::object(&ev).and_then(|o| {
+        let id = payload::id(o, "userId")?.to_owned();
+        let active = match o.get("isActive") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(AppError::invalid("isActive must be a boolean")),
+        };
+        let role = match o.get("role") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if r == "user" || r == "admin" => Some(r.clone()),
+            Some(_) => return Err(AppError::invalid("role must be \"user\" or \"admin\"")),
+        };
+        if active.is_none() && role.is_none() {
+            return Err(AppError::invalid("give isActive, role or both"));
+        }
+        Ok((id, active, role))
+    });
+    let (id, active, role) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let by = user_id(s).unwrap_or_default();
+    let (db, io, presence) = (chat.db.clone(), s.io_handle(), chat.presence.clone());
+    reply::answer_later(s, ev.ack, "admin:user-update", async move {
+        let who = id.clone();
+        let updated = db
+            .run(move |c| crate::db::users::update_access(c, &who, active, role.as_deref()))
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("unknown user {id}")))?;
+        super::live::user_changed(&io, &id, updated.is_active, updated.role == "admin");
+        log::info!(
+            "admin updated user={id} active={} role={} by={by}",
+            updated.is_active,
+            updated.role
+        );
+        let online = presence.statuses(&io, std::slice::from_ref(&id)).await;
+        let seen = db
+            .run(move |c| crate::db::users::last_seen(c, &[id]))
+            .await?
+            .pop()
+            .and_then(|(_, t)| t);
+        Ok(json!({ "user": user_json(&updated, online.first().copied().unwrap_or(false), seen) }))
+    });
+}
+
+/// Members `admin:room-members` lists at most.
+const MEMBERS_MAX: usize = 1000;
+
+/// `admin:room-members {roomId}` → `{members: [{userId, online}]}`: a private room's
+/// members; a public room's stored members and the users in it now. Online first, then by
+/// id; at most 1000.
+fn room_members(s: &mut SocketCtx<'_>, ev: Event, chat: &Chat) {
+    let room = match payload::room_id(&ev) {
+        Ok(r) => r,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let (db, io, presence) = (chat.db.clone(), s.io_handle(), chat.presence.clone());
+    reply::answer_later(s, ev.ack, "admin:room-members", async move {
+        let r = room.clone();
+        let (found, stored) = db
+            .run(move |c| {
+                let found = rooms::find(c, &r)?;
+                let members = rooms::members(c, &r)?;
+                Ok((found, members))
+            })
+            .await?;
+        let found = found.ok_or_else(|| AppError::not_found("unknown room"))?;
+        let mut ids: std::collections::BTreeSet<String> = stored.into_iter().collect();
+        if found.is_public {
+            ids.extend(presence.online_in(&io, &room, None, MEMBERS_MAX).await);
+        }
+        let ids: Vec<String> = ids.into_iter().take(MEMBERS_MAX).collect();
+        let up = presence.statuses(&io, &ids).await;
+        let mut members: Vec<(bool, String)> = up.into_iter().zip(ids).collect();
+        members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let members: Vec<Value> = members
+            .into_iter()
+            .map(|(online, id)| json!({"userId": id, "online": online}))
+            .collect();
+        Ok(json!({ "roomId": room, "members": members }))
+    });
 }
 
 /// Messages `admin:messages` lists by default, and at most.
@@ -45,14 +213,7 @@ const MESSAGES_MAX: u64 = 200;
 fn messages(s: &mut SocketCtx<'_>, ev: Event, db: &Db) {
     let parsed = payload::object(&ev).and_then(|o| {
         let room = payload::id(o, "roomId")?.to_owned();
-        let limit = match o.get("limit") {
-            None | Some(Value::Null) => MESSAGES_DEFAULT,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=MESSAGES_MAX).contains(n))
-                .ok_or_else(|| AppError::invalid("limit must be a whole number from 1 to 200"))?,
-        };
-        Ok((room, limit as i64))
+        Ok((room, limit(o, MESSAGES_DEFAULT, MESSAGES_MAX)?))
     });
     let (room, limit) = match parsed {
         Ok(p) => p,

@@ -46,6 +46,9 @@ pub const CHAT_REACTION: &str = "chat:reaction";
 pub const ROOMS_LIST: &str = "rooms:list";
 pub const ADMIN_MESSAGES: &str = "admin:messages";
 pub const ADMIN_DELETE_MESSAGE: &str = "admin:delete-message";
+pub const ADMIN_USERS: &str = "admin:users";
+pub const ADMIN_USER_UPDATE: &str = "admin:user-update";
+pub const ADMIN_ROOM_MEMBERS: &str = "admin:room-members";
 
 /// Names a backend may not emit (`POST /internal/emit`, docs/http.md): every event the
 /// server defines, in either direction and in any namespace (those of the chat's edits,
@@ -107,7 +110,7 @@ pub const RESERVED: &[&str] = &[
     // the admin dashboard's
     "admin:sockets",
     "admin:disconnect-socket",
-    "admin:users",
-    "admin:user-update",
-    "admin:room-members",
+    ADMIN_USERS,
+    ADMIN_USER_UPDATE,
+    ADMIN_ROOM_MEMBERS,
 ];

@@ -90,3 +90,75 @@ pub fn set_last_seen(conn: &mut DbConnection, id: &str, at: i64) -> Result<(), D
     .execute(conn)?;
     Ok(())
 }
+
+/// A user as the admin dashboard lists it (`admin:users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The stored user.
+    pub user: User,
+    /// When its last socket went (ms), if ever.
+    pub last_seen: Option<i64>,
+}
+
+diesel::define_sql_function!(
+    /// SQL `lower(text)` (both backends).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text
+);
+
+/// `admin:users`: users whose id or name contains `query` (any case; every user without a
+/// query), by id, at most `limit`.
+pub fn search(
+    conn: &mut DbConnection,
+    query: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Listed>, DbError> {
+    let mut q = users::table.into_boxed();
+    if let Some(text) = query.filter(|t| !t.is_empty()) {
+        // `%`, `_` and the escape itself match literally
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        q = q.filter(
+            lower(users::id)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(users::name).like(pattern).escape('\\')),
+        );
+    }
+    let rows: Vec<(User, Option<i64>)> = q
+        .order(users::id)
+        .limit(limit)
+        .select((User::as_select(), users::last_seen_at))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(user, last_seen)| Listed { user, last_seen })
+        .collect())
+}
+
+/// `admin:user-update`: sets what is given of `is_active` and `role`; the user after the
+/// change, or `None` when there is no such user.
+pub fn update_access(
+    conn: &mut DbConnection,
+    id: &str,
+    is_active: Option<bool>,
+    role: Option<&str>,
+) -> Result<Option<User>, DbError> {
+    if let Some(a) = is_active {
+        diesel::update(users::table.find(id))
+            .set(users::is_active.eq(a))
+            .execute(conn)?;
+    }
+    if let Some(r) = role {
+        diesel::update(users::table.find(id))
+            .set(users::role.eq(r))
+            .execute(conn)?;
+    }
+    find(conn, id)
+}

@@ -1,5 +1,6 @@
 // Namespace /admin with real clients: only stored admins connect; broadcast:all,
-// admin:stats, admin:announce and admin:disconnect-user end to end.
+// admin:stats, admin:announce, admin:disconnect-user, admin:users, admin:user-update and
+// admin:room-members end to end.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
@@ -187,4 +188,73 @@ test("admin:disconnect-user ends that user's sockets in every namespace as a ser
   await ask(ops, "admin:disconnect-user", { userId: "root" });
   assert.equal((await rootGone)[0], "io server disconnect");
   for (const s of [carol, ops]) s.disconnect();
+});
+
+test("admin:users: search by id or name in any case, online and last seen, limit clamped", async () => {
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/ali_baba", { name: "Ali Baba", email: "ab@example.com", role: "user", isActive: true })).status, 200);
+  const root = await connect("root", "/admin", "admin");
+  const carol = await connect("carol");
+  const all = await ask(root, "admin:users");
+  assert.equal(all.success, true);
+  const ids = all.users.map((u) => u.id);
+  assert.deepEqual(ids, [...ids].sort(), "by id");
+  assert.ok(ids.includes("bob") && ids.includes("root"));
+  const found = await ask(root, "admin:users", { query: "BABA" });
+  assert.deepEqual(found.users, [{ id: "ali_baba", name: "Ali Baba", email: "ab@example.com", role: "user", isActive: true, online: false, lastSeen: null }]);
+  // % and _ are literal characters, not wildcards
+  assert.deepEqual((await ask(root, "admin:users", { query: "%" })).users, []);
+  assert.deepEqual((await ask(root, "admin:users", { query: "i_b" })).users.map((u) => u.id), ["ali_baba"]);
+  await until(async () => (await ask(root, "admin:users", { query: "carol" })).users[0].online === true, 3000, "carol online");
+  carol.disconnect();
+  assert.equal((await ask(root, "admin:users", { limit: 1 })).users.length, 1);
+  assert.equal((await ask(root, "admin:users", { limit: 100000 })).success, true, "a big limit is clamped");
+  for (const bad of [5, { query: 7 }, { limit: 0 }, { limit: "3" }, { query: "x".repeat(300) }]) {
+    assert.equal((await ask(root, "admin:users", bad)).code, "INVALID_PAYLOAD", JSON.stringify(bad));
+  }
+  root.disconnect();
+});
+
+test("admin:user-update: disable ends the user's sockets, promote and demote apply live", async () => {
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/dora", { name: "Dora", email: "d@example.com", role: "user", isActive: true })).status, 200);
+  const root = await connect("root", "/admin", "admin");
+  const dora = await connect("dora");
+  const gone = once(dora, "disconnect", 5000);
+  const off = await ask(root, "admin:user-update", { userId: "dora", isActive: false });
+  assert.equal(off.success, true);
+  assert.equal(off.user.isActive, false);
+  assert.equal((await gone)[0], "io server disconnect");
+  const refused = socket("dora");
+  assert.equal((await once(refused, "connect_error"))[0].data.code, "ACCOUNT_DISABLED");
+  refused.close();
+  assert.equal((await ask(root, "admin:user-update", { userId: "dora", isActive: true })).user.isActive, true);
+  // promoted: dora may open /admin; demoted: that socket ends
+  assert.equal((await ask(root, "admin:user-update", { userId: "dora", role: "admin" })).user.role, "admin");
+  const doraAdmin = await connect("dora", "/admin");
+  const demoted = once(doraAdmin, "disconnect", 5000);
+  assert.equal((await ask(root, "admin:user-update", { userId: "dora", role: "user" })).user.role, "user");
+  assert.equal((await demoted)[0], "io server disconnect");
+  for (const bad of [{}, { userId: "dora" }, { userId: "dora", role: "root" }, { userId: "dora", isActive: "no" }]) {
+    assert.equal((await ask(root, "admin:user-update", bad)).code, "INVALID_PAYLOAD", JSON.stringify(bad));
+  }
+  assert.equal((await ask(root, "admin:user-update", { userId: "nobody", isActive: false })).code, "NOT_FOUND");
+  root.disconnect();
+});
+
+test("admin:room-members: a private room's members, a public room's users now, online first", async () => {
+  // fay never connects (bob may still count as online within the presence grace period)
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/fay", { name: "Fay", email: "f@example.com", role: "user", isActive: true })).status, 200);
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/rooms/staff", { name: "Staff", isPublic: false, members: ["fay", "carol"] })).status, 200);
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/rooms/hall", { name: "Hall", isPublic: true })).status, 200);
+  const root = await connect("root", "/admin", "admin");
+  const carol = await connect("carol");
+  await ask(carol, "room:join", "hall");
+  await until(async () => (await ask(root, "admin:room-members", { roomId: "staff" })).members[0].online, 3000, "carol online");
+  assert.deepEqual(await ask(root, "admin:room-members", { roomId: "staff" }), {
+    success: true, roomId: "staff", members: [{ userId: "carol", online: true }, { userId: "fay", online: false }],
+  });
+  assert.deepEqual((await ask(root, "admin:room-members", "hall")).members, [{ userId: "carol", online: true }]);
+  assert.equal((await ask(root, "admin:room-members", { roomId: "nowhere" })).code, "NOT_FOUND");
+  assert.equal((await ask(root, "admin:room-members", 5)).code, "INVALID_PAYLOAD");
+  carol.disconnect();
+  root.disconnect();
 });

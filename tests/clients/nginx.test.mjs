@@ -2,7 +2,8 @@
 // nodes; the stock socket.io-client connects over wss:// (WebSocket only, and polling with
 // upgrade) and chats, and a plain WebSocket client (`/ws`) shares its room; /internal/ is refused on the public side and served on the private one;
 // port 80 redirects; the client's real address reaches the nodes' logs; too many requests from
-// one address get 429.
+// one address get 429; the admin dashboard loads through nginx from loopback (and is refused
+// to an address outside the allowed ranges).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -188,4 +189,34 @@ test("past the configured rate one address gets 429 with a JSON body; another ad
   assert.ok(answers.some((a) => a.status === 401), "the first ones reached the API (no token: 401)");
   const other = await httpsFrom("127.0.0.5", "/api/notifications");
   assert.equal(other.status, 401, "another address still reaches the API");
+});
+
+test("the admin dashboard and its assets load through nginx from an allowed address; others get 403", async () => {
+  const httpsGet = (port, p) => new Promise((resolve, reject) => {
+    import("node:https").then(({ request }) => {
+      const req = request({ host: "127.0.0.1", port, path: p, method: "GET", rejectUnauthorized: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body, type: res.headers["content-type"] }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  });
+  const page = await httpsGet(httpsPort, "/admin/");
+  assert.equal(page.status, 200);
+  assert.match(page.type, /text\/html/);
+  assert.match(page.body, /admin\.js/);
+  for (const a of ["/assets/admin.js", "/assets/style.css", "/assets/socket.io.min.js"]) {
+    assert.equal((await httpsGet(httpsPort, a)).status, 200, a);
+  }
+  // the same file with loopback taken out of the allowed ranges, as for a visitor from the
+  // internet: refused by nginx
+  const closed = await startNginx(nodes.map((n) => n.port), { edit: (site) => site.replace("allow 127.0.0.0/8;", "") });
+  try {
+    assert.equal((await httpsGet(closed.httpsPort, "/admin/")).status, 403);
+    assert.equal((await httpsGet(closed.httpsPort, "/healthz")).status, 200, "the rest is served");
+  } finally {
+    await closed.stop();
+  }
 });

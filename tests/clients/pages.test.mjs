@@ -139,6 +139,60 @@ test("dashboard: live connections, rooms, announce and disconnect reaching real 
   await page.context().close();
 });
 
+test("dashboard: users found as you type, disabled and enabled, promoted and demoted; a room's members and messages, one deleted; empty states", async () => {
+  const page = await newPage();
+  await page.goto(`${srv.url}/admin/#token=${hsToken(SECRET, "root", { role: "admin" })}`);
+  await byTest(page, "users").waitFor({ state: "visible" });
+  // empty states
+  await page.waitForFunction(() => /No stock alert yet|sku-/.test(document.querySelector('[data-testid="stock-alerts"]').textContent));
+  // search as you type
+  await byTest(page, "user-search").fill("dav");
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="users"] tbody tr')];
+    return rows.length === 1 && rows[0].dataset.userId === "dave";
+  }, null, { timeout: 5000 });
+  await byTest(page, "user-search").fill("zzz-nobody");
+  await page.waitForFunction(() => /No user matches/.test(document.querySelector('[data-testid="users"]').textContent), null, { timeout: 5000 });
+  await byTest(page, "user-search").fill("dave");
+  const row = page.locator('[data-testid="users"] tbody tr[data-user-id="dave"]');
+  await row.waitFor({ timeout: 5000 });
+  // disable: dave's socket ends; enable again
+  const dave = await user("dave");
+  const gone = once(dave, "disconnect", 5000);
+  await row.locator('[data-testid="user-toggle"]').click();
+  assert.equal((await gone)[0], "io server disconnect");
+  await page.waitForFunction(() => /disabled/.test(document.querySelector('[data-testid="users"] tbody tr[data-user-id="dave"]').textContent), null, { timeout: 5000 });
+  await row.locator('[data-testid="user-toggle"]').click();
+  await page.waitForFunction(() => !/disabled/.test(document.querySelector('[data-testid="users"] tbody tr[data-user-id="dave"]').textContent), null, { timeout: 5000 });
+  // promote: dave may open /admin; demote
+  await row.locator('[data-testid="user-role"]').click();
+  await page.waitForFunction(() => /admin/.test(document.querySelector('[data-testid="users"] tbody tr[data-user-id="dave"] td:nth-child(3)').textContent), null, { timeout: 5000 });
+  const daveAdmin = io(`${srv.url}/admin`, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: hsToken(SECRET, "dave") } });
+  await once(daveAdmin, "connect", 5000);
+  const demoted = once(daveAdmin, "disconnect", 5000);
+  await row.locator('[data-testid="user-role"]').click();
+  assert.equal((await demoted)[0], "io server disconnect");
+
+  // a room's view: open it from the rooms table, members online, messages, delete one
+  const alice = await user("alice");
+  await alice.timeout(3000).emitWithAck("room:join", "lobby");
+  const ids = [];
+  for (const t of ["keep me", "remove me"]) ids.push((await alice.timeout(3000).emitWithAck("chat:send", { roomId: "lobby", text: t })).messageId);
+  const deleted = once(alice, "chat:message-deleted", 5000);
+  await page.locator('[data-testid="rooms"] tbody tr[data-room-id="lobby"]').click({ timeout: 5000 });
+  await byTest(page, "room-detail").waitFor({ state: "visible" });
+  await page.waitForFunction(() => /alice · online/.test(document.querySelector('[data-testid="room-detail"]').textContent), null, { timeout: 5000 });
+  const msg = page.locator(`[data-testid="room-messages"] li[data-id="${ids[1]}"]`);
+  await msg.waitFor({ timeout: 5000 });
+  await msg.locator('[data-testid="message-delete"]').click();
+  assert.equal((await deleted)[0].id, ids[1]);
+  await page.waitForFunction((id) => /deleted/.test(document.querySelector(`[data-testid="room-messages"] li[data-id="${id}"]`).textContent), ids[1], { timeout: 5000 });
+  assert.match(await page.locator(`[data-testid="room-messages"] li[data-id="${ids[0]}"]`).textContent(), /keep me/);
+  assert.deepEqual(errors, []);
+  for (const s of [dave, daveAdmin, alice]) s.close();
+  await page.context().close();
+});
+
 test("demo: two users chat with typing and read receipts, DM each other, and history survives a reload", async () => {
   const [a, b] = [await newPage(), await newPage()];
   for (const [page, name] of [[a, "alice"], [b, "bob"]]) {

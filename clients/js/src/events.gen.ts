@@ -196,6 +196,49 @@ export type AdminAdminDeleteMessageAck =
       success: true;
     }
   | Failure;
+export type AdminAdminUsersAck =
+  | {
+      success: true;
+      users: {
+        id: string;
+        name: string;
+        email: string;
+        role: "user" | "admin";
+        isActive: boolean;
+        online: boolean;
+        lastSeen: number | null;
+      }[];
+    }
+  | Failure;
+export type AdminAdminUserUpdateAck =
+  | {
+      success: true;
+      user: {
+        id: string;
+        name: string;
+        email: string;
+        role: "user" | "admin";
+        isActive: boolean;
+        online: boolean;
+        lastSeen: number | null;
+      };
+    }
+  | Failure;
+export type AdminAdminRoomMembersPayload =
+  | string
+  | {
+      roomId: string;
+    };
+export type AdminAdminRoomMembersAck =
+  | {
+      success: true;
+      roomId: string;
+      members: {
+        userId: string;
+        online: boolean;
+      }[];
+    }
+  | Failure;
 
 export interface UserStatus {
   userId: string;
@@ -437,6 +480,15 @@ export interface AdminAdminMessagesPayload {
 export interface AdminAdminDeleteMessagePayload {
   messageId: string;
 }
+export interface AdminAdminUsersPayload {
+  query?: string;
+  limit?: number;
+}
+export interface AdminAdminUserUpdatePayload {
+  userId: string;
+  isActive?: boolean;
+  role?: "user" | "admin";
+}
 
 export type ChatUserStatusPayload = UserStatus;
 export type ChatChatMessagePayload = ChatMessage;
@@ -566,6 +618,12 @@ export interface AdminClientToServerEvents {
   "admin:messages": (payload: AdminAdminMessagesPayload, ack: (answer: AdminAdminMessagesAck) => void) => void;
   /** Delete a message as chat:delete by an admin. */
   "admin:delete-message": (payload: AdminAdminDeleteMessagePayload, ack: (answer: AdminAdminDeleteMessageAck) => void) => void;
+  /** Users whose id or name contains the query (any case), by id. */
+  "admin:users": (payload: AdminAdminUsersPayload, ack: (answer: AdminAdminUsersAck) => void) => void;
+  /** Enable or disable a user, promote or demote (applied to open sockets at once). */
+  "admin:user-update": (payload: AdminAdminUserUpdatePayload, ack: (answer: AdminAdminUserUpdateAck) => void) => void;
+  /** A room's members (a public room's: stored members and the users in it now), online first. */
+  "admin:room-members": (payload: AdminAdminRoomMembersPayload, ack: (answer: AdminAdminRoomMembersAck) => void) => void;
 }
 
 /** The namespaces and their addresses. */

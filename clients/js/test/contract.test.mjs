@@ -181,6 +181,9 @@ test("every payload and ack of a session over all three namespaces matches docs/
   await ask(root, "/admin", "admin:announce", { message: "maintenance at noon" });
   await ask(root, "/admin", "admin:messages", { roomId: "lobby", limit: 5 });
   await ask(root, "/admin", "admin:delete-message", { messageId: re.messageId });
+  await ask(root, "/admin", "admin:users", { query: "ALI", limit: 10 });
+  await ask(root, "/admin", "admin:room-members", { roomId: "vip" });
+  await ask(root, "/admin", "admin:user-update", { userId: "carol", role: "user" });
   await ask(root, "/admin", "broadcast:all", "hello admins");
   await ask(root, "/admin", "auth:refresh", { token: token("root") });
   root.emit("admin:announce", {});

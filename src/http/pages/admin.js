@@ -1,7 +1,9 @@
 // The admin dashboard: signs in to the /admin namespace with an admin JWT (from
 // `#token=…` or pasted; kept in sessionStorage, never sent in a URL), then shows the
-// cluster's figures live and offers the admin actions. Text from the server is always set
-// with textContent.
+// cluster's figures live (stats every second, lists every 2 s), the rooms with a view of
+// one room's members and last messages (each deletable), the users with search,
+// enable/disable and promote/demote, and offers the admin actions. Text from the server is
+// always set with textContent.
 "use strict";
 (function () {
   const KEY = "realtime-admin-token";
@@ -10,6 +12,9 @@
   let socket = null;
   let timers = [];
   let last = null; // {t, in, out}
+  let openRoom = null; // the room shown in the room view
+  let userQuery = "";
+  let usersAsked = 0; // answers to older searches are dropped
   const samples = []; // [{in, out}] events per second
 
   function el(tag, text, cls) {
@@ -95,13 +100,126 @@
     for (const r of rooms) {
       const tr = el("tr");
       tr.dataset.roomId = r.id;
-      tr.append(el("td", r.name), el("td", r.memberCount), el("td", r.isPublic ? "public" : "private"));
+      const open = el("button", r.name, "link");
+      open.type = "button";
+      open.setAttribute("aria-label", `Open room ${r.name}`);
+      const name = el("td");
+      name.append(open);
+      tr.append(name, el("td", r.memberCount), el("td", r.isPublic ? "public" : "private"));
+      tr.addEventListener("click", () => showRoom(r.id, r.name));
       body.append(tr);
     }
   }
 
+  /** A list's "nothing here" line. */
+  function empty(list, text, colSpan) {
+    if (colSpan) {
+      const tr = el("tr");
+      const td = el("td", text, "muted empty");
+      td.colSpan = colSpan;
+      tr.append(td);
+      list.append(tr);
+    } else {
+      list.append(el("li", text, "muted empty"));
+    }
+  }
+
+  // --- one room: members online and the last messages ---
+
+  function showRoom(id, name) {
+    openRoom = { id, name };
+    $("room-detail-name").textContent = name;
+    $("room-detail").hidden = false;
+    refreshRoom();
+    $("room-detail").scrollIntoView({ block: "nearest" });
+  }
+  async function refreshRoom() {
+    if (!openRoom || !socket || !socket.connected) return;
+    const { id } = openRoom;
+    try {
+      const [m, h] = await Promise.all([
+        socket.timeout(2000).emitWithAck("admin:room-members", { roomId: id }),
+        socket.timeout(2000).emitWithAck("admin:messages", { roomId: id, limit: 50 }),
+      ]);
+      if (!openRoom || openRoom.id !== id) return;
+      const members = $("room-members");
+      members.replaceChildren();
+      if (m.success && m.members.length) {
+        for (const u of m.members) members.append(el("li", `${u.userId} · ${u.online ? "online" : "offline"}`));
+      } else empty(members, m.success ? "No members and nobody in the room." : `${m.code}: ${m.error}`);
+      const list = $("room-messages");
+      list.replaceChildren();
+      if (h.success && h.messages.length) {
+        for (const msg of h.messages) list.append(messageRow(msg));
+      } else empty(list, h.success ? "No messages in this room." : `${h.code}: ${h.error}`);
+    } catch (_) { /* the next round tries again */ }
+  }
+  function messageRow(m) {
+    const li = el("li");
+    li.dataset.id = m.id;
+    const when = new Date(m.timestamp).toLocaleString();
+    if (m.deletedAt) {
+      li.append(el("span", `${m.sender.name || m.sender.id} · ${when} · `, "muted"), el("span", "deleted", "deleted"));
+      return li;
+    }
+    li.append(el("span", `${m.sender.name || m.sender.id} · ${when}${m.editedAt ? " · edited" : ""}: `, "muted"), el("span", m.text));
+    const del = el("button", "Delete", "link");
+    del.type = "button";
+    del.dataset.testid = "message-delete";
+    del.setAttribute("aria-label", `Delete the message of ${m.sender.id}: ${m.text}`);
+    del.addEventListener("click", async () => {
+      await act("admin:delete-message", { messageId: m.id }, "Message deleted.");
+      refreshRoom();
+    });
+    li.append(document.createTextNode(" "), del);
+    return li;
+  }
+
+  // --- users ---
+
+  async function refreshUsers() {
+    if (!socket || !socket.connected) return;
+    const asked = ++usersAsked;
+    const query = userQuery;
+    try {
+      const r = await socket.timeout(2000).emitWithAck("admin:users", query ? { query, limit: 100 } : { limit: 100 });
+      if (asked !== usersAsked) return;
+      const body = $("users-body");
+      body.replaceChildren();
+      if (!r.success) return empty(body, `${r.code}: ${r.error}`, 5);
+      if (!r.users.length) return empty(body, query ? `No user matches "${query}".` : "No users yet.", 5);
+      for (const u of r.users) body.append(userRow(u));
+    } catch (_) { /* the next round tries again */ }
+  }
+  function userRow(u) {
+    const tr = el("tr");
+    tr.dataset.userId = u.id;
+    const who = el("td");
+    who.append(el("strong", u.id), document.createTextNode(u.name && u.name !== u.id ? ` (${u.name})` : ""));
+    const status = u.online ? "online" : u.lastSeen ? `offline since ${new Date(u.lastSeen).toLocaleString()}` : "offline";
+    const actions = el("td");
+    const toggle = el("button", u.isActive ? "Disable" : "Enable");
+    toggle.type = "button";
+    toggle.dataset.testid = "user-toggle";
+    toggle.setAttribute("aria-label", `${u.isActive ? "Disable" : "Enable"} ${u.id}`);
+    toggle.addEventListener("click", () => update({ userId: u.id, isActive: !u.isActive }, `${u.id} ${u.isActive ? "disabled" : "enabled"}.`));
+    const role = el("button", u.role === "admin" ? "Demote" : "Promote");
+    role.type = "button";
+    role.dataset.testid = "user-role";
+    role.setAttribute("aria-label", `${u.role === "admin" ? "Demote" : "Promote"} ${u.id} ${u.role === "admin" ? "to user" : "to admin"}`);
+    role.addEventListener("click", () => update({ userId: u.id, role: u.role === "admin" ? "user" : "admin" }, `${u.id} is now ${u.role === "admin" ? "a user" : "an admin"}.`));
+    actions.append(toggle, document.createTextNode(" "), role);
+    tr.append(who, el("td", u.email), el("td", u.role), el("td", `${status}${u.isActive ? "" : " · disabled"}`), actions);
+    return tr;
+  }
+  async function update(payload, done) {
+    await act("admin:user-update", payload, done);
+    refreshUsers();
+  }
+
   function addAlert(a) {
     const list = $("stock-alerts");
+    for (const e of list.querySelectorAll(".empty")) e.remove();
     const when = new Date(a.timestamp || Date.now()).toLocaleTimeString();
     const what = a.type === "STOCK_SOLD_OUT" ? "sold out" : `stock ${a.stock}${a.isLowStock ? " (low)" : ""}`;
     list.prepend(el("li", `${a.productId}: ${what} · ${when}`));
@@ -134,7 +252,9 @@
       last = null;
       poll();
       pollRooms();
-      timers = [setInterval(poll, 1000), setInterval(pollRooms, 2000)];
+      refreshUsers();
+      refreshRoom();
+      timers = [setInterval(poll, 1000), setInterval(pollRooms, 2000), setInterval(refreshUsers, 2000), setInterval(refreshRoom, 2000)];
     });
     socket.on("connect_error", (err) => {
       const code = err && err.data && err.data.code;
@@ -156,6 +276,7 @@
     socket.on("admin:stock-alert", addAlert);
     socket.on("admin:announcement", (m) => {
       const text = m && typeof m === "object" && "message" in m ? m.message : JSON.stringify(m);
+      for (const e of $("admin-messages").querySelectorAll(".empty")) e.remove();
       $("admin-messages").prepend(el("li", `${new Date().toLocaleTimeString()} · ${text}`));
     });
   }
@@ -193,6 +314,10 @@
     const message = $("broadcast-input").value;
     act("broadcast:all", { message }, "Sent to every admin.").then(() => { $("broadcast-input").value = ""; });
   });
+  // search as you type (and on Enter)
+  $("user-search").addEventListener("input", () => { userQuery = $("user-search").value.trim(); refreshUsers(); });
+  $("user-search-form").addEventListener("submit", (e) => { e.preventDefault(); userQuery = $("user-search").value.trim(); refreshUsers(); });
+  $("room-detail-close").addEventListener("click", () => { openRoom = null; $("room-detail").hidden = true; });
   $("disconnect-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const userId = $("disconnect-input").value.trim();
