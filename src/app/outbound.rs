@@ -30,7 +30,8 @@ impl Hooks {
     }
 
     /// The stored form of an event of type `kind` (`None` when that type is not sent):
-    /// ordered by `seq` within `key` (`user:<id>`, `room:<id>`, `direct:<id>`).
+    /// ordered by `seq` within `key` (`user:<id>`, `room:<id>`, `messages:<room id>`,
+    /// `direct:<target id>`).
     pub fn event(
         &self,
         key: String,
@@ -72,10 +73,11 @@ impl Hooks {
     }
 
     /// The event of a message change (`message.created|updated|deleted`; `message` in the
-    /// history shape, with its `roomId`), ordered by time within its room.
+    /// history shape, with its `roomId`), ordered by time among its room's message events
+    /// (a key of their own: `room:<id>` orders occupancy by generation).
     pub fn message_event(&self, kind: &str, message: &Value, at: i64) -> Option<NewEvent> {
         let room = message["roomId"].as_str().unwrap_or_default();
-        self.event(format!("room:{room}"), at, kind, message.clone(), at)
+        self.event(format!("messages:{room}"), at, kind, message.clone(), at)
     }
 }
 

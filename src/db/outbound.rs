@@ -13,7 +13,7 @@ use super::{DbConnection, DbError};
 pub struct NewEvent {
     /// Its id (the receiver dedupes by it).
     pub id: String,
-    /// Its order key: `user:<id>` or `room:<id>`.
+    /// Its order key: `user:<id>`, `room:<id>`, `messages:<room id>` or `direct:<user id>`.
     pub event_key: String,
     /// Its place within the key.
     pub seq: i64,
