@@ -12,10 +12,8 @@ BIN=$(ls -t target/release/deps/rooms_list-* | grep -v '\.\(d\|txt\)$' | head -1
 [ $quick = 1 ] && export ROOMS=1000 MESSAGES=200
 work=$(mktemp -d)
 chmod 755 "$work"
-pgdata=""; pgbin=""
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
-  [ -n "$pgdata" ] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
+  stop_pg
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,11 +27,5 @@ fi
 [[ " $backends " == *" postgres "* ]] || exit 0
 
 echo "== PostgreSQL" >&2
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$pgbin/pg_ctl" ] || { echo "PostgreSQL is needed (apt-get install postgresql)" >&2; exit 1; }
-pgdata="$work/pg"; mkdir -p "$pgdata"; [ "$(id -u)" = 0 ] && chown postgres "$pgdata"
-pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "-p $pgport -c listen_addresses=127.0.0.1 -k $pgdata -c fsync=off" \
-  -l "$pgdata/log" -w start >/dev/null
-DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/postgres" "$BIN" | tail -n +3 | tee -a "$out/rooms_list.md"
+start_pg "$work/pg" -c fsync=off
+DATABASE_URL="$pg_url" "$BIN" | tail -n +3 | tee -a "$out/rooms_list.md"

@@ -20,15 +20,14 @@ prefix=storm-u
 work=$(mktemp -d)
 chmod 755 "$work"
 export JWT_SECRET=storm-jwt-secret-padded-to-32-bytes WEBHOOK_SECRET=storm-hook-secret-padded-to-32-bytes
-pid=""; pgdata=""; pgbin=""
+pid=""
 stop_server() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   pid=""
 }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
   stop_server
-  [ -n "$pgdata" ] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
+  stop_pg
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -70,14 +69,8 @@ PY
 start_ours sqlite; storm rust-sqlite; stop_server
 
 # --- ours on PostgreSQL (a throwaway cluster)
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$pgbin/pg_ctl" ] || { echo "PostgreSQL is needed (apt-get install postgresql)" >&2; exit 1; }
-pgdata="$work/pg"; mkdir -p "$pgdata"; [ "$(id -u)" = 0 ] && chown postgres "$pgdata"
-pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$pgdata" -o "-p $pgport -c listen_addresses=127.0.0.1 -k $pgdata -c max_connections=200" \
-  -l "$pgdata/log" -w start >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/postgres"
+start_pg "$work/pg" -c max_connections=200
+export DATABASE_URL="$pg_url"
 start_ours postgres-setup; stop_server
 as_pg "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -q -v ON_ERROR_STOP=1 -c "$users_sql"
 start_ours postgres; storm rust-postgres; stop_server
