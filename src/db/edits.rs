@@ -34,23 +34,36 @@ pub struct Changed {
     pub message: Value,
 }
 
-/// Takes message `id` for a change: its row, unless it is unknown or deleted.
-fn take(c: &mut DbConnection, id: &str) -> Result<Option<Message>, DbError> {
-    let n = diesel::update(
-        messages::table
-            .find(id)
-            .filter(messages::deleted_at.is_null()),
-    )
-    .set(messages::deleted_at.eq(messages::deleted_at))
-    .execute(c)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    Ok(messages::table
-        .find(id)
-        .select(Message::as_select())
-        .first(c)
-        .optional()?)
+/// Runs `f` in one write transaction on message `id`, taken first (its row updated to
+/// itself: PostgreSQL locks it, SQLite's transaction holds the write lock), unless it is
+/// unknown or deleted (`NoMessage`).
+fn on_message<T>(
+    conn: &mut DbConnection,
+    id: &str,
+    f: impl FnOnce(&mut DbConnection, Message) -> Result<Result<T, Refusal>, DbError>,
+) -> Result<Result<T, Refusal>, DbError> {
+    write_transaction(conn, |c| {
+        let n = diesel::update(
+            messages::table
+                .find(id)
+                .filter(messages::deleted_at.is_null()),
+        )
+        .set(messages::deleted_at.eq(messages::deleted_at))
+        .execute(c)?;
+        let taken = if n == 0 {
+            None
+        } else {
+            messages::table
+                .find(id)
+                .select(Message::as_select())
+                .first(c)
+                .optional()?
+        };
+        match taken {
+            Some(m) => f(c, m),
+            None => Ok(Err(Refusal::NoMessage)),
+        }
+    })
 }
 
 /// The one message `id` in the history shape, with the outbound event of the change.
@@ -81,10 +94,7 @@ pub fn edit(
     at: i64,
     on_change: OnChange<'_>,
 ) -> Result<Result<Changed, Refusal>, DbError> {
-    write_transaction(conn, |c| {
-        let Some(m) = take(c, id)? else {
-            return Ok(Err(Refusal::NoMessage));
-        };
+    on_message(conn, id, |c, m| {
         if m.sender_id != user {
             return Ok(Err(Refusal::NotAuthor));
         }
@@ -108,10 +118,7 @@ pub fn delete(
     at: i64,
     on_change: OnChange<'_>,
 ) -> Result<Result<Changed, Refusal>, DbError> {
-    write_transaction(conn, |c| {
-        let Some(m) = take(c, id)? else {
-            return Ok(Err(Refusal::NoMessage));
-        };
+    on_message(conn, id, |c, m| {
         if m.sender_id != user && !is_admin(c, user)? {
             return Ok(Err(Refusal::NotAuthor));
         }
@@ -144,10 +151,7 @@ pub fn react(
     on: bool,
     at: i64,
 ) -> Result<Result<(String, bool), Refusal>, DbError> {
-    write_transaction(conn, |c| {
-        let Some(m) = take(c, id)? else {
-            return Ok(Err(Refusal::NoMessage));
-        };
+    on_message(conn, id, |c, m| {
         if let Err(r) = readable(c, &m.room_id, user)? {
             return Ok(Err(r));
         }
