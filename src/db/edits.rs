@@ -176,12 +176,20 @@ pub fn react(
                 return Ok(Err(Refusal::TooManyEmoji));
             }
         }
+        // the stamp orders `userIds` and the emoji: strictly after the message's newest
+        // reaction, so two in the same millisecond keep the order they were made in (the
+        // message row is held, so no other reaction to it interleaves)
+        let newest: Option<i64> = message_reactions::table
+            .filter(message_reactions::message_id.eq(id))
+            .select(diesel::dsl::max(message_reactions::created_at))
+            .first(c)?;
+        let stamp = newest.map_or(at, |n| at.max(n + 1));
         diesel::insert_into(message_reactions::table)
             .values((
                 message_reactions::message_id.eq(id),
                 message_reactions::emoji.eq(emoji),
                 message_reactions::user_id.eq(user),
-                message_reactions::created_at.eq(at),
+                message_reactions::created_at.eq(stamp),
             ))
             .execute(c)?;
         Ok(Ok((m.room_id, true)))
