@@ -1,7 +1,7 @@
 //! Namespace `/admin` (stored role admin only; others get `connect_error` `FORBIDDEN`):
 //! `broadcast:all`, `admin:stats`, `admin:rooms`, `admin:announce`, `admin:disconnect-user`,
 //! `admin:messages`, `admin:delete-message`, `admin:users`, `admin:user-update`,
-//! `admin:room-members`.
+//! `admin:room-members`, `admin:sockets`, `admin:disconnect-socket`.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use super::reply;
 use super::session_auth::user_id;
 use crate::config::ChatConfig;
 use crate::db::{edits, now_ms, rooms, Db};
-use crate::socketio::{Event, Namespace, SocketCtx};
+use crate::socketio::{Event, FetchQuery, Namespace, SocketCtx, SocketInfo};
 
 /// Adds the admin handlers to `ns` (already authenticated as admin).
 pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
@@ -43,6 +43,119 @@ pub fn handlers(ns: Namespace, chat: Arc<Chat>) -> Namespace {
         .on(events::ADMIN_ROOM_MEMBERS, move |s, ev| {
             room_members(s, ev, &c7)
         })
+        .on(events::ADMIN_SOCKETS, sockets)
+        .on(events::ADMIN_DISCONNECT_SOCKET, disconnect_socket)
+}
+
+/// Sockets `admin:sockets` lists by default, and at most.
+const SOCKETS_DEFAULT: u64 = 200;
+const SOCKETS_MAX: u64 = 1000;
+
+/// The `admin:sockets` shape of a socket: its user, and of its rooms the chat rooms (by
+/// room id; a socket's own user room and presence subscriptions are not listed).
+fn socket_json(s: &SocketInfo) -> Value {
+    let rooms: Vec<&str> = s
+        .rooms
+        .iter()
+        .filter_map(|r| names::chat_room_id(r))
+        .collect();
+    json!({
+        "id": s.id,
+        "userId": s.data.get("userId"),
+        "namespace": s.nsp,
+        "transport": s.transport,
+        "address": s.address,
+        "connectedAt": s.connected_at,
+        "rooms": rooms,
+        "node": s.node,
+    })
+}
+
+/// `admin:sockets {userId?, roomId?, limit?}` → `{sockets: [{id, userId, namespace,
+/// transport, address, connectedAt, rooms, node}]}`: every namespace's sockets and event
+/// streams on every node, oldest first; `userId` keeps that user's, `roomId` those in that
+/// chat room of `/`. At most `limit` (default 200, at most 1000).
+fn sockets(s: &mut SocketCtx<'_>, ev: Event) {
+    let parsed = match ev.args.first() {
+        None | Some(Value::Null) => Ok((None, None, SOCKETS_DEFAULT as i64)),
+        Some(Value::Object(o)) => (|| {
+            let user = payload::opt_id(o, "userId")?.map(str::to_owned);
+            let room = payload::opt_id(o, "roomId")?.map(str::to_owned);
+            Ok((user, room, limit(o, SOCKETS_DEFAULT, SOCKETS_MAX)?))
+        })(),
+        Some(_) => Err(AppError::invalid("expected {userId?, roomId?, limit?}")),
+    };
+    let (user, room, limit) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let limit = limit as usize;
+    let query = match (&user, &room) {
+        // a user's sockets, then those in the room: a user has few
+        (Some(u), _) => FetchQuery {
+            rooms: vec![names::user_room(u)],
+            limit: crate::socketio::adapter::MAX_FETCH,
+            ..FetchQuery::default()
+        },
+        (None, Some(r)) => FetchQuery {
+            nsp: Some(names::CHAT.to_owned()),
+            rooms: vec![names::chat_room(r)],
+            limit,
+            ..FetchQuery::default()
+        },
+        (None, None) => FetchQuery {
+            limit,
+            ..FetchQuery::default()
+        },
+    };
+    let io = s.io_handle();
+    reply::answer_later(s, ev.ack, "admin:sockets", async move {
+        let in_room = room.map(|r| names::chat_room(&r));
+        let list: Vec<Value> = io
+            .fetch_sockets(query)
+            .await
+            .iter()
+            .filter(|s| {
+                in_room
+                    .as_ref()
+                    .is_none_or(|r| s.nsp == names::CHAT && s.rooms.contains(r))
+            })
+            .take(limit)
+            .map(socket_json)
+            .collect();
+        Ok(json!({ "sockets": list }))
+    });
+}
+
+/// `admin:disconnect-socket {socketId}`: that socket (or event stream), on whichever node,
+/// is disconnected server-side (`io server disconnect`; `/ws` closes 4403) → `{success:
+/// true}`; `NOT_FOUND` when no node has it.
+fn disconnect_socket(s: &mut SocketCtx<'_>, ev: Event) {
+    let id = match payload::object(&ev).and_then(|o| payload::id(o, "socketId")) {
+        Ok(id) => id.to_owned(),
+        Err(e) => return reply::fail(s, ev.ack, &e),
+    };
+    let io = s.io_handle();
+    let by = user_id(s).unwrap_or_default();
+    reply::answer_later(s, ev.ack, "admin:disconnect-socket", async move {
+        let gone = io
+            .fetch_sockets(FetchQuery {
+                ids: vec![id.clone()],
+                limit: 1,
+                disconnect: true,
+                ..FetchQuery::default()
+            })
+            .await;
+        let Some(found) = gone.first() else {
+            return Err(AppError::not_found("no such socket"));
+        };
+        log::info!(
+            "admin={by} disconnected socket={id} nsp={} node={}",
+            found.nsp,
+            found.node
+        );
+        Ok(json!({ "socketId": id }))
+    });
 }
 
 /// An optional `limit`: `default` when absent, at most `max` (more is clamped), refused

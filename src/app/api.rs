@@ -98,13 +98,15 @@ impl Api {
 
     /// `GET /events`: the caller's event stream, authenticated by `Authorization: Bearer`
     /// or else by a ticket (401 `TOKEN_INVALID` when it is unknown, used or older than
-    /// 60 s); `last_event_id` asks for the replay.
+    /// 60 s); `last_event_id` asks for the replay; `address` (the client's) is what
+    /// `admin:sockets` shows.
     pub async fn events(
         &self,
         authorization: Option<&str>,
         ticket: Option<&str>,
         last_event_id: Option<String>,
         io: &IoHandle,
+        address: Option<String>,
     ) -> Result<sse::EventStream, AppError> {
         let id = match (authorization, ticket) {
             (None, Some(t)) => {
@@ -139,6 +141,7 @@ impl Api {
                 exp: (id.exp > 0).then_some(id.exp),
                 last_event_id,
                 io,
+                address,
                 keepalive: std::time::Duration::from_millis(self.sse.keepalive_ms),
                 max_bytes: self.chat.max_queued_bytes,
                 max_per_user: self.sse.max_per_user,

@@ -49,6 +49,8 @@ pub const ADMIN_DELETE_MESSAGE: &str = "admin:delete-message";
 pub const ADMIN_USERS: &str = "admin:users";
 pub const ADMIN_USER_UPDATE: &str = "admin:user-update";
 pub const ADMIN_ROOM_MEMBERS: &str = "admin:room-members";
+pub const ADMIN_SOCKETS: &str = "admin:sockets";
+pub const ADMIN_DISCONNECT_SOCKET: &str = "admin:disconnect-socket";
 
 /// Names a backend may not emit (`POST /internal/emit`, docs/http.md): every event the
 /// server defines, in either direction and in any namespace (those of the chat's edits,
@@ -108,8 +110,8 @@ pub const RESERVED: &[&str] = &[
     ADMIN_MESSAGES,
     ADMIN_DELETE_MESSAGE,
     // the admin dashboard's
-    "admin:sockets",
-    "admin:disconnect-socket",
+    ADMIN_SOCKETS,
+    ADMIN_DISCONNECT_SOCKET,
     ADMIN_USERS,
     ADMIN_USER_UPDATE,
     ADMIN_ROOM_MEMBERS,

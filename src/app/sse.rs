@@ -32,7 +32,7 @@ use super::events;
 use super::names::{user_room, CHAT};
 use super::presence::Presence;
 use super::server_api::SSE_EMIT;
-use crate::socketio::{IoHandle, Watched, Watcher, Watching};
+use crate::socketio::{IoHandle, SocketInfo, Watched, Watcher, Watching};
 
 /// Stored notifications one `Last-Event-ID` replays at most.
 pub const MAX_REPLAY: i64 = 200;
@@ -108,6 +108,8 @@ struct SseWatcher {
     /// The stream's presence count, given up as soon as the stream is over its budget (its
     /// connection may linger until the kernel ends it; the user is not online through it).
     counted: Arc<Mutex<Option<Counted>>>,
+    /// How `admin:sockets` lists it.
+    info: SocketInfo,
 }
 
 impl Watcher for SseWatcher {
@@ -138,6 +140,10 @@ impl Watcher for SseWatcher {
             return false;
         }
         self.tx.send((n, what)).is_ok()
+    }
+
+    fn describe(&self) -> Option<SocketInfo> {
+        Some(self.info.clone())
     }
 }
 
@@ -320,6 +326,8 @@ pub(super) struct Opening<'a> {
     pub(super) exp: Option<u64>,
     pub(super) last_event_id: Option<String>,
     pub(super) io: &'a IoHandle,
+    /// The client's address, when known.
+    pub(super) address: Option<String>,
     pub(super) keepalive: Duration,
     pub(super) max_bytes: usize,
     pub(super) max_per_user: usize,
@@ -359,6 +367,18 @@ pub(super) async fn open(
             tx,
             budget: budget.clone(),
             counted: counted.clone(),
+            info: SocketInfo {
+                id: id.clone(),
+                nsp: CHAT.to_owned(),
+                client_id: String::new(),
+                transport: "sse".to_owned(),
+                address: o.address.clone(),
+                connected_at: crate::db::now_ms(),
+                rooms: vec![user_room(&o.user)],
+                data: serde_json::json!({"userId": o.user}),
+                node: String::new(),
+                handshake: None,
+            },
         }),
     );
     presence

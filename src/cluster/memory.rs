@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
 use super::wire::BusMessage;
-use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
+use crate::protocol::{now_ms, NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, Stats};
 use crate::socketio::bus::{
     Arrival, Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp,
@@ -60,11 +60,6 @@ struct MemoryBus {
     me: BusNode,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 impl Bus for MemoryBus {
     fn publish(&self, relay: Relay) {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::seal::{Freshness, Sealer};
 use super::wire::BusMessage;
-use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
+use crate::protocol::{now_ms, NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, ServerActor, Stats};
 use crate::socketio::bus::{
     Arrival, Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp,
@@ -55,11 +55,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// (counted as `rt_errors_total{kind="bridge_backlog"}`) instead of growing memory.
 const MAX_IN_FLIGHT: usize = 10_000;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// A node's figures as kept in `rt:nodes`.
 #[derive(Serialize, Deserialize)]

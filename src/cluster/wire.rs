@@ -12,7 +12,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::engine::Frame;
-use crate::protocol::{Nsp, Room};
+use crate::protocol::{NodeId, Nsp, Room};
+use crate::socketio::adapter::{FetchQuery, SocketInfo};
 use crate::socketio::bus::Relay;
 use crate::socketio::{next_broadcast_id, Outgoing};
 
@@ -64,6 +65,46 @@ pub enum BusMessage {
         /// When it was published (ms since the epoch).
         published_ms: i64,
     },
+    /// A fetch of sockets; every other node answers with [`BusMessage::Fetched`].
+    Fetch {
+        /// The node that asks.
+        origin: String,
+        /// Its request number.
+        request: u64,
+        /// Which sockets.
+        query: FetchQuery,
+        /// When it was published (ms since the epoch).
+        published_ms: i64,
+    },
+    /// A node's answer to a fetch of node `to`.
+    Fetched {
+        /// The node that answers.
+        origin: String,
+        /// The node that asked.
+        to: String,
+        /// Its request number.
+        request: u64,
+        /// The matching sockets of the answering node.
+        sockets: Vec<SocketInfo>,
+        /// When it was published (ms since the epoch).
+        published_ms: i64,
+    },
+}
+
+/// The argument (`a`) of a fetch and of its answer.
+#[derive(Serialize, Deserialize)]
+struct FetchArgs {
+    /// The request number.
+    q: u64,
+    /// The asking node (an answer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    /// The query (a fetch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<FetchQuery>,
+    /// The sockets (an answer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<Vec<SocketInfo>>,
 }
 
 /// Why a channel message was not understood.
@@ -78,6 +119,9 @@ pub enum WireError {
     /// An unknown `k`.
     #[error("unknown kind {0:?}")]
     Kind(char),
+    /// A fetch or answer without its parts.
+    #[error("incomplete {0:?} message")]
+    Incomplete(char),
 }
 
 /// The JSON form (short names kept for compatibility between node versions).
@@ -85,7 +129,8 @@ pub enum WireError {
 struct Envelope {
     /// Origin node.
     o: String,
-    /// `b` broadcast, `d` disconnect sockets, `c` command (its name in `t`).
+    /// `b` broadcast, `d` disconnect sockets, `c` command (its name in `t`), `q` fetch,
+    /// `a` a fetch's answer (both in `a`).
     k: char,
     /// Namespace.
     n: String,
@@ -109,6 +154,25 @@ struct Envelope {
     /// A command's argument.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     a: Option<serde_json::Value>,
+}
+
+impl Envelope {
+    /// The envelope of a fetch (`q`) or an answer (`a`): everything in `a`.
+    fn of_fetch(origin: String, k: char, published_ms: i64, args: FetchArgs) -> Self {
+        Envelope {
+            o: origin,
+            k,
+            n: String::new(),
+            r: Vec::new(),
+            e: Vec::new(),
+            t: String::new(),
+            b: Vec::new(),
+            x: None,
+            p: published_ms,
+            // strings, numbers and JSON values always serialize
+            a: Some(serde_json::to_value(args).unwrap_or_default()),
+        }
+    }
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -162,6 +226,23 @@ impl BusMessage {
                 args: (**args).clone(),
                 published_ms: now_ms,
             },
+            Relay::Fetch { request, query, .. } => BusMessage::Fetch {
+                origin: origin.to_owned(),
+                request: *request,
+                query: query.clone(),
+                published_ms: now_ms,
+            },
+            Relay::Fetched {
+                to,
+                request,
+                sockets,
+            } => BusMessage::Fetched {
+                origin: origin.to_owned(),
+                to: to.to_string(),
+                request: *request,
+                sockets: sockets.clone(),
+                published_ms: now_ms,
+            },
         }
     }
 
@@ -170,7 +251,9 @@ impl BusMessage {
         match self {
             BusMessage::Broadcast { origin, .. }
             | BusMessage::DisconnectSockets { origin, .. }
-            | BusMessage::Command { origin, .. } => origin,
+            | BusMessage::Command { origin, .. }
+            | BusMessage::Fetch { origin, .. }
+            | BusMessage::Fetched { origin, .. } => origin,
         }
     }
 
@@ -179,7 +262,9 @@ impl BusMessage {
         match self {
             BusMessage::Broadcast { published_ms, .. }
             | BusMessage::DisconnectSockets { published_ms, .. }
-            | BusMessage::Command { published_ms, .. } => *published_ms,
+            | BusMessage::Command { published_ms, .. }
+            | BusMessage::Fetch { published_ms, .. }
+            | BusMessage::Fetched { published_ms, .. } => *published_ms,
         }
     }
 
@@ -230,6 +315,26 @@ impl BusMessage {
                 rooms: to_rooms(r),
                 name: Arc::from(name.as_str()),
                 args: Arc::new(args),
+            },
+            BusMessage::Fetch {
+                origin,
+                request,
+                query,
+                ..
+            } => Relay::Fetch {
+                from: NodeId::from(origin),
+                request,
+                query,
+            },
+            BusMessage::Fetched {
+                to,
+                request,
+                sockets,
+                ..
+            } => Relay::Fetched {
+                to: NodeId::from(to),
+                request,
+                sockets,
             },
         }
     }
@@ -294,6 +399,39 @@ impl BusMessage {
                 p: published_ms,
                 a: Some(args),
             },
+            BusMessage::Fetch {
+                origin,
+                request,
+                query,
+                published_ms,
+            } => Envelope::of_fetch(
+                origin,
+                'q',
+                published_ms,
+                FetchArgs {
+                    q: request,
+                    to: None,
+                    f: Some(query),
+                    s: None,
+                },
+            ),
+            BusMessage::Fetched {
+                origin,
+                to,
+                request,
+                sockets,
+                published_ms,
+            } => Envelope::of_fetch(
+                origin,
+                'a',
+                published_ms,
+                FetchArgs {
+                    q: request,
+                    to: Some(to),
+                    f: None,
+                    s: Some(sockets),
+                },
+            ),
         };
         // An envelope of strings and numbers always serializes.
         serde_json::to_vec(&env).unwrap_or_default()
@@ -331,6 +469,38 @@ impl BusMessage {
                 args: env.a.unwrap_or(serde_json::Value::Null),
                 published_ms: env.p,
             }),
+            'q' | 'a' => {
+                let args: FetchArgs = serde_json::from_value(env.a.unwrap_or_default())?;
+                Ok(match (env.k, args) {
+                    (
+                        'q',
+                        FetchArgs {
+                            q, f: Some(query), ..
+                        },
+                    ) => BusMessage::Fetch {
+                        origin: env.o,
+                        request: q,
+                        query,
+                        published_ms: env.p,
+                    },
+                    (
+                        'a',
+                        FetchArgs {
+                            q,
+                            to: Some(to),
+                            s: Some(sockets),
+                            ..
+                        },
+                    ) => BusMessage::Fetched {
+                        origin: env.o,
+                        to,
+                        request: q,
+                        sockets,
+                        published_ms: env.p,
+                    },
+                    (k, _) => return Err(WireError::Incomplete(k)),
+                })
+            }
             k => Err(WireError::Kind(k)),
         }
     }
@@ -426,6 +596,55 @@ mod tests {
         assert_eq!((&*nsp, &*name), ("/", "dm"));
         assert_eq!(rooms, vec![Room::from("user:x")]);
         assert_eq!(*args, serde_json::json!({"id": "1"}));
+    }
+
+    #[test]
+    fn a_fetch_and_its_answer_round_trip() {
+        let query = FetchQuery {
+            rooms: vec!["user:x".into()],
+            limit: 5,
+            disconnect: true,
+            ..FetchQuery::default()
+        };
+        let ask = Relay::Fetch {
+            from: NodeId::from("ignored: the origin is the asker"),
+            request: 42,
+            query: query.clone(),
+        };
+        let bytes = BusMessage::from_relay("n1", &ask, 9).encode();
+        let Relay::Fetch { from, request, query: q } =
+            BusMessage::decode(&bytes).expect("decodes").into_relay()
+        else {
+            panic!("a fetch stays a fetch")
+        };
+        assert_eq!((&*from, request, q), ("n1", 42, query));
+        let socket = SocketInfo {
+            id: "s1".into(),
+            nsp: "/".into(),
+            client_id: "c1".into(),
+            transport: "websocket".into(),
+            address: Some("127.0.0.1".into()),
+            connected_at: 7,
+            rooms: vec!["room:a".into()],
+            data: serde_json::json!({"userId": "x"}),
+            node: "n2".into(),
+            handshake: None,
+        };
+        let answer = Relay::Fetched {
+            to: NodeId::from("n1"),
+            request: 42,
+            sockets: vec![socket.clone()],
+        };
+        let bytes = BusMessage::from_relay("n2", &answer, 9).encode();
+        let msg = BusMessage::decode(&bytes).expect("decodes");
+        assert_eq!(msg.origin(), "n2");
+        let Relay::Fetched { to, request, sockets } = msg.into_relay() else {
+            panic!("an answer stays an answer")
+        };
+        assert_eq!((&*to, request, sockets), ("n1", 42, vec![socket]));
+        // a fetch without its query, an answer without its sockets
+        assert!(BusMessage::decode(br#"{"o":"x","k":"q","n":"","p":0,"a":{"q":1}}"#).is_err());
+        assert!(BusMessage::decode(br#"{"o":"x","k":"a","n":"","p":0,"a":{"q":1,"to":"y"}}"#).is_err());
     }
 
     #[test]

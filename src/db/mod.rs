@@ -355,11 +355,7 @@ pub fn ignore_duplicate(e: diesel::result::Error) -> Result<(), DbError> {
 }
 
 /// Milliseconds since the epoch, the time unit of every table.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::protocol::now_ms;
 
 #[cfg(test)]
 mod tests {

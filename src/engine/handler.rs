@@ -63,6 +63,11 @@ impl<'a, H: EngineHandler> EngineCtx<'a, H> {
         &self.engine.request
     }
 
+    /// The connection's current transport: `websocket`, `polling` or `ws` (plain).
+    pub fn transport(&self) -> &'static str {
+        self.engine.transport()
+    }
+
     /// The server's configuration.
     pub fn config(&self) -> &Config {
         &self.engine.config

@@ -79,13 +79,19 @@ impl Engine {
         self.outbox.borrow().is_websocket()
     }
 
-    /// Counts the connection under its current transport (`admin:stats`, `/metrics`).
-    fn count_transport(&mut self) {
-        let now = match (self.plain, self.is_websocket()) {
+    /// The current transport's name: `websocket`, `polling`, or `ws` for the plain
+    /// WebSocket protocol.
+    pub(super) fn transport(&self) -> &'static str {
+        match (self.plain, self.is_websocket()) {
             (true, _) => "ws",
             (false, true) => "websocket",
             (false, false) => "polling",
-        };
+        }
+    }
+
+    /// Counts the connection under its current transport (`admin:stats`, `/metrics`).
+    fn count_transport(&mut self) {
+        let now = self.transport();
         let gauges = &crate::metrics::get().transports;
         if let Some(before) = self.counted.replace(now) {
             gauges.with_label_values(&[before]).dec();
@@ -614,11 +620,7 @@ impl<H: EngineHandler> Actor for Session<H> {
         log::debug!(
             "session opened sid={} transport={}",
             self.engine.sid,
-            match (self.engine.plain, websocket) {
-                (true, _) => "ws",
-                (false, true) => "websocket",
-                (false, false) => "polling",
-            }
+            self.engine.transport()
         );
     }
 

@@ -39,14 +39,18 @@ pub struct InternalState {
 #[derive(Clone, Default)]
 pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
 
-/// The client address of `req` for log lines (see `engine::client_ip`), `-` when unknown.
-fn client_ip(req: &actix_web::HttpRequest) -> String {
+/// The client address of `req` (see `engine::client_ip`), when known.
+fn client_addr(req: &actix_web::HttpRequest) -> Option<String> {
     let trusted = req
         .app_data::<web::Data<TrustedProxies>>()
         .map(|t| t.0.as_slice())
         .unwrap_or_default();
-    crate::engine::client_ip(req.peer_addr(), req.headers(), trusted)
-        .map_or_else(|| "-".to_owned(), |ip| ip.to_string())
+    crate::engine::client_ip(req.peer_addr(), req.headers(), trusted).map(|ip| ip.to_string())
+}
+
+/// The client address of `req` for log lines, `-` when unknown.
+fn client_ip(req: &actix_web::HttpRequest) -> String {
+    client_addr(req).unwrap_or_else(|| "-".to_owned())
 }
 
 /// Times a request into `rt_http_seconds{route}` (the matched route pattern, so the label's

@@ -112,7 +112,13 @@ async fn events(req: HttpRequest, st: web::Data<Rest>) -> Answer {
         .map(str::to_owned);
     let stream = st
         .api
-        .events(authorization(&req), param("ticket"), last, &st.io)
+        .events(
+            authorization(&req),
+            param("ticket"),
+            last,
+            &st.io,
+            super::client_addr(&req),
+        )
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -15,3 +15,11 @@ pub mod socket;
 pub use error::DecodeError;
 pub use ids::{NodeId, Nsp, Room, Sid, SocketId, UserId};
 pub use reason::DisconnectReason;
+
+/// Milliseconds since the epoch (0 on a clock before it): the time unit of stored rows,
+/// wire stamps and socket descriptions.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

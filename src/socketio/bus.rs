@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix::{Addr, Message};
 use futures_util::future::BoxFuture;
 
-use super::adapter::{ServerActor, Stats};
+use super::adapter::{FetchQuery, ServerActor, SocketInfo, Stats};
 use super::Outgoing;
 use crate::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 
@@ -46,6 +46,25 @@ pub enum Relay {
         name: Arc<str>,
         /// Its argument.
         args: Arc<serde_json::Value>,
+    },
+    /// A fetch of sockets (`fetch_sockets`), answered by every other node with
+    /// [`Relay::Fetched`].
+    Fetch {
+        /// The asking node (set from the message's origin on receipt).
+        from: NodeId,
+        /// The asker's request number.
+        request: u64,
+        /// Which sockets.
+        query: FetchQuery,
+    },
+    /// One node's answer to a [`Relay::Fetch`] (taken only by the node `to`).
+    Fetched {
+        /// The asking node.
+        to: NodeId,
+        /// Its request number.
+        request: u64,
+        /// This node's sockets that matched.
+        sockets: Vec<SocketInfo>,
     },
 }
 

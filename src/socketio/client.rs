@@ -95,6 +95,8 @@ pub(crate) struct SockState {
     pub(crate) data: SocketData,
     pub(crate) handshake: Arc<Handshake>,
     pub(crate) recovered: bool,
+    /// When it connected (ms since the epoch).
+    connected_at: i64,
     /// What the fan-outs of this thread see of the socket.
     local: Rc<LocalSocket>,
     acks: HashMap<u64, (AckCallback, SpawnHandle)>,
@@ -564,6 +566,7 @@ impl Client {
             data,
             handshake,
             recovered,
+            connected_at: crate::protocol::now_ms(),
             local,
             acks: HashMap::new(),
             next_ack: 0,
@@ -960,6 +963,55 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+impl Client {
+    /// How `fetch_sockets` lists socket `key`; disconnected afterwards when `end`.
+    fn describe(
+        &mut self,
+        msg: &Describe,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<crate::socketio::adapter::SocketInfo> {
+        use crate::socketio::adapter::{HandshakeInfo, SocketInfo};
+        let s = self.socket(msg.key)?;
+        let data = s.ns.welcome.as_ref().map_or(Value::Null, |w| w(&s.data));
+        let info = SocketInfo {
+            id: s.id.to_string(),
+            nsp: s.nsp.to_string(),
+            client_id: ctx.sid().to_string(),
+            transport: ctx.transport().to_owned(),
+            address: self.request.client_ip.map(|ip| ip.to_string()),
+            connected_at: s.connected_at,
+            rooms: s.rooms.iter().map(|r| r.to_string()).collect(),
+            data,
+            node: String::new(),
+            handshake: msg.handshake.then(|| HandshakeInfo::of(&self.request)),
+        };
+        if msg.disconnect {
+            self.disconnect(msg.key, ctx);
+        }
+        Some(info)
+    }
+}
+
+/// Asks a session to describe one of its sockets (`fetch_sockets`): `None` when it is
+/// gone.
+#[derive(Message)]
+#[rtype(result = "Option<crate::socketio::adapter::SocketInfo>")]
+pub struct Describe {
+    /// The socket's key.
+    pub key: u64,
+    /// Include the handshake.
+    pub handshake: bool,
+    /// Disconnect it once described.
+    pub disconnect: bool,
+}
+
+impl Handler<Describe> for WsSession {
+    type Result = Option<crate::socketio::adapter::SocketInfo>;
+    fn handle(&mut self, msg: Describe, ctx: &mut Self::Context) -> Self::Result {
+        self.with_handler(ctx, |client, ectx| client.describe(&msg, ectx))
     }
 }
 

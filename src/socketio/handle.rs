@@ -10,7 +10,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::adapter::{
-    BusStatus, ClusterStats, Nsp, Room, ServerActor, SocketId, Stats, Watcher, Watching,
+    BusStatus, ClusterStats, FetchQuery, FetchSockets, Nsp, Room, ServerActor, SocketId,
+    SocketInfo, Stats, Watcher, Watching,
 };
 use super::broadcast::BroadcastOp;
 use super::bus::Bus;
@@ -148,6 +149,18 @@ impl IoHandle {
     /// Whether the cluster bus answers: `None` on a single node.
     pub async fn cluster_status(&self) -> Option<bool> {
         self.io.server.send(BusStatus).await.unwrap_or(Some(false))
+    }
+
+    /// The sockets (and self-describing room followers) matching `query` on every live
+    /// node, at most `query.limit`; with `query.disconnect` each is disconnected too. Nodes
+    /// that do not answer within [`FETCH_TIMEOUT`](super::adapter::FETCH_TIMEOUT) are left
+    /// out. Empty when the registry is gone (shutting down).
+    pub async fn fetch_sockets(&self, query: FetchQuery) -> Vec<SocketInfo> {
+        self.io
+            .server
+            .send(FetchSockets(query))
+            .await
+            .unwrap_or_default()
     }
 
     /// The cluster bus, if this node is part of one.

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use crate::engine::RequestInfo;
 pub use crate::protocol::DisconnectReason;
-pub use adapter::{Room, Stats, Watched, Watcher, Watching};
+pub use adapter::{FetchQuery, Room, SocketInfo, Stats, Watched, Watcher, Watching};
 pub use broadcast::{next_broadcast_id, BroadcastOp, Outgoing};
 pub use bus::Bus;
 pub use client::{Client, WsSession};

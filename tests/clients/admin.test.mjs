@@ -1,10 +1,12 @@
 // Namespace /admin with real clients: only stored admins connect; broadcast:all,
 // admin:stats, admin:announce, admin:disconnect-user, admin:users, admin:user-update and
-// admin:room-members end to end.
+// admin:room-members, admin:sockets and admin:disconnect-socket end to end.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { startProduct, signedCall, hsToken, once, collect, until, delay } from "./common.mjs";
+import { Plain } from "./plain.mjs";
+import { openEvents, bearer } from "./sse.mjs";
 
 const SECRET = "admin-jwt-secret-padded-to-at-least-32-bytes";
 const HOOK = "admin-hook-secret-padded-to-at-least-32-bytes";
@@ -257,4 +259,71 @@ test("admin:room-members: a private room's members, a public room's users now, o
   assert.equal((await ask(root, "admin:room-members", 5)).code, "INVALID_PAYLOAD");
   carol.disconnect();
   root.disconnect();
+});
+
+test("admin:sockets lists every transport with its user, rooms and address; admin:disconnect-socket ends exactly one", async () => {
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/gus", { name: "Gus", email: "g@example.com", role: "user", isActive: true })).status, 200);
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/rooms/dock", { name: "Dock", isPublic: true })).status, 200);
+  const token = hsToken(SECRET, "gus");
+  const root = await connect("root", "/admin", "admin");
+  const ws = await connect("gus");
+  assert.equal((await ask(ws, "room:join", "dock")).success, true);
+  const polling = io(srv.url + "/notifications", { forceNew: true, reconnection: false, transports: ["polling"], auth: { token } });
+  await once(polling, "connect");
+  const plain = await Plain.connect(srv.url, token);
+  const sse = await openEvents(srv.url, { headers: bearer(token) });
+  assert.equal(sse.status, 200);
+  const bob = await connect("bob");
+
+  let mine;
+  await until(async () => (mine = (await ask(root, "admin:sockets", { userId: "gus" })).sockets).length === 4, 3000, "gus's four connections");
+  assert.deepEqual(mine.map((s) => s.transport).sort(), ["polling", "sse", "websocket", "ws"]);
+  const byTransport = Object.fromEntries(mine.map((s) => [s.transport, s]));
+  assert.equal(byTransport.websocket.id, ws.id);
+  assert.equal(byTransport.websocket.namespace, "/");
+  assert.deepEqual(byTransport.websocket.rooms, ["dock"]);
+  assert.equal(byTransport.polling.id, polling.id);
+  assert.equal(byTransport.polling.namespace, "/notifications");
+  assert.equal(byTransport.ws.namespace, "/");
+  for (const s of mine) {
+    assert.equal(s.userId, "gus");
+    assert.equal(s.address, "127.0.0.1");
+    assert.equal(typeof s.node, "string");
+    assert.ok(s.node.length > 0);
+    assert.ok(Math.abs(Date.now() - s.connectedAt) < 60000, "connectedAt is a time in ms");
+  }
+  assert.deepEqual(mine.map((s) => s.connectedAt), [...mine.map((s) => s.connectedAt)].sort((a, b) => a - b), "oldest first");
+
+  // by room: gus's socket in dock, not bob's
+  const inDock = (await ask(root, "admin:sockets", { roomId: "dock" })).sockets;
+  assert.deepEqual(inDock.map((s) => s.id), [ws.id]);
+  assert.deepEqual((await ask(root, "admin:sockets", { userId: "bob", roomId: "dock" })).sockets, []);
+  // everything: bob and root too; the limit holds
+  const all = (await ask(root, "admin:sockets")).sockets;
+  for (const id of [ws.id, bob.id, root.id]) assert.ok(all.some((s) => s.id === id), id);
+  assert.equal((await ask(root, "admin:sockets", { limit: 2 })).sockets.length, 2);
+  assert.equal((await ask(root, "admin:sockets", { limit: 1000000 })).success, true, "a big limit is clamped");
+  for (const bad of [5, { limit: 0 }, { limit: "3" }, { userId: 7 }, { roomId: "" }]) {
+    assert.equal((await ask(root, "admin:sockets", bad)).code, "INVALID_PAYLOAD", JSON.stringify(bad));
+  }
+
+  // one socket ends, as a server disconnect; the others stay
+  const gone = once(ws, "disconnect", 5000);
+  assert.deepEqual(await ask(root, "admin:disconnect-socket", { socketId: ws.id }), { success: true, socketId: byTransport.websocket.id });
+  assert.equal((await gone)[0], "io server disconnect");
+  assert.equal((await ask(root, "admin:disconnect-socket", { socketId: byTransport.websocket.id })).code, "NOT_FOUND");
+  assert.equal(polling.connected, true);
+  assert.equal(bob.connected, true);
+  // the plain one closes 4403, the event stream ends
+  assert.equal((await ask(root, "admin:disconnect-socket", { socketId: byTransport.ws.id })).success, true);
+  assert.equal((await plain.closeInfo()).code, 4403);
+  assert.equal((await ask(root, "admin:disconnect-socket", { socketId: byTransport.sse.id })).success, true);
+  await until(() => sse.ended, 3000, "the event stream ends");
+  const left = (await ask(root, "admin:sockets", { userId: "gus" })).sockets;
+  assert.deepEqual(left.map((s) => s.transport), ["polling"]);
+  for (const bad of [undefined, 5, {}, { socketId: 5 }]) {
+    assert.equal((await ask(root, "admin:disconnect-socket", bad)).code, "INVALID_PAYLOAD", JSON.stringify(bad));
+  }
+  assert.equal((await ask(root, "admin:disconnect-socket", { socketId: "nobody-has-this" })).code, "NOT_FOUND");
+  for (const s of [polling, bob, root]) s.disconnect();
 });

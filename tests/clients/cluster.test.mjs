@@ -1,5 +1,6 @@
 // Two server nodes sharing a real PostgreSQL and a real redis-server: chat, member counts,
-// DMs, notifications (to /ws, socket.io and SSE alike), admin:stats and disconnect-user across nodes, each delivery exactly
+// DMs, notifications (to /ws, socket.io and SSE alike), admin:stats, disconnect-user,
+// admin:sockets and disconnect-socket across nodes, each delivery exactly
 // once; Redis stopped mid-test (local delivery goes on, readiness degraded) and restarted
 // (the bridge reconnects by itself and cross-node delivery resumes).
 import { test, before, after } from "node:test";
@@ -211,6 +212,45 @@ test("admin:stats lists every node; disconnect-user reaches the other node", asy
   await delay(200);
   assert.equal(alice.connected, true);
   for (const s of [root, alice]) s.disconnect();
+});
+
+test("admin:sockets lists both nodes' sockets and streams; admin:disconnect-socket ends one on the other node", async () => {
+  assert.equal((await signedCall(a.url, HOOK, "PUT", "/users/hugo", { name: "Hugo", email: "h@example.com", role: "user", isActive: true })).status, 200);
+  const token = hsToken(SECRET, "hugo");
+  const root = await connect(a, "root", "/admin", "admin");
+  const onB = await connect(b, "hugo");
+  const onA = await connect(a, "hugo");
+  const plain = await Plain.connect(b.url, token);
+  const sse = await openEvents(b.url, { headers: { authorization: `Bearer ${token}` } });
+  try {
+    let mine;
+    await until(async () => (mine = (await ask(root, "admin:sockets", { userId: "hugo" })).sockets).length === 4, 5000, "hugo's four connections on two nodes");
+    const where = Object.fromEntries(mine.map((s) => [s.id, s.node]));
+    assert.equal(where[onB.id], "node-b");
+    assert.equal(where[onA.id], "node-a");
+    assert.deepEqual(mine.filter((s) => s.node === "node-b").map((s) => s.transport).sort(), ["sse", "websocket", "ws"]);
+    const all = (await ask(root, "admin:sockets")).sockets;
+    assert.deepEqual([...new Set(all.map((s) => s.node))].sort(), ["node-a", "node-b"]);
+    assert.equal(new Set(all.map((s) => s.id)).size, all.length, "each socket once");
+    // the one on node b, asked through node a: that socket alone ends
+    const bId = onB.id;
+    const gone = once(onB, "disconnect", 5000);
+    assert.equal((await ask(root, "admin:disconnect-socket", { socketId: bId })).success, true);
+    assert.equal((await gone)[0], "io server disconnect");
+    const ws = mine.find((s) => s.transport === "ws");
+    assert.equal((await ask(root, "admin:disconnect-socket", { socketId: ws.id })).success, true);
+    assert.equal((await plain.closeInfo()).code, 4403);
+    const stream = mine.find((s) => s.transport === "sse");
+    assert.equal((await ask(root, "admin:disconnect-socket", { socketId: stream.id })).success, true);
+    await until(() => sse.ended, 3000, "the stream on node b ends");
+    assert.equal((await ask(root, "admin:disconnect-socket", { socketId: bId })).code, "NOT_FOUND");
+    assert.equal(onA.connected, true);
+    assert.deepEqual((await ask(root, "admin:sockets", { userId: "hugo" })).sockets.map((s) => s.id), [onA.id]);
+  } finally {
+    sse.close();
+    plain.close();
+    for (const s of [root, onA, onB]) s.disconnect();
+  }
 });
 
 test("a signed call is good once in the whole cluster: replayed on the other node it is refused", async () => {

@@ -239,6 +239,32 @@ export type AdminAdminRoomMembersAck =
       }[];
     }
   | Failure;
+export type AdminAdminSocketsPayload = null | {
+  userId?: string;
+  roomId?: string;
+  limit?: number;
+};
+export type AdminAdminSocketsAck =
+  | {
+      success: true;
+      sockets: {
+        id: string;
+        userId: string | null;
+        namespace: string;
+        transport: "websocket" | "polling" | "ws" | "sse";
+        address: string | null;
+        connectedAt: number;
+        rooms: string[];
+        node: string;
+      }[];
+    }
+  | Failure;
+export type AdminAdminDisconnectSocketAck =
+  | {
+      success: true;
+      socketId: string;
+    }
+  | Failure;
 
 export interface UserStatus {
   userId: string;
@@ -489,6 +515,9 @@ export interface AdminAdminUserUpdatePayload {
   isActive?: boolean;
   role?: "user" | "admin";
 }
+export interface AdminAdminDisconnectSocketPayload {
+  socketId: string;
+}
 
 export type ChatUserStatusPayload = UserStatus;
 export type ChatChatMessagePayload = ChatMessage;
@@ -624,6 +653,10 @@ export interface AdminClientToServerEvents {
   "admin:user-update": (payload: AdminAdminUserUpdatePayload, ack: (answer: AdminAdminUserUpdateAck) => void) => void;
   /** A room's members (a public room's: stored members and the users in it now), online first. */
   "admin:room-members": (payload: AdminAdminRoomMembersPayload, ack: (answer: AdminAdminRoomMembersAck) => void) => void;
+  /** The open connections of every namespace on every node (sockets, /ws, event streams), oldest first. */
+  "admin:sockets": (payload: AdminAdminSocketsPayload, ack: (answer: AdminAdminSocketsAck) => void) => void;
+  /** Ends one connection (socket, /ws or event stream) on whichever node has it. */
+  "admin:disconnect-socket": (payload: AdminAdminDisconnectSocketPayload, ack: (answer: AdminAdminDisconnectSocketAck) => void) => void;
 }
 
 /** The namespaces and their addresses. */

@@ -190,6 +190,10 @@ test("every payload and ack of a session over all three namespaces matches docs/
   // a directory change takes bob out of the private room
   await srv.internal("DELETE", "/rooms/vip/members/bob");
   await until(() => seen.has("chat_room_removed payload"), 3000, "room:removed");
+  const bobs = await ask(root, "/admin", "admin:sockets", { userId: "bob" });
+  await ask(root, "/admin", "admin:sockets", null);
+  await ask(root, "/admin", "admin:disconnect-socket", { socketId: bobs.sockets[0].id });
+  await ask(root, "/admin", "admin:disconnect-socket", { socketId: "gone-already" });
   await ask(root, "/admin", "admin:disconnect-user", { userId: "bob" });
 
   await until(() => [...catalogue.values()].every(({ key, hasAck }) => seen.has(`${key} payload`) && (!hasAck || seen.has(`${key} ack`))), 5000, "every message seen")

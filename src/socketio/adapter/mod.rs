@@ -9,6 +9,7 @@
 //! - `local`: the sockets of a worker thread as the fan-outs there see them.
 //! - `watch`: followers of a room that are not sockets (SSE streams).
 
+mod fetch;
 mod local;
 mod room;
 mod server;
@@ -19,6 +20,7 @@ use actix::Addr;
 pub(crate) use local::LocalSocket;
 pub use local::Shard;
 pub use room::{set_flush_duty, RoomActor};
+pub use fetch::{FetchQuery, FetchSockets, HandshakeInfo, SocketInfo, FETCH_TIMEOUT, MAX_FETCH, REDACTED};
 pub use server::*;
 pub use watch::{Watched, Watcher, Watching};
 

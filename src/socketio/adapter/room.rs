@@ -299,6 +299,27 @@ impl Handler<Fanout> for RoomActor {
     }
 }
 
+/// The room's members on this worker, at most `max` (for a fetch).
+#[derive(Message)]
+#[rtype(result = "Vec<Member>")]
+pub struct Members {
+    /// At most this many.
+    pub max: usize,
+}
+
+impl Handler<Members> for RoomActor {
+    type Result = actix::MessageResult<Members>;
+    fn handle(&mut self, msg: Members, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(
+            self.members
+                .iter()
+                .take(msg.max)
+                .map(|e| e.member.clone())
+                .collect(),
+        )
+    }
+}
+
 /// Disconnects every member (server side).
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -12,7 +12,7 @@ use actix::{
 };
 use serde_json::Value;
 
-use super::room::{AddMember, Fanout, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers};
+use super::room::{AddMember, Fanout, Members, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers};
 use super::watch::{Watched, Watchers};
 use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;
@@ -29,7 +29,7 @@ const SIZES_EVERY: Duration = Duration::from_secs(1);
 
 /// One room's actors, one per worker that has local members.
 #[derive(Default)]
-struct RoomEntry {
+pub(super) struct RoomEntry {
     shards: Vec<ShardEntry>,
 }
 
@@ -80,6 +80,14 @@ impl RoomEntry {
         }
     }
 
+    /// Asks each of the room's actors for its members (at most `max` each).
+    pub(super) fn members(&self, max: usize) -> Vec<actix::dev::Request<RoomActor, Members>> {
+        self.shards
+            .iter()
+            .map(|e| e.addr.send(Members { max }))
+            .collect()
+    }
+
     fn fanout(&self, packet: &Arc<Outgoing>) {
         for e in &self.shards {
             e.addr.do_send(Fanout {
@@ -89,14 +97,14 @@ impl RoomEntry {
     }
 }
 
-struct NsState {
+pub(super) struct NsState {
     /// Every socket of the namespace.
     all: RoomEntry,
-    sockets: HashMap<SocketId, Member>,
-    rooms: HashMap<Room, RoomEntry>,
+    pub(super) sockets: HashMap<SocketId, Member>,
+    pub(super) rooms: HashMap<Room, RoomEntry>,
     recovery: RecoveryStore,
     /// Followers of rooms that are not sockets.
-    watchers: Watchers,
+    pub(super) watchers: Watchers,
 }
 
 impl NsState {
@@ -136,13 +144,15 @@ pub struct Stats {
 
 /// This node's Socket.IO registry and router.
 pub struct ServerActor {
-    node_id: NodeId,
+    pub(super) node_id: NodeId,
     started: Instant,
     /// Relays to the other nodes; none on a single node.
-    bus: Option<Arc<dyn Bus>>,
+    pub(super) bus: Option<Arc<dyn Bus>>,
     /// The Engine.IO endpoints of the server (connection counts, shutdown).
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
-    namespaces: HashMap<Nsp, NsState>,
+    pub(super) namespaces: HashMap<Nsp, NsState>,
+    /// Fetches of this node waiting for other nodes' answers.
+    pub(super) pending: super::fetch::Pending,
     recovery: RecoveryConfig,
     sizes: Sizes,
 }
@@ -181,6 +191,7 @@ impl ServerActor {
             bus: None,
             endpoints,
             namespaces: HashMap::new(),
+            pending: Default::default(),
             recovery,
             sizes: Sizes::new(),
         }
@@ -197,7 +208,7 @@ impl ServerActor {
         s.watched_rooms.set(sum(|n| n.watchers.rooms()));
     }
 
-    fn ns(&mut self, nsp: &Nsp) -> &mut NsState {
+    pub(super) fn ns(&mut self, nsp: &Nsp) -> &mut NsState {
         let recovery = &self.recovery;
         self.namespaces
             .entry(nsp.clone())
@@ -275,6 +286,16 @@ impl ServerActor {
                 }
                 self.command_sockets(&nsp, &rooms, MembersOp::Command { name, args })
             }
+            Relay::Fetch {
+                from,
+                request,
+                query,
+            } => self.answer_fetch(from, request, query),
+            Relay::Fetched {
+                to,
+                request,
+                sockets,
+            } => self.take_fetched(&to, request, sockets),
         }
     }
 

@@ -11,6 +11,7 @@ use actix::{Addr, Handler, Message};
 use serde_json::Value;
 
 use super::server::ServerActor;
+use super::fetch::SocketInfo;
 use super::{Nsp, Room};
 use crate::socketio::Outgoing;
 
@@ -35,6 +36,11 @@ pub enum Watched {
 pub trait Watcher: Send + Sync + 'static {
     /// Takes one thing; false when the watcher wants nothing more (it is then dropped).
     fn watched(&self, what: Watched) -> bool;
+
+    /// How `fetch_sockets` lists it (its `node` is filled in); not at all when `None`.
+    fn describe(&self) -> Option<SocketInfo> {
+        None
+    }
 }
 
 /// The watchers of one room, each with its key.
@@ -64,6 +70,38 @@ impl Watchers {
             list.retain(|(_, w)| w.watched(what()));
         }
         self.rooms.retain(|_, l| !l.is_empty());
+    }
+
+    /// The watchers that describe themselves, of `room` (all rooms when `None`), with
+    /// one of `ids` when given; when `end`, each one found is told [`Watched::Disconnect`]
+    /// and dropped.
+    pub(super) fn describe(
+        &mut self,
+        room: Option<&Room>,
+        ids: Option<&[String]>,
+        end: bool,
+    ) -> Vec<SocketInfo> {
+        let mut found = Vec::new();
+        for (r, list) in self.rooms.iter_mut() {
+            if room.is_some_and(|want| want != r) {
+                continue;
+            }
+            list.retain(|(_, w)| {
+                let Some(info) = w.describe() else {
+                    return true;
+                };
+                if ids.is_some_and(|ids| !ids.contains(&info.id)) {
+                    return true;
+                }
+                found.push(info);
+                if end {
+                    w.watched(Watched::Disconnect);
+                }
+                !end
+            });
+        }
+        self.rooms.retain(|_, l| !l.is_empty());
+        found
     }
 
     /// Rooms with at least one watcher.
