@@ -60,7 +60,6 @@ struct MemoryBus {
     me: BusNode,
 }
 
-
 impl Bus for MemoryBus {
     fn publish(&self, relay: Relay) {
         let bytes = BusMessage::from_relay(&self.me.id, &relay, now_ms()).encode();

@@ -55,7 +55,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// (counted as `rt_errors_total{kind="bridge_backlog"}`) instead of growing memory.
 const MAX_IN_FLIGHT: usize = 10_000;
 
-
 /// A node's figures as kept in `rt:nodes`.
 #[derive(Serialize, Deserialize)]
 struct NodeEntry {

@@ -612,8 +612,11 @@ mod tests {
             query: query.clone(),
         };
         let bytes = BusMessage::from_relay("n1", &ask, 9).encode();
-        let Relay::Fetch { from, request, query: q } =
-            BusMessage::decode(&bytes).expect("decodes").into_relay()
+        let Relay::Fetch {
+            from,
+            request,
+            query: q,
+        } = BusMessage::decode(&bytes).expect("decodes").into_relay()
         else {
             panic!("a fetch stays a fetch")
         };
@@ -638,13 +641,20 @@ mod tests {
         let bytes = BusMessage::from_relay("n2", &answer, 9).encode();
         let msg = BusMessage::decode(&bytes).expect("decodes");
         assert_eq!(msg.origin(), "n2");
-        let Relay::Fetched { to, request, sockets } = msg.into_relay() else {
+        let Relay::Fetched {
+            to,
+            request,
+            sockets,
+        } = msg.into_relay()
+        else {
             panic!("an answer stays an answer")
         };
         assert_eq!((&*to, request, sockets), ("n1", 42, vec![socket]));
         // a fetch without its query, an answer without its sockets
         assert!(BusMessage::decode(br#"{"o":"x","k":"q","n":"","p":0,"a":{"q":1}}"#).is_err());
-        assert!(BusMessage::decode(br#"{"o":"x","k":"a","n":"","p":0,"a":{"q":1,"to":"y"}}"#).is_err());
+        assert!(
+            BusMessage::decode(br#"{"o":"x","k":"a","n":"","p":0,"a":{"q":1,"to":"y"}}"#).is_err()
+        );
     }
 
     #[test]

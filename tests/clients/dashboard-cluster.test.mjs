@@ -2,7 +2,8 @@
 // nginx, TLS with a self-signed certificate) in front of two nodes sharing a real PostgreSQL
 // and Redis, in headless Chromium. The page lists both nodes, finds a user connected to the
 // other node as online, shows a room's members from both nodes, and a message deleted from
-// the page reaches a client on either node; disabling a user ends its socket on the other node.
+// the page reaches a client on either node; the connections table lists both nodes' sockets
+// and ends one; disabling a user ends its socket on the other node.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -48,7 +49,7 @@ const client = (node, user) => {
 };
 const byTest = (page, id) => page.locator(`[data-testid="${id}"]`);
 
-test("through nginx, two nodes: nodes, users online on either node, a room's members, a delete and a disable reaching the other node", async () => {
+test("through nginx, two nodes: nodes, users online on either node, a room's members, both nodes' connections, a delete, a socket ended and a disable reaching the other node", async () => {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(String(e.stack || e)));
@@ -72,6 +73,17 @@ test("through nginx, two nodes: nodes, users online on either node, a room's mem
   await msg.waitFor({ timeout: 5000 });
   await msg.locator('[data-testid="message-delete"]').click();
   assert.equal((await heardOnB)[0].id, messageId, "the client on the other node hears the delete");
+
+  // the connections table: both nodes' sockets; alice's on node a ended from the page
+  const sock = (id) => `[data-testid="sockets"] tbody tr[data-socket-id="${id}"]`;
+  const aliceId = alice.id;
+  await page.waitForFunction((sel) => /node-b/.test(document.querySelector(sel)?.textContent || ""), sock(bob.id), { timeout: 5000 });
+  await page.waitForFunction((sel) => /node-a/.test(document.querySelector(sel)?.textContent || ""), sock(aliceId), { timeout: 5000 });
+  const aliceGone = once(alice, "disconnect", 5000);
+  await page.locator(sock(aliceId)).locator('[data-testid="socket-disconnect"]').click();
+  assert.equal((await aliceGone)[0], "io server disconnect");
+  await page.waitForFunction((sel) => !document.querySelector(sel), sock(aliceId), { timeout: 5000 });
+  assert.equal(bob.connected, true);
 
   // disabling bob (connected to node b) from the page behind nginx ends his socket there
   const gone = once(bob, "disconnect", 5000);

@@ -193,6 +193,42 @@ test("dashboard: users found as you type, disabled and enabled, promoted and dem
   await page.context().close();
 });
 
+test("dashboard: the connections table lists each socket with its user and transport, filters by user, and ends one by its button", async () => {
+  const page = await newPage();
+  await page.goto(`${srv.url}/admin/#token=${hsToken(SECRET, "root", { role: "admin" })}`);
+  await byTest(page, "sockets").waitFor({ state: "visible" });
+  assert.equal((await signedCall(srv.url, HOOK, "PUT", "/users/erin", { name: "Erin", email: "erin@example.com", role: "user", isActive: true })).status, 200);
+  const erin = await user("erin");
+  const erinId = erin.id;
+  await erin.timeout(3000).emitWithAck("room:join", "lobby");
+  const erinPolling = io(srv.url, { forceNew: true, reconnection: false, transports: ["polling"], auth: { token: hsToken(SECRET, "erin") } });
+  await once(erinPolling, "connect", 5000);
+  const row = page.locator(`[data-testid="sockets"] tbody tr[data-socket-id="${erinId}"]`);
+  await row.waitFor({ timeout: 5000 });
+  const text = await row.textContent();
+  for (const part of ["erin", "websocket", "127.0.0.1", "lobby", "node-"]) assert.ok(text.includes(part), `${part} in ${text}`);
+  // only erin's: both of her connections, nobody else's
+  await byTest(page, "socket-filter").fill("erin");
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="sockets"] tbody tr')];
+    return rows.length === 2 && rows.every((r) => r.children[1].textContent === "erin");
+  }, null, { timeout: 5000 });
+  assert.match(await byTest(page, "sockets").textContent(), /polling/);
+  // her WebSocket one ends, the polling one stays
+  const gone = once(erin, "disconnect", 5000);
+  await row.locator('[data-testid="socket-disconnect"]').click();
+  assert.equal((await gone)[0], "io server disconnect");
+  await page.waitForFunction((id) => !document.querySelector(`[data-testid="sockets"] tbody tr[data-socket-id="${id}"]`), erinId, { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="sockets"] tbody tr').length === 1, null, { timeout: 5000 });
+  assert.equal(erinPolling.connected, true);
+  // empty state
+  await byTest(page, "socket-filter").fill("zzz-nobody");
+  await page.waitForFunction(() => /has no open connection/.test(document.querySelector('[data-testid="sockets"]').textContent), null, { timeout: 5000 });
+  assert.deepEqual(errors, []);
+  erinPolling.close();
+  await page.context().close();
+});
+
 test("demo: two users chat with typing and read receipts, DM each other, and history survives a reload", async () => {
   const [a, b] = [await newPage(), await newPage()];
   for (const [page, name] of [[a, "alice"], [b, "bob"]]) {

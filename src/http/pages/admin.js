@@ -1,6 +1,7 @@
 // The admin dashboard: signs in to the /admin namespace with an admin JWT (from
 // `#token=…` or pasted; kept in sessionStorage, never sent in a URL), then shows the
-// cluster's figures live (stats every second, lists every 2 s), the rooms with a view of
+// cluster's figures live (stats every second, lists every 2 s), the open connections of
+// every node (each can be ended), the rooms with a view of
 // one room's members and last messages (each deletable), the users with search,
 // enable/disable and promote/demote, and offers the admin actions. Text from the server is
 // always set with textContent.
@@ -15,6 +16,9 @@
   let openRoom = null; // the room shown in the room view
   let userQuery = "";
   let usersAsked = 0; // answers to older searches are dropped
+  let socketUser = ""; // the sockets table shows only this user's when set
+  let socketsAsked = 0;
+  const SOCKETS_SHOWN = 200;
   const samples = []; // [{in, out}] events per second
 
   function el(tag, text, cls) {
@@ -175,6 +179,43 @@
     return li;
   }
 
+  // --- connections ---
+
+  async function refreshSockets() {
+    if (!socket || !socket.connected) return;
+    const asked = ++socketsAsked;
+    const userId = socketUser;
+    try {
+      const r = await socket.timeout(3000).emitWithAck("admin:sockets", userId ? { userId, limit: SOCKETS_SHOWN } : { limit: SOCKETS_SHOWN });
+      if (asked !== socketsAsked) return;
+      const body = $("sockets-body");
+      body.replaceChildren();
+      if (!r.success) return empty(body, `${r.code}: ${r.error}`, 9);
+      $("sockets-count").textContent = r.sockets.length >= SOCKETS_SHOWN ? `(the oldest ${SOCKETS_SHOWN})` : `(${r.sockets.length})`;
+      if (!r.sockets.length) return empty(body, userId ? `${userId} has no open connection.` : "No open connection.", 9);
+      for (const s of r.sockets) body.append(socketRow(s));
+    } catch (_) { /* the next round tries again */ }
+  }
+  function socketRow(s) {
+    const tr = el("tr");
+    tr.dataset.socketId = s.id;
+    const id = el("td", s.id.length > 14 ? `${s.id.slice(0, 12)}…` : s.id, "mono");
+    id.title = s.id;
+    const action = el("td");
+    const end = el("button", "Disconnect");
+    end.type = "button";
+    end.dataset.testid = "socket-disconnect";
+    end.setAttribute("aria-label", `Disconnect socket ${s.id} of ${s.userId || "nobody"}`);
+    end.addEventListener("click", async () => {
+      await act("admin:disconnect-socket", { socketId: s.id }, `Socket ${s.id} disconnected.`);
+      refreshSockets();
+    });
+    action.append(end);
+    tr.append(id, el("td", s.userId || "—"), el("td", s.namespace), el("td", s.transport), el("td", s.address || "—"),
+      el("td", s.node), el("td", new Date(s.connectedAt).toLocaleTimeString()), el("td", s.rooms.join(", ") || "—"), action);
+    return tr;
+  }
+
   // --- users ---
 
   async function refreshUsers() {
@@ -254,7 +295,9 @@
       pollRooms();
       refreshUsers();
       refreshRoom();
-      timers = [setInterval(poll, 1000), setInterval(pollRooms, 2000), setInterval(refreshUsers, 2000), setInterval(refreshRoom, 2000)];
+      refreshSockets();
+      timers = [setInterval(poll, 1000), setInterval(pollRooms, 2000), setInterval(refreshUsers, 2000), setInterval(refreshRoom, 2000),
+        setInterval(refreshSockets, 2000)];
     });
     socket.on("connect_error", (err) => {
       const code = err && err.data && err.data.code;
@@ -317,6 +360,8 @@
   // search as you type (and on Enter)
   $("user-search").addEventListener("input", () => { userQuery = $("user-search").value.trim(); refreshUsers(); });
   $("user-search-form").addEventListener("submit", (e) => { e.preventDefault(); userQuery = $("user-search").value.trim(); refreshUsers(); });
+  $("socket-filter").addEventListener("input", () => { socketUser = $("socket-filter").value.trim(); refreshSockets(); });
+  $("socket-filter-form").addEventListener("submit", (e) => { e.preventDefault(); socketUser = $("socket-filter").value.trim(); refreshSockets(); });
   $("room-detail-close").addEventListener("click", () => { openRoom = null; $("room-detail").hidden = true; });
   $("disconnect-form").addEventListener("submit", (e) => {
     e.preventDefault();

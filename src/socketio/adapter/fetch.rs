@@ -224,7 +224,12 @@ impl ServerActor {
         for nsp in names {
             let ns = self.ns(&nsp);
             if !q.ids.is_empty() {
-                direct.extend(q.ids.iter().filter_map(|id| ns.sockets.get(id.as_str())).cloned());
+                direct.extend(
+                    q.ids
+                        .iter()
+                        .filter_map(|id| ns.sockets.get(id.as_str()))
+                        .cloned(),
+                );
                 followers.extend(ns.watchers.describe(None, Some(&q.ids), q.disconnect));
             } else if rooms.is_empty() {
                 direct.extend(ns.sockets.values().take(q.limit).cloned());

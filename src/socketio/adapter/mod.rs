@@ -17,10 +17,12 @@ mod watch;
 
 use actix::Addr;
 
+pub use fetch::{
+    FetchQuery, FetchSockets, HandshakeInfo, SocketInfo, FETCH_TIMEOUT, MAX_FETCH, REDACTED,
+};
 pub(crate) use local::LocalSocket;
 pub use local::Shard;
 pub use room::{set_flush_duty, RoomActor};
-pub use fetch::{FetchQuery, FetchSockets, HandshakeInfo, SocketInfo, FETCH_TIMEOUT, MAX_FETCH, REDACTED};
 pub use server::*;
 pub use watch::{Watched, Watcher, Watching};
 

@@ -12,7 +12,9 @@ use actix::{
 };
 use serde_json::Value;
 
-use super::room::{AddMember, Fanout, Members, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers};
+use super::room::{
+    AddMember, Fanout, Members, MembersOp, RemoveMember, RoomActor, StopRoom, ToMembers,
+};
 use super::watch::{Watched, Watchers};
 use super::{Member, Nsp, Room, Shard, SocketId};
 use crate::config::RecoveryConfig;

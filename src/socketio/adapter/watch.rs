@@ -10,8 +10,8 @@ use std::sync::Arc;
 use actix::{Addr, Handler, Message};
 use serde_json::Value;
 
-use super::server::ServerActor;
 use super::fetch::SocketInfo;
+use super::server::ServerActor;
 use super::{Nsp, Room};
 use crate::socketio::Outgoing;
 
