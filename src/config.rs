@@ -30,6 +30,26 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub webhooks: WebhooksConfig,
     pub proxy: ProxyConfig,
+    pub admin_ui: AdminUiConfig,
+}
+
+/// `[admin_ui]`: the `@socket.io/admin-ui` server protocol (docs/admin-ui.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminUiConfig {
+    /// Speak it (off by default).
+    pub enabled: bool,
+    /// On this namespace (admins only, with their JWT as the password).
+    pub namespace: String,
+}
+
+impl Default for AdminUiConfig {
+    fn default() -> Self {
+        AdminUiConfig {
+            enabled: false,
+            namespace: "/admin-ui".into(),
+        }
+    }
 }
 
 /// `[proxy]`: client events the server does not define, passed to the backend
@@ -543,6 +563,18 @@ impl Config {
             }
             if self.proxy.timeout_ms == 0 || self.proxy.max_in_flight == 0 {
                 return Err("proxy.timeout_ms and proxy.max_in_flight must be above 0".into());
+            }
+        }
+        if self.admin_ui.enabled {
+            let n = &self.admin_ui.namespace;
+            if !n.starts_with('/')
+                || n.len() < 2
+                || ["/admin", "/notifications"].contains(&n.as_str())
+            {
+                return Err(format!(
+                    "admin_ui.namespace: {n:?} must start with / and be none of /, /admin, \
+                     /notifications"
+                ));
             }
         }
         if let Some(u) = self.server.public_url.as_mut() {

@@ -13,16 +13,16 @@ use crate::socketio::IoHandle;
 pub const ROOM_ACCESS: &str = "room-access";
 
 /// A user's stored record changed: a disabled user's sockets end in every namespace; a user
-/// who is not (or no longer) an admin loses its `/admin` sockets. Server-side disconnects:
+/// who is not (or no longer) an admin loses its `/admin` (and admin UI) sockets. Server-side disconnects:
 /// clients do not reconnect by themselves.
 pub fn user_changed(io: &IoHandle, user: &str, active: bool, admin: bool) {
     if !active {
         end_user(io, user);
         log::info!("user={user} disabled: its sockets are disconnected on every node");
     } else if !admin {
-        io.of(names::ADMIN)
-            .to(&user_room(user))
-            .disconnect_sockets();
+        for n in names::admin_only() {
+            io.of(n).to(&user_room(user)).disconnect_sockets();
+        }
     }
 }
 
@@ -31,7 +31,7 @@ pub fn user_changed(io: &IoHandle, user: &str, active: bool, admin: bool) {
 /// clients do not reconnect by themselves.
 pub fn end_user(io: &IoHandle, user: &str) {
     let room = user_room(user);
-    for n in names::ALL {
+    for n in names::every() {
         io.of(n).to(&room).disconnect_sockets();
     }
 }

@@ -2,6 +2,7 @@
 //! (validate → store → broadcast → ack). Built only on the public `socketio` API.
 
 mod admin;
+mod admin_ui;
 pub mod api;
 mod chat;
 mod direct;
@@ -75,6 +76,7 @@ pub fn socket_io(
         writer: writer.clone(),
     };
     let admin = auth(Access::Admins);
+    let admin_ui = config.admin_ui.enabled.then(|| auth(Access::AdminUi));
     let shared = Arc::new(chat::Chat {
         writer,
         db,
@@ -120,5 +122,16 @@ pub fn socket_io(
         .namespace(names::CHAT, chat)
         .namespace(names::NOTIFICATIONS, notifications)
         .namespace(names::ADMIN, admin);
+    let io = match admin_ui {
+        Some(ui) => {
+            let nsp = &config.admin_ui.namespace;
+            names::set_admin_ui(nsp);
+            log::info!("socket.io admin UI protocol on namespace {nsp} (admins only)");
+            let feed = admin_ui::Feed::new(nsp);
+            io.namespace(nsp, admin_ui::handlers(ui).on_any(proxy::unknown))
+                .tap(move |s, event, args| feed.tap(s, event, args))
+        }
+        None => io,
+    };
     (io, drain, api)
 }

@@ -9,6 +9,24 @@ pub const ADMIN: &str = "/admin";
 /// Every namespace (`admin:stats` reports all three; `admin:disconnect-user` ends all).
 pub const ALL: [&str; 3] = [CHAT, ADMIN, NOTIFICATIONS];
 
+/// The admin UI's namespace (`admin_ui.namespace`), once it is mounted.
+static ADMIN_UI: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the admin UI's namespace (at start-up, when `admin_ui.enabled`).
+pub fn set_admin_ui(nsp: &str) {
+    let _ = ADMIN_UI.set(nsp.to_owned());
+}
+
+/// The namespaces only admins may use: `/admin` and the admin UI's when mounted.
+pub fn admin_only() -> impl Iterator<Item = &'static str> {
+    std::iter::once(ADMIN).chain(ADMIN_UI.get().map(String::as_str))
+}
+
+/// Every namespace with authenticated sockets: [`ALL`] and the admin UI's when mounted.
+pub fn every() -> impl Iterator<Item = &'static str> {
+    ALL.into_iter().chain(ADMIN_UI.get().map(String::as_str))
+}
+
 /// Prefix of the Socket.IO rooms that are chat rooms.
 const CHAT_ROOM: &str = "room:";
 

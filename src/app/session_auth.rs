@@ -29,6 +29,21 @@ pub enum Access {
     Users,
     /// Users whose stored role is admin; others get `FORBIDDEN`.
     Admins,
+    /// As `Admins`, for the socket.io admin UI: its login form sends the token as
+    /// `auth.password` (any `auth.username`), and reconnects with the `auth.sessionId` it
+    /// was given (the token again; docs/admin-ui.md).
+    AdminUi,
+}
+
+/// The token an admin UI socket presents: `auth.token`, `auth.password` or
+/// `auth.sessionId`, else as any socket may (a header).
+fn admin_ui_token(hs: &crate::socketio::Handshake) -> Option<String> {
+    ["token", "password", "sessionId"]
+        .iter()
+        .find_map(|k| hs.auth.get(*k).and_then(Value::as_str))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .or_else(|| auth::extract_token(hs, false).map(|(t, _)| t))
 }
 
 /// Adds authentication to `ns`: every socket must present a valid JWT of a stored, active
@@ -44,14 +59,19 @@ pub fn authenticated(
     let v = verifier.clone();
     let refresh_db = db.clone();
     ns.middleware(move |hs| {
-        let verdict = auth::authenticate(&v, &hs, allow_query);
+        let verdict = match access {
+            Access::AdminUi => admin_ui_token(&hs)
+                .ok_or(AuthError::Required)
+                .and_then(|t| v.verify(&t)),
+            _ => auth::authenticate(&v, &hs, allow_query),
+        };
         let db = db.clone();
         Box::pin(async move {
             let id = verdict.map_err(|e| e.connect_error())?;
             let id = stored_identity(&db, id)
                 .await
                 .map_err(NotAllowed::connect_error)?;
-            if access == Access::Admins && id.role != Role::Admin {
+            if access != Access::Users && id.role != Role::Admin {
                 return Err(ConnectError::new("admin role required")
                     .with_data(json!({"code": "FORBIDDEN"})));
             }

@@ -668,6 +668,9 @@ impl Client {
         };
         let handler = s.ns.events.get(&name).or(s.ns.fallback.as_ref()).cloned();
         let key = s.key;
+        if let Some(tap) = self.io.tap.clone() {
+            tap(&SocketCtx::new(self, ctx.reborrow(), key), &name, &arr);
+        }
         if let Some(h) = handler {
             let ev = Event {
                 name,

@@ -34,6 +34,8 @@ pub(crate) struct IoShared {
     pub(crate) max_json_depth: usize,
     /// The bucket on each socket's events, and how long over it disconnects.
     pub(crate) event_rate: Option<(governor::Quota, std::time::Duration)>,
+    /// Sees every event before its handler.
+    pub(crate) tap: Option<super::EventTap>,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
     pub(crate) bus: OnceLock<Arc<dyn Bus>>,

@@ -334,7 +334,13 @@ pub struct SocketIo {
     pub(crate) recovery_middleware: bool,
     /// The limit on each socket's events (none by default, as in Node).
     pub(crate) event_rate: Option<EventRate>,
+    /// Sees every event a handler is about to get.
+    pub(crate) tap: Option<EventTap>,
 }
+
+/// Sees an event of a socket before its handler does (its name and arguments; binary
+/// arguments are placeholders). It must only look and hand over, never work.
+pub type EventTap = Arc<dyn Fn(&SocketCtx<'_>, &str, &[Value]) + Send + Sync>;
 
 impl SocketIo {
     /// No namespaces yet, recovery off.
@@ -364,6 +370,7 @@ impl SocketIo {
             max_json_depth: config.limits.max_json_depth,
             recovery_middleware: self.recovery_middleware,
             event_rate: self.event_rate.and_then(EventRate::quota),
+            tap: self.tap,
             server,
             bus: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -381,6 +388,15 @@ impl SocketIo {
     /// Limits the events each socket may send (default: no limit, as in Node).
     pub fn event_rate(mut self, rate: Option<EventRate>) -> Self {
         self.event_rate = rate;
+        self
+    }
+
+    /// Has `f` see every event of every namespace before its handler (see [`EventTap`]).
+    pub fn tap<F: Fn(&SocketCtx<'_>, &str, &[Value]) + Send + Sync + 'static>(
+        mut self,
+        f: F,
+    ) -> Self {
+        self.tap = Some(Arc::new(f));
         self
     }
 
