@@ -122,11 +122,14 @@ test("dashboard: live connections, rooms, announce and disconnect reaching real 
   await byTest(page, "announce-send").click();
   assert.equal((await heard)[0].message, "maintenance at noon");
 
+  const bobId = clients[1].id;
+  await page.waitForFunction((id) => document.querySelector(`[data-testid="sockets"] tr[data-socket-id="${id}"]`), bobId, { timeout: 5000 });
   const gone = once(clients[1], "disconnect", 5000);
   await byTest(page, "disconnect-input").fill("bob");
   await byTest(page, "disconnect-send").click();
   assert.equal((await gone)[0], "io server disconnect");
   await until(async () => (await count()) === base + 2, 5000, "the count drops");
+  await page.waitForFunction((id) => !document.querySelector(`[data-testid="sockets"] tr[data-socket-id="${id}"]`), bobId, { timeout: 5000 });
 
   const res = await signedCall(srv.url, HOOK, "POST", "/notify/stock", { productId: "sku-42", stock: 3 });
   assert.equal(res.status, 200);
