@@ -3,6 +3,7 @@
 # embedded default): acked messages/s, ack latency, deliveries. Loopback only, bounded.
 #
 #   benches/chat.sh [--quick]      (called by benches/run.sh; appends to target/bench/results.jsonl)
+#   RT__ADMIN_UI__ENABLED=true ADMIN_UI_WATCHERS=1 benches/chat.sh   (with socket.io admin UIs watching)
 source "$(dirname "$0")/lib.sh" "$@"
 cargo build --release -p loadgen -p realtime-server >&2
 LG=target/release/loadgen
@@ -16,7 +17,13 @@ export RT__LIMITS__EVENTS_PER_S=1000000 RT__LIMITS__EVENTS_BURST=1000000 \
   RT__LIMITS__USER_SENDS_PER_S=1000000 RT__LIMITS__USER_SENDS_BURST=1000000
 echo "chat bench: limits raised: events_per_s=1000000 events_burst=1000000 user_sends_per_s=1000000 user_sends_burst=1000000" >&2
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  [ -n "${watch_pid:-}" ] && kill "$watch_pid" 2>/dev/null
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  wait 2>/dev/null
+  [ -s "$work/watch.json" ] && tee -a "$out/results.jsonl" < "$work/watch.json" >&2
+  rm -rf "$work"
+}
 trap cleanup EXIT
 RUST_LOG=warn,realtime_server=info,realtime_server::access=warn ${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$BIN" serve --addr 127.0.0.1:0 >"$out/chat-server.log" 2>&1 &
 pid=$!
@@ -37,6 +44,17 @@ for i in $(seq $members); do
   "$BIN" token --user "bench$i" --ttl 1h >> "$work/tokens"
 done
 put "/rooms/bench" '{"name":"Bench","isPublic":true}'
+# ADMIN_UI_WATCHERS=N (with RT__ADMIN_UI__ENABLED=true): N socket.io admin UIs follow the run
+# (every client event is passed to them, at most admin_ui's feed rate per node)
+watch_pid=""
+if [ -n "${ADMIN_UI_WATCHERS:-}" ]; then
+  (cd tests && { [ -d node_modules/socket.io-client ] || npm ci --no-audit --no-fund --loglevel=error >&2; })
+  put "/users/benchadmin" '{"name":"Bench admin","email":"ba@example.com","role":"admin","isActive":true}'
+  node benches/admin_ui_watch.mjs "$url" "$("$BIN" token --user benchadmin --role admin --ttl 1h)" "$ADMIN_UI_WATCHERS" \
+    > "$work/watch.json" &
+  watch_pid=$!
+  sleep 3
+fi
 
 dur=5; levels="20x1 50x1 100x1 100x2 100x4"
 [ $quick = 1 ] && { dur=2; levels="20x1 100x2"; }

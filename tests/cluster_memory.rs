@@ -1,6 +1,6 @@
 //! Two nodes in one process sharing an in-memory bus: what one node emits reaches the
-//! other's sockets once and never comes back; `disconnect_sockets` crosses; presence and
-//! node figures are cluster-wide. (The same behaviour through real Redis is checked by
+//! other's sockets once and never comes back; `disconnect_sockets` crosses; presence,
+//! node figures and `fetch_sockets` are cluster-wide. (The same behaviour through real Redis is checked by
 //! `tests/clients/cluster.test.mjs`.)
 
 mod common;
@@ -14,7 +14,7 @@ use realtime_server::config::RecoveryConfig;
 use realtime_server::protocol::{NodeId, Nsp, Room, SocketId, UserId};
 use realtime_server::socketio::adapter::ServerActor;
 use realtime_server::socketio::bus::{BusNode, PresenceChange, PresenceOp, PresenceUpdate};
-use realtime_server::socketio::Namespace;
+use realtime_server::socketio::{FetchQuery, Namespace};
 use realtime_server::{Config, Server, SocketIo};
 use serde_json::{json, Value};
 
@@ -48,6 +48,36 @@ fn node(hub: &MemoryHub, id: &str) -> live::Running {
                 if let Some(room) = ev.args.first().and_then(Value::as_str) {
                     s.io().to(room).disconnect_sockets();
                 }
+            })
+            // (room or "", socket id or "", disconnect) → the sockets found, as
+            // `[[id, node, rooms]]`
+            .on("fetch", |s, ev| {
+                let arg = |i: usize| {
+                    ev.args
+                        .get(i)
+                        .and_then(Value::as_str)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                };
+                let query = FetchQuery {
+                    rooms: arg(0).into_iter().collect(),
+                    ids: arg(1).into_iter().collect(),
+                    disconnect: ev.args.get(2) == Some(&json!(true)),
+                    limit: 100,
+                    ..FetchQuery::default()
+                };
+                let (io, h, ack) = (s.io_handle(), s.handle(), ev.ack);
+                actix_rt::spawn(async move {
+                    let found: Vec<Value> = io
+                        .fetch_sockets(query)
+                        .await
+                        .into_iter()
+                        .map(|f| json!([f.id, f.node, f.rooms]))
+                        .collect();
+                    if let Some(ack) = ack {
+                        h.ack(ack, vec![Value::from(found)]);
+                    }
+                });
             });
         Server::new(config)
             .socket_io("/socket.io/", SocketIo::new().namespace("/", ns))
@@ -112,6 +142,52 @@ fn disconnect_sockets_reaches_the_other_node() {
             !others.iter().any(|t| t == "41"),
             "only the room's sockets go: {others:?}"
         );
+    });
+}
+
+/// The ack of a `fetch`, as (id, node, rooms) sorted by id.
+async fn fetch(c: &mut WsClient, args: &str) -> Vec<(String, String, Vec<String>)> {
+    c.send(&format!(r#"427["fetch",{args}]"#)).await;
+    let ack = c
+        .until("the fetch ack", WAIT, |t| t.starts_with("437["))
+        .await;
+    let v: Value = serde_json::from_str(&ack[3..]).expect("json");
+    let mut found: Vec<(String, String, Vec<String>)> =
+        serde_json::from_value(v[0].clone()).expect("[[id, node, rooms]]");
+    found.sort();
+    found
+}
+
+#[test]
+fn fetch_sockets_answers_from_every_node_and_disconnects_one_anywhere() {
+    let hub = MemoryHub::new();
+    let (a, b) = (node(&hub, "node-a"), node(&hub, "node-b"));
+    block_on(async {
+        let (mut a1, a1_id) = WsClient::socket_io(a.addr).await;
+        let (mut b1, b1_id) = WsClient::socket_io(b.addr).await;
+        let (mut b2, b2_id) = WsClient::socket_io(b.addr).await;
+        join(&mut b1, "r").await;
+        let mut all = vec![
+            (a1_id.clone(), "node-a".to_owned(), vec![]),
+            (b1_id.clone(), "node-b".to_owned(), vec!["r".to_owned()]),
+            (b2_id.clone(), "node-b".to_owned(), vec![]),
+        ];
+        all.sort();
+        assert_eq!(fetch(&mut a1, r#""", "", false"#).await, all);
+        assert_eq!(
+            fetch(&mut a1, r#""r", "", false"#).await,
+            vec![(b1_id.clone(), "node-b".to_owned(), vec!["r".to_owned()])]
+        );
+        // one socket by id, on the other node, disconnected
+        let gone = fetch(&mut a1, &format!(r#""", "{b2_id}", true"#)).await;
+        assert_eq!(gone, vec![(b2_id.clone(), "node-b".to_owned(), vec![])]);
+        b2.until("a server-side disconnect", WAIT, |t| t == "41")
+            .await;
+        assert!(fetch(&mut a1, &format!(r#""", "{b2_id}", false"#))
+            .await
+            .is_empty());
+        let quiet = b1.drain(Duration::from_millis(300)).await;
+        assert!(!quiet.iter().any(|t| t == "41"), "b1 stays: {quiet:?}");
     });
 }
 
