@@ -8,8 +8,8 @@
 //!   bounded outbox, one `Session` actor per connection generic over an `EngineHandler`.
 //! - [`socketio`]: Socket.IO over the engine: the per-connection `Client`, namespaces,
 //!   `SocketCtx`, acks, broadcasts, recovery, the adapter (`ServerActor`, `RoomActor`s)
-//!   and the cluster `Bus` trait.
-//! - [`cluster`]: the `Bus` over Redis, and in memory.
+//!   and the cluster's traits (`NodeRelay` for relays, `ClusterState` for shared state).
+//! - [`cluster`]: both over Redis, and in memory.
 //! - [`db`]: diesel storage (SQLite, PostgreSQL) run on the database's own threads.
 //! - [`auth`]: JWT verification and token extraction.
 //! - [`app`]: the chat, notification and admin application (validate → store → broadcast

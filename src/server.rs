@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::engine::{Endpoint, EngineHandler, HandlerFactory, Mount};
 use crate::protocol::NodeId;
 use crate::socketio::adapter::{ServerActor, SetBus, Shutdown};
-use crate::socketio::bus::{Bus, BusNode};
+use crate::socketio::bus::{BusNode, Cluster};
 use crate::socketio::{Client, IoHandle, SocketIo};
 
 /// Extra HTTP routes an application registers beside Engine.IO.
@@ -27,8 +27,8 @@ pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 /// Routes built once the server runs, from its handle (webhooks that notify, ...).
 pub type IoRoutes = Box<dyn FnOnce(IoHandle) -> Routes>;
 
-/// Makes the cluster bus of a node once its registry runs.
-pub type BusFactory = Box<dyn FnOnce(BusNode) -> Arc<dyn Bus>>;
+/// Makes a node's link to its cluster once its registry runs.
+pub type BusFactory = Box<dyn FnOnce(BusNode) -> Cluster>;
 
 /// A bare Engine.IO mount waiting for the configuration.
 type EngineMount = Box<dyn FnOnce(Arc<Config>) -> Arc<dyn Endpoint>>;
@@ -122,7 +122,7 @@ impl Server {
 
     /// Joins a cluster through `bus` (e.g. [`crate::cluster::MemoryHub::join`]); with
     /// `redis.url` configured, Redis is used instead.
-    pub fn bus(mut self, f: impl FnOnce(BusNode) -> Arc<dyn Bus> + 'static) -> Self {
+    pub fn bus(mut self, f: impl FnOnce(BusNode) -> Cluster + 'static) -> Self {
         self.bus = Some(Box::new(f));
         self
     }
@@ -208,9 +208,9 @@ impl Server {
             }
             None => self.bus.map(|f| f(node)),
         };
-        if let Some(bus) = bus {
-            let _ = io.bus.set(bus.clone());
-            server.do_send(SetBus(bus));
+        if let Some(cluster) = bus {
+            server.do_send(SetBus(cluster.relay.clone()));
+            let _ = io.bus.set(cluster);
         }
 
         // HTTP.

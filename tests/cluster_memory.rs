@@ -212,11 +212,13 @@ fn presence_and_figures_are_cluster_wide() {
             op,
         };
         let p = a
+            .state
             .presence(step("alice", "s1", PresenceOp::Join))
             .await
             .expect("answers");
         assert_eq!((p.change, p.count), (PresenceChange::Arrived, 1));
         let p = b
+            .state
             .presence(step("alice", "s2", PresenceOp::Join))
             .await
             .expect("answers");
@@ -226,11 +228,13 @@ fn presence_and_figures_are_cluster_wide() {
             "alice is there already"
         );
         let p = b
+            .state
             .presence(step("bob", "s3", PresenceOp::Join))
             .await
             .expect("answers");
         assert_eq!((p.change, p.count), (PresenceChange::Arrived, 2));
         let p = a
+            .state
             .presence(step("alice", "s1", PresenceOp::Leave))
             .await
             .expect("answers");
@@ -239,16 +243,17 @@ fn presence_and_figures_are_cluster_wide() {
             (PresenceChange::Unchanged, 2),
             "her socket on b stays"
         );
-        let nodes = a.nodes().await.expect("answers");
+        let nodes = a.relay.nodes().await.expect("answers");
         let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
         assert_eq!(ids, ["node-a", "node-b"]);
         // A node that leaves drops out of the figures and takes its users with it.
-        b.leave().await;
+        b.relay.leave().await;
         let p = a
+            .state
             .presence(step("", "", PresenceOp::Count))
             .await
             .expect("answers");
         assert_eq!(p.count, 0, "alice and bob were only on node-b now");
-        assert_eq!(a.nodes().await.expect("answers").len(), 1);
+        assert_eq!(a.relay.nodes().await.expect("answers").len(), 1);
     });
 }

@@ -8,7 +8,7 @@
 //!
 //! Users' online status and rooms' occupancy (docs/events.md) are built on the same counts: a
 //! user's sockets of `/` are counted in a pseudo-room of their own, and an announced state
-//! per user (per room) is kept by the cluster ([`Bus::arrive`](crate::socketio::Bus)): it
+//! per user (per room) is kept by the cluster ([`ClusterState::arrive`](crate::socketio::ClusterState::arrive)): it
 //! goes up at an arrival, and down when, a grace period after the last socket went, nothing
 //! arrived meanwhile. Each change is decided by exactly one node, which tells subscribers
 //! (`user:status`), stores `last_seen_at` and queues the outbound webhook event.
@@ -148,7 +148,7 @@ impl Presence {
                 .take(max)
                 .collect()
         };
-        let cluster = io.bus().map(|bus| bus.rooms(Nsp::from(nsp), max));
+        let cluster = io.cluster_state().map(|bus| bus.rooms(Nsp::from(nsp), max));
         async move {
             match cluster {
                 Some(ask) => ask.await.unwrap_or(local),
@@ -175,7 +175,7 @@ impl Presence {
             op,
         };
         let local = self.apply_local(&update);
-        let cluster = io.bus().map(|bus| bus.presence(update));
+        let cluster = io.cluster_state().map(|bus| bus.presence(update));
         // rooms of `/` are occupied and vacated for outbound webhooks
         let occupancy =
             (nsp == names::CHAT && op != PresenceOp::Count && !names::is_user_room(room))
@@ -289,7 +289,7 @@ impl Presence {
     /// with no live socket (their sockets were on the dead node) are settled as if their
     /// last socket went now.
     fn watch_lost_nodes(&self, io: &IoHandle) {
-        let Some(bus) = io.bus().cloned() else {
+        let Some(bus) = io.cluster_state().cloned() else {
             return;
         };
         if self.hooks.is_none() || self.sweeping.swap(true, Ordering::Relaxed) {
@@ -350,7 +350,7 @@ impl Presence {
                 .map(|k| all.contains_key(&(k.nsp.clone(), k.room.clone())))
                 .collect::<Vec<bool>>()
         };
-        let ask = match io.bus() {
+        let ask = match io.cluster_state() {
             Some(bus) => Err(bus.states(keys)),
             None => Ok(self.lock_states().states(&keys)),
         };
@@ -399,7 +399,7 @@ impl Presence {
                             .map(|users| users.keys().take(max).map(|u| u.to_string()).collect())
                             .unwrap_or_default()
                     };
-                    let cluster = io.bus().map(|b| {
+                    let cluster = io.cluster_state().map(|b| {
                         b.room_users(Nsp::from(names::CHAT), Room::from(room.as_str()), max)
                     });
                     let users = match cluster {
@@ -470,14 +470,14 @@ impl Presence {
         self.states.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// [`Bus::arrive`](crate::socketio::Bus::arrive), or this node's table without a
+    /// [`ClusterState::arrive`](crate::socketio::ClusterState::arrive), or this node's table without a
     /// cluster; `None` when the cluster does not answer.
     fn arrive(
         &self,
         io: &IoHandle,
         key: StateKey,
     ) -> impl Future<Output = Option<Arrival>> + 'static {
-        let ask = match io.bus() {
+        let ask = match io.cluster_state() {
             Some(bus) => Err(bus.arrive(key)),
             None => Ok(self.lock_states().arrive(key, crate::db::now_ms())),
         };
@@ -491,7 +491,7 @@ impl Presence {
 
     /// The key's generation (0 when down, or when the cluster does not answer).
     fn generation(&self, io: &IoHandle, key: StateKey) -> impl Future<Output = i64> + 'static {
-        let ask = match io.bus() {
+        let ask = match io.cluster_state() {
             Some(bus) => Err(bus.generation(key)),
             None => Ok(self.lock_states().generation(&key)),
         };
@@ -510,7 +510,7 @@ impl Presence {
         key: StateKey,
         gen: i64,
     ) -> impl Future<Output = bool> + 'static {
-        let ask = match io.bus() {
+        let ask = match io.cluster_state() {
             Some(bus) => Err(bus.settle(key, gen)),
             None => Ok(self.lock_states().settle(&key, gen)),
         };

@@ -12,8 +12,8 @@ use super::wire::BusMessage;
 use crate::protocol::{now_ms, NodeId, Nsp, Room, SocketId, UserId};
 use crate::socketio::adapter::{GetStats, Stats};
 use crate::socketio::bus::{
-    Arrival, Bus, BusNode, FromNode, KeptSession, PresenceChange, PresenceCount, PresenceOp,
-    PresenceUpdate, Relay, StateKey, StateTable,
+    Arrival, BusNode, Cluster, ClusterState, FromNode, KeptSession, NodeRelay, PresenceChange,
+    PresenceCount, PresenceOp, PresenceUpdate, Relay, StateKey, StateTable,
 };
 
 /// A presence entry: node, socket, user.
@@ -39,13 +39,14 @@ impl MemoryHub {
         Self::default()
     }
 
-    /// Adds a node; its bus relays to every other node of the hub.
-    pub fn join(&self, node: BusNode) -> Arc<dyn Bus> {
+    /// Adds a node; its relay reaches every other node of the hub, and its state is the
+    /// hub's.
+    pub fn join(&self, node: BusNode) -> Cluster {
         self.lock().nodes.push(node.clone());
-        Arc::new(MemoryBus {
+        Cluster::of(Arc::new(MemoryBus {
             hub: self.clone(),
             me: node,
-        })
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -60,7 +61,7 @@ struct MemoryBus {
     me: BusNode,
 }
 
-impl Bus for MemoryBus {
+impl NodeRelay for MemoryBus {
     fn publish(&self, relay: Relay) {
         let bytes = BusMessage::from_relay(&self.me.id, &relay, now_ms()).encode();
         let others: Vec<_> = self
@@ -78,6 +79,46 @@ impl Bus for MemoryBus {
         }
     }
 
+    fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
+        let asks: Vec<_> = self
+            .hub
+            .lock()
+            .nodes
+            .iter()
+            .map(|n| n.server.send(GetStats))
+            .collect();
+        async move {
+            let mut all: Vec<Stats> = futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            Some(all)
+        }
+        .boxed()
+    }
+
+    fn keep_session(&self, nsp: Nsp, pid: Arc<str>, session: KeptSession, _ttl_ms: u64) {
+        self.hub.lock().sessions.insert((nsp, pid), session);
+    }
+
+    fn take_session(&self, nsp: Nsp, pid: Arc<str>) -> BoxFuture<'static, Option<KeptSession>> {
+        let kept = self.hub.lock().sessions.remove(&(nsp, pid));
+        futures_util::future::ready(kept).boxed()
+    }
+
+    fn is_up(&self) -> BoxFuture<'static, bool> {
+        futures_util::future::ready(true).boxed()
+    }
+
+    fn leave(&self) -> BoxFuture<'static, ()> {
+        self.hub.lock().nodes.retain(|n| n.id != self.me.id);
+        futures_util::future::ready(()).boxed()
+    }
+}
+
+impl ClusterState for MemoryBus {
     fn presence(&self, u: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>> {
         let mut hub = self.hub.lock();
         let live: HashSet<NodeId> = hub.nodes.iter().map(|n| n.id.clone()).collect();
@@ -189,43 +230,5 @@ impl Bus for MemoryBus {
             .take(max)
             .collect();
         futures_util::future::ready(Some(orphans)).boxed()
-    }
-
-    fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>> {
-        let asks: Vec<_> = self
-            .hub
-            .lock()
-            .nodes
-            .iter()
-            .map(|n| n.server.send(GetStats))
-            .collect();
-        async move {
-            let mut all: Vec<Stats> = futures_util::future::join_all(asks)
-                .await
-                .into_iter()
-                .filter_map(Result::ok)
-                .collect();
-            all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-            Some(all)
-        }
-        .boxed()
-    }
-
-    fn keep_session(&self, nsp: Nsp, pid: Arc<str>, session: KeptSession, _ttl_ms: u64) {
-        self.hub.lock().sessions.insert((nsp, pid), session);
-    }
-
-    fn take_session(&self, nsp: Nsp, pid: Arc<str>) -> BoxFuture<'static, Option<KeptSession>> {
-        let kept = self.hub.lock().sessions.remove(&(nsp, pid));
-        futures_util::future::ready(kept).boxed()
-    }
-
-    fn is_up(&self) -> BoxFuture<'static, bool> {
-        futures_util::future::ready(true).boxed()
-    }
-
-    fn leave(&self) -> BoxFuture<'static, ()> {
-        self.hub.lock().nodes.retain(|n| n.id != self.me.id);
-        futures_util::future::ready(()).boxed()
     }
 }

@@ -1,11 +1,14 @@
-//! The seam to the other nodes of a cluster: [`Bus`], implemented in the `cluster` module by
-//! Redis and by an in-memory hub (tests, several servers in one process).
+//! The seam to the other nodes of a cluster, in two parts: [`NodeRelay`], what the Socket.IO
+//! layer needs (relays, node requests, kept sessions), and [`ClusterState`], what the
+//! application shares (presence, announced states); each implemented in the `cluster`
+//! module by Redis and by an in-memory hub (tests, several servers in one process), and
+//! handed to a node together as a [`Cluster`].
 //!
-//! The local `ServerActor` hands the bus every broadcast and `disconnect_sockets` emitted
-//! on this node ([`Relay`]); the bus delivers what *other* nodes relayed to this node's
-//! `ServerActor` as [`FromNode`], which never relays it again. The bus also keeps the
-//! cluster-wide state: room presence sets, the live nodes and their figures, and the
-//! recoverable sessions of every node.
+//! The local `ServerActor` hands the relay every broadcast and `disconnect_sockets` emitted
+//! on this node ([`Relay`]); the relay delivers what *other* nodes relayed to this node's
+//! `ServerActor` as [`FromNode`], which never relays it again. It also knows the live nodes
+//! and their figures and keeps the recoverable sessions of every node; the cluster state
+//! keeps the room presence sets and announced states.
 
 use std::sync::Arc;
 
@@ -138,16 +141,14 @@ pub struct BusNode {
     pub server: Addr<ServerActor>,
 }
 
-/// The cluster: relays between nodes and the state they share. Every method returns at
+/// The relay the Socket.IO layer needs from the cluster: broadcasts and node requests to the
+/// other nodes, the live nodes' figures, kept sessions, readiness. Every method returns at
 /// once; futures resolve to `None` (or `false`) when the cluster cannot answer, and the
 /// caller then falls back to this node's own view.
-pub trait Bus: Send + Sync + 'static {
-    /// Relays a local broadcast or disconnect to every other node, once.
+pub trait NodeRelay: Send + Sync + 'static {
+    /// Relays a local broadcast, disconnect, command or node request to every other node,
+    /// once.
     fn publish(&self, relay: Relay);
-
-    /// A presence step, answered from every live node's entries. Steps issued in order
-    /// are applied in order.
-    fn presence(&self, update: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>>;
 
     /// The figures of every live node (this one's read fresh).
     fn nodes(&self) -> BoxFuture<'static, Option<Vec<Stats>>>;
@@ -163,6 +164,15 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Leaves the cluster on a clean shutdown (this node drops out of the figures at once).
     fn leave(&self) -> BoxFuture<'static, ()>;
+}
+
+/// The state the application shares across the cluster: presence per room, announced
+/// states, lost nodes. Like [`NodeRelay`], every future resolves to `None` when the cluster
+/// cannot answer.
+pub trait ClusterState: Send + Sync + 'static {
+    /// A presence step, answered from every live node's entries. Steps issued in order
+    /// are applied in order.
+    fn presence(&self, update: PresenceUpdate) -> BoxFuture<'static, Option<PresenceCount>>;
 
     /// Every room of `nsp` counted by presence on a live node, with its distinct users
     /// (at most `max` rooms, an arbitrary selection beyond).
@@ -190,11 +200,31 @@ pub trait Bus: Send + Sync + 'static {
     fn states(&self, keys: Vec<StateKey>) -> BoxFuture<'static, Option<Vec<bool>>>;
 
     /// How many times this node found other nodes dead and dropped them from the cluster;
-    /// after a change, keys may be up with no live socket left ([`Bus::orphans`]).
+    /// after a change, keys may be up with no live socket left ([`ClusterState::orphans`]).
     fn lost_nodes(&self) -> u64;
 
     /// Keys of `nsp` that are up while no live node counts anyone in them (at most `max`).
     fn orphans(&self, nsp: Nsp, max: usize) -> BoxFuture<'static, Option<Vec<Room>>>;
+}
+
+/// A node's link to its cluster: the relay (for the Socket.IO layer) and the shared state
+/// (for the application), which one connection may serve both.
+#[derive(Clone)]
+pub struct Cluster {
+    /// Broadcasts, node requests, kept sessions.
+    pub relay: Arc<dyn NodeRelay>,
+    /// Presence and announced states.
+    pub state: Arc<dyn ClusterState>,
+}
+
+impl Cluster {
+    /// The cluster of one implementation of both.
+    pub fn of<T: NodeRelay + ClusterState>(both: Arc<T>) -> Self {
+        Cluster {
+            relay: both.clone(),
+            state: both,
+        }
+    }
 }
 
 /// A key whose announced state the cluster shares: a user's online status, a room's
@@ -207,7 +237,7 @@ pub struct StateKey {
     pub room: Room,
 }
 
-/// What [`Bus::arrive`] answers.
+/// What [`ClusterState::arrive`] answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
     /// The key's generation after this arrival: it grows at every arrival, and a key that

@@ -14,7 +14,7 @@ use super::adapter::{
     SocketInfo, Stats, Watcher, Watching,
 };
 use super::broadcast::BroadcastOp;
-use super::bus::Bus;
+use super::bus::{Cluster, ClusterState};
 use super::client::{ForSocket, SocketCommand, WsSession};
 use super::ctx::SocketCtx;
 use super::{AckId, Namespace};
@@ -38,7 +38,7 @@ pub(crate) struct IoShared {
     pub(crate) tap: Option<super::EventTap>,
     pub(crate) server: Addr<ServerActor>,
     /// The cluster, once attached (never on a single node).
-    pub(crate) bus: OnceLock<Arc<dyn Bus>>,
+    pub(crate) bus: OnceLock<Cluster>,
     /// Set when the server starts draining (SIGTERM): it is no longer ready.
     pub(crate) draining: std::sync::atomic::AtomicBool,
 }
@@ -165,9 +165,9 @@ impl IoHandle {
             .unwrap_or_default()
     }
 
-    /// The cluster bus, if this node is part of one.
-    pub fn bus(&self) -> Option<&Arc<dyn Bus>> {
-        self.io.bus.get()
+    /// The state this node shares with its cluster, if it is part of one.
+    pub fn cluster_state(&self) -> Option<&Arc<dyn ClusterState>> {
+        self.io.bus.get().map(|c| &c.state)
     }
 
     /// Has `watcher` follow room `room` of `nsp` on this node (see [`Watcher`]) until the

@@ -3,7 +3,7 @@
 //! event dispatch, acks both ways), the [`SocketCtx`] handlers act through, broadcasts
 //! ([`BroadcastOp`], encoded once), connection state recovery, and the [`adapter`] (the
 //! `ServerActor` registry of namespaces and rooms, and the `RoomActor`s that fan out).
-//! Between nodes it talks through a [`Bus`]; it never names the application.
+//! Between nodes it talks through a [`NodeRelay`]; it never names the application.
 //!
 //! Handlers run on the connection's actor thread and must not block; slow work (database,
 //! HTTP) is spawned and acts later through a [`SocketHandle`] or [`IoHandle`].
@@ -29,7 +29,7 @@ pub use crate::engine::RequestInfo;
 pub use crate::protocol::DisconnectReason;
 pub use adapter::{FetchQuery, Room, SocketInfo, Stats, Watched, Watcher, Watching};
 pub use broadcast::{next_broadcast_id, BroadcastOp, Outgoing};
-pub use bus::Bus;
+pub use bus::{Cluster, ClusterState, NodeRelay};
 pub use client::{Client, WsSession};
 pub use ctx::SocketCtx;
 pub(crate) use handle::IoShared;

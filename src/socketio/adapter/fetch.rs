@@ -162,7 +162,7 @@ impl Handler<FetchSockets> for ServerActor {
 
 /// The other live nodes' answers to `q` (those in within [`FETCH_TIMEOUT`]).
 async fn ask_others(
-    bus: &dyn crate::socketio::Bus,
+    bus: &dyn crate::socketio::NodeRelay,
     pending: &Pending,
     me: NodeId,
     q: &FetchQuery,

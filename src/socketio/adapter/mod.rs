@@ -3,7 +3,7 @@
 //!
 //! - [`ServerActor`]: the registry of namespaces, sockets and rooms (starting and stopping
 //!   [`RoomActor`]s), the connection-state-recovery store, the routing of broadcasts (local
-//!   ones are also handed to the cluster [`Bus`](super::Bus)), the node's figures, and
+//!   ones are also handed to the cluster [`NodeRelay`](super::NodeRelay)), the node's figures, and
 //!   graceful shutdown.
 //! - [`RoomActor`]: one per room and worker thread with members; the fan-out.
 //! - `local`: the sockets of a worker thread as the fan-outs there see them.

@@ -21,7 +21,7 @@ use crate::config::RecoveryConfig;
 use crate::engine::Endpoint;
 use crate::metrics::SizeCell;
 use crate::protocol::{DisconnectReason, NodeId};
-use crate::socketio::bus::{Bus, FromNode, KeptSession, Relay};
+use crate::socketio::bus::{FromNode, KeptSession, NodeRelay, Relay};
 use crate::socketio::client::{Deliver, ForSocket};
 use crate::socketio::recovery::{PersistedSocket, RecoveryStore, Restored};
 use crate::socketio::Outgoing;
@@ -149,7 +149,7 @@ pub struct ServerActor {
     pub(super) node_id: NodeId,
     started: Instant,
     /// Relays to the other nodes; none on a single node.
-    pub(super) bus: Option<Arc<dyn Bus>>,
+    pub(super) bus: Option<Arc<dyn NodeRelay>>,
     /// The Engine.IO endpoints of the server (connection counts, shutdown).
     endpoints: Arc<Vec<Arc<dyn Endpoint>>>,
     pub(super) namespaces: HashMap<Nsp, NsState>,
@@ -553,7 +553,7 @@ impl Handler<RestoreSession> for ServerActor {
 /// Attaches the cluster bus.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetBus(pub Arc<dyn Bus>);
+pub struct SetBus(pub Arc<dyn NodeRelay>);
 
 impl Handler<SetBus> for ServerActor {
     type Result = ();
