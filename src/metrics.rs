@@ -45,6 +45,11 @@ pub struct Metrics {
     pub bridge_messages: IntCounterVec,
     /// Cluster: from a broadcast's publish on one node to its arrival on another.
     pub bridge_lag: Histogram,
+    /// Cluster: messages of other nodes this node's subscriptions delivered (whatever
+    /// became of them), `rt_bus_messages_received_total`.
+    pub bus_received: IntCounter,
+    /// Cluster: channels this node is subscribed to, `rt_bus_subscriptions`.
+    pub bus_subscriptions: IntGauge,
     /// Cluster: reconnections of the Redis bridge.
     pub bridge_reconnects: IntCounter,
     /// Cluster: channel messages dropped, `reason` = `unverified` (no valid MAC: forged or
@@ -148,6 +153,20 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(bridge_reconnects.clone()))
+            .expect("unique metric");
+        let bus_received = IntCounter::new(
+            "rt_bus_messages_received_total",
+            "Messages of other nodes delivered to this node by its cluster subscriptions",
+        )
+        .expect("valid metric");
+        r.register(Box::new(bus_received.clone()))
+            .expect("unique metric");
+        let bus_subscriptions = IntGauge::new(
+            "rt_bus_subscriptions",
+            "Cluster channels this node is subscribed to",
+        )
+        .expect("valid metric");
+        r.register(Box::new(bus_subscriptions.clone()))
             .expect("unique metric");
         let sse_streams = IntGauge::new("rt_sse_streams", "Open Server-Sent Events streams")
             .expect("valid metric");
@@ -275,6 +294,8 @@ impl Metrics {
                 "From a broadcast's publish on one node to its arrival on another",
             ),
             bridge_reconnects,
+            bus_received,
+            bus_subscriptions,
             bridge_rejected: counter_vec(
                 &r,
                 "rt_bridge_rejected_total",

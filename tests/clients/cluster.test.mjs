@@ -253,6 +253,17 @@ test("admin:sockets lists both nodes' sockets and streams; admin:disconnect-sock
   }
 });
 
+test("per node, /metrics counts the messages of other nodes received and the channels subscribed", async () => {
+  const metric = async (node, name) => Number((await (await fetch(`${node.url}/metrics`)).text()).match(new RegExp(`^${name} (\\d+)`, "m"))?.[1]);
+  for (const n of [a, b]) assert.equal(await metric(n, "rt_bus_subscriptions"), 1, "one channel: rt:broadcast");
+  const before = await metric(b, "rt_bus_messages_received_total");
+  const alice = await connect(a, "alice");
+  assert.equal((await ask(alice, "room:join", "lobby")).success, true);
+  assert.equal((await ask(alice, "chat:send", { roomId: "lobby", text: "counted on b" })).success, true);
+  await until(async () => (await metric(b, "rt_bus_messages_received_total")) > before, 3000, "b counts a's broadcast");
+  alice.disconnect();
+});
+
 test("a signed call is good once in the whole cluster: replayed on the other node it is refused", async () => {
   const raw = JSON.stringify({ name: "Replay", isPublic: true });
   const header = signature(HOOK, "PUT", "/internal/rooms/replay", raw);

@@ -148,6 +148,8 @@ impl RedisBridge {
                         crate::metrics::get().bridge_reconnects.inc();
                     }
                     act.ever_connected = true;
+                    // one channel for every relay (rt:broadcast)
+                    crate::metrics::get().bus_subscriptions.set(1);
                     log::info!("redis bridge connected node={}", act.node_id);
                     let generation = act.generation;
                     let inbox = Inbox {
@@ -190,6 +192,7 @@ impl RedisBridge {
         }
         log::warn!("redis bridge lost its connection; local delivery continues");
         self.conn = None;
+        crate::metrics::get().bus_subscriptions.set(0);
         self.retry(ctx);
     }
 
@@ -288,6 +291,7 @@ impl Inbox {
         if msg.origin() == &*self.me {
             return;
         }
+        m.bus_received.inc();
         let now = now_ms();
         let fresh = match self.freshness.lock() {
             Ok(mut f) => f.accept(msg.origin(), boot, seq, msg.published_ms(), now),
