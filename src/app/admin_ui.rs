@@ -59,12 +59,8 @@ struct Seen {
 /// Adds the admin UI's handlers to `ns` (already authenticated as admin).
 pub fn handlers(ns: Namespace) -> Namespace {
     ns.on_connect(|s| {
-        let token = s.handshake().and_then(|hs| {
-            ["password", "sessionId", "token"]
-                .iter()
-                .find_map(|k| hs.auth.get(*k).and_then(Value::as_str).map(str::to_owned))
-        });
-        if let Some(t) = token {
+        // the session the UI reconnects with is the token it logged in with
+        if let Some(t) = s.handshake().and_then(super::session_auth::admin_ui_token) {
             s.emit("session", &[Value::from(t)]);
         }
         s.emit("config", &[json!({ "supportedFeatures": FEATURES })]);

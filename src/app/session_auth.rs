@@ -37,7 +37,7 @@ pub enum Access {
 
 /// The token an admin UI socket presents: `auth.token`, `auth.password` or
 /// `auth.sessionId`, else as any socket may (a header).
-fn admin_ui_token(hs: &crate::socketio::Handshake) -> Option<String> {
+pub(super) fn admin_ui_token(hs: &crate::socketio::Handshake) -> Option<String> {
     ["token", "password", "sessionId"]
         .iter()
         .find_map(|k| hs.auth.get(*k).and_then(Value::as_str))
